@@ -1,0 +1,59 @@
+// Package media is the clinic's SFU and recorder: it terminates both participants'
+// PeerConnections of a consultation, forwards each participant's tracks to the
+// other, and streams every received track to disk (Ogg for Opus audio, IVF for
+// VP8 video) as it arrives.
+//
+// The HTTP layer (package clinic) owns ids, authorization and the database; it
+// talks to the engine only through this file's API and hears back through Catalog.
+package media
+
+import (
+	"errors"
+	"time"
+)
+
+// Sentinel errors the HTTP layer maps to status codes.
+var (
+	ErrBadSDP    = errors.New("media: malformed or unusable SDP")  // 400
+	ErrNotJoined = errors.New("media: participant has not joined") // 409
+	ErrNotActive = errors.New("media: call is not active")         // 409
+	ErrNoVideo   = errors.New("media: re-offer adds no video")     // 400
+	ErrClosed    = errors.New("media: engine closed")              // 503
+)
+
+// Call identifies a consultation to the engine. The HTTP layer creates the
+// recording row (state recording) before the first join.
+type Call struct {
+	ConsultationID string
+	RecordingID    string
+	Patient        string // user id
+	Clinician      string // user id
+}
+
+// TrackRecord is one recorded track file: one participant, one kind, one segment.
+type TrackRecord struct {
+	ID          string // "t_" + random hex, made by the engine
+	RecordingID string
+	Owner       string // user id of the sender
+	Kind        string // "audio" | "video"
+	Codec       string // "opus" | "vp8"
+	Format      string // "ogg" | "ivf"
+	Segment     int    // 1 for the first join, +1 per rejoin of that participant
+	Path        string // absolute path of the file in the data directory
+	Frames      int64  // frames written so far
+	Bytes       int64  // file size so far
+	Started     time.Time
+}
+
+// Catalog is what the engine needs from the clinic's store. Calls may come from
+// many goroutines; implementations must be safe for concurrent use.
+type Catalog interface {
+	// TrackOpened is called when a track file is created, before any frame.
+	TrackOpened(t TrackRecord) error
+	// TrackProgress updates a track's counts (about once a second, and at close).
+	TrackProgress(trackID string, frames, bytes int64) error
+	// GrantAccess lets userID see recordingID in replays (participants are
+	// granted by the HTTP layer at booking; the engine calls this only where the
+	// recorder believes a recording gained a participant).
+	GrantAccess(recordingID, userID string) error
+}

@@ -1,0 +1,81 @@
+// Package scenarios defines telechaos' scenario format (YAML), its loader and
+// validator, and the built-in scenarios embedded in the binary.
+package scenarios
+
+import "time"
+
+// Scenario is one run's description. YAML field names are the snake_case tags.
+type Scenario struct {
+	Name        string `yaml:"name" json:"name"`
+	Description string `yaml:"description" json:"description"`
+	// Target is "embedded" (start the clinic in-process, the default) or a base URL.
+	Target string   `yaml:"target" json:"target"`
+	Bugs   []string `yaml:"bugs" json:"bugs"` // clinic bugs for the embedded target, ID[:P]
+	Seed   uint64   `yaml:"seed" json:"seed"`
+	Media  bool     `yaml:"media" json:"media"` // real WebRTC calls (default true)
+
+	Population Population `yaml:"population" json:"population"`
+	Executor   Executor   `yaml:"executor" json:"executor"`
+	Duration   Duration   `yaml:"duration" json:"duration"` // hard bound on the arrival phase
+	Settle     Duration   `yaml:"settle" json:"settle"`     // time for durability checks after the last call
+	Behaviour  Behaviour  `yaml:"behaviour" json:"behaviour"`
+
+	Invariants []string    `yaml:"invariants" json:"invariants"` // empty = all
+	Thresholds []Threshold `yaml:"thresholds" json:"thresholds"`
+	// Expect is "pass" or an invariant id that the run must violate (incident
+	// scenarios, selftest). A run meeting its expectation exits 0 under selftest.
+	Expect string `yaml:"expect" json:"expect"`
+}
+
+// Population: how many patients the run creates in total and how many clinicians
+// serve them (each patient books with one clinician, round robin).
+type Population struct {
+	Patients   int `yaml:"patients" json:"patients"`
+	Clinicians int `yaml:"clinicians" json:"clinicians"`
+}
+
+// Executor decides when patients start (design section 10).
+type Executor struct {
+	// Type: "closed" (VUs patients at a time), "constant-arrival-rate" (Rate per
+	// second) or "ramping-arrival-rate" (Stages).
+	Type        string  `yaml:"type" json:"type"`
+	VUs         int     `yaml:"vus" json:"vus"`
+	Rate        float64 `yaml:"rate" json:"rate"`
+	Stages      []Stage `yaml:"stages" json:"stages"`
+	MaxInFlight int     `yaml:"max_in_flight" json:"max_in_flight"` // cap on concurrent patients
+}
+
+// Stage ramps the arrival rate linearly to Target over Duration.
+type Stage struct {
+	Duration Duration `yaml:"duration" json:"duration"`
+	Target   float64  `yaml:"target" json:"target"`
+}
+
+// Behaviour mirrors models.Behaviour in YAML form.
+type Behaviour struct {
+	SwitchToVideo float64  `yaml:"switch_to_video" json:"switch_to_video"`
+	Replay        float64  `yaml:"replay" json:"replay"`
+	Abandon       float64  `yaml:"abandon" json:"abandon"`
+	ProbeOther    float64  `yaml:"probe_other" json:"probe_other"`
+	CallMin       Duration `yaml:"call_min" json:"call_min"`
+	CallMax       Duration `yaml:"call_max" json:"call_max"`
+	SwitchMin     float64  `yaml:"switch_min" json:"switch_min"`
+	SwitchMax     float64  `yaml:"switch_max" json:"switch_max"`
+	ThinkMin      Duration `yaml:"think_min" json:"think_min"`
+	ThinkMax      Duration `yaml:"think_max" json:"think_max"`
+}
+
+// Threshold is a pass/fail limit on a run statistic, e.g.
+// {metric: latency.switch, stat: p95, max: 500ms} or {metric: error_rate, max: 0.01}.
+// Metrics: latency.<op> for op in book, join, switch, end, list, replay, media
+// (stats p50, p90, p95, p99, max, in seconds or a duration), error_rate (0..1),
+// media_loss (0..1), setup_rate (calls/s, with min).
+type Threshold struct {
+	Metric string  `yaml:"metric" json:"metric"`
+	Stat   string  `yaml:"stat" json:"stat"`
+	Max    *string `yaml:"max" json:"max,omitempty"` // number or duration
+	Min    *string `yaml:"min" json:"min,omitempty"`
+}
+
+// Duration is a time.Duration that reads "90s", "2m" in YAML and JSON.
+type Duration struct{ time.Duration }
