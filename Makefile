@@ -1,0 +1,60 @@
+# telechaos: property/chaos harness and load simulator for telehealth video systems.
+# `make help` lists the targets.
+
+GO       ?= go
+PKGS     ?= ./...
+# make test must stay well under CI's limit; the slowest packages run media calls.
+TEST_TIMEOUT ?= 25m
+RUN_ARGS ?=
+
+export TESTCONTAINERS_RYUK_DISABLED := true
+export TESTCONTAINERS_HOST_OVERRIDE := 127.0.0.1
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## download Go modules (the only thing make test needs besides Go and Docker)
+	$(GO) mod download
+
+.PHONY: run
+run: ## run the default scenario (smoke) against the embedded clinic
+	$(GO) run ./cmd/telechaos run $(RUN_ARGS)
+
+.PHONY: clinic
+clinic: ## start the reference clinic on 127.0.0.1:8088 (data in ./clinic-data)
+	$(GO) run ./cmd/clinic --data ./clinic-data --addr 127.0.0.1:8088
+
+.PHONY: test
+test: deps ## run every test (Docker tests skip without an engine unless CI=true)
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+.PHONY: race
+race: ## run the tests of the pure and concurrent packages under the race detector
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./models/... ./harness/oracle/... ./clinic/bugs/... ./scenarios/...
+
+.PHONY: bench
+bench: ## run the benchmarks and print their figures
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 30m $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target briefly (FUZZTIME=30s)
+	@for p in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
+	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} $$p || exit 1; \
+	  done; done
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+.PHONY: build
+build: ## build both binaries into ./bin
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
+
+-include build/image.mk
