@@ -36,7 +36,7 @@ func (b Behaviour) Validate() []error {
 		name string
 		v    float64
 	}{{"switch_to_video", b.SwitchToVideo}, {"replay", b.Replay}, {"abandon", b.Abandon}, {"probe_other", b.ProbeOther}, {"switch_min", b.SwitchMin}, {"switch_max", b.SwitchMax}} {
-		if p.v < 0 || p.v > 1 {
+		if !(p.v >= 0 && p.v <= 1) { // written so that NaN fails too
 			errs = append(errs, fmt.Errorf("%s: probability %g not in [0,1]", p.name, p.v))
 		}
 	}

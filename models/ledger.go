@@ -29,6 +29,9 @@ var (
 	ErrUnknownUser         = errors.New("ledger: unknown user")
 	ErrUnknownConsultation = errors.New("ledger: unknown consultation")
 	ErrRecordingConflict   = errors.New("ledger: recording id already bound to another consultation")
+	// ErrConsultationConflict: the target gave one consultation id to two
+	// different bookings. The first booking stays the truth.
+	ErrConsultationConflict = errors.New("ledger: consultation id already booked with other participants")
 )
 
 // NewLedger returns an empty ledger.
@@ -59,7 +62,10 @@ func (l *Ledger) Role(id string) (Role, bool) {
 	return r, ok
 }
 
-// AddConsultation records a consultation the harness booked.
+// AddConsultation records a consultation the harness booked. Adding the same
+// consultation again is fine; an id reused for other participants returns
+// ErrConsultationConflict and leaves the first booking in place, so a target
+// cannot rewrite the ground truth by reusing ids.
 func (l *Ledger) AddConsultation(c Consultation) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -68,6 +74,12 @@ func (l *Ledger) AddConsultation(c Consultation) error {
 	}
 	if _, ok := l.users[c.Clinician]; !ok {
 		return fmt.Errorf("%w: clinician %s of consultation %s", ErrUnknownUser, c.Clinician, c.ID)
+	}
+	if prev, ok := l.consults[c.ID]; ok {
+		if prev.Patient != c.Patient || prev.Clinician != c.Clinician {
+			return fmt.Errorf("%w: %s is %s/%s, now claimed for %s/%s", ErrConsultationConflict, c.ID, prev.Patient, prev.Clinician, c.Patient, c.Clinician)
+		}
+		return nil
 	}
 	cc := c
 	l.consults[c.ID] = &cc
@@ -108,7 +120,8 @@ func (l *Ledger) UserByTag(tag uint64) (string, bool) {
 // BindRecording records that the target acknowledged recordingID as the recording
 // of consultationID (the answer to end, or the first time a participant saw it
 // listed under that consultation). Binding the same pair twice is fine; binding a
-// recording to two consultations returns ErrRecordingConflict.
+// recording to two consultations returns ErrRecordingConflict. A consultation may
+// be bound to several recordings (a lying target); RecordingOf returns the first.
 func (l *Ledger) BindRecording(consultationID, recordingID string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -119,7 +132,9 @@ func (l *Ledger) BindRecording(consultationID, recordingID string) error {
 		return fmt.Errorf("%w: %s belongs to %s, now claimed for %s", ErrRecordingConflict, recordingID, prev, consultationID)
 	}
 	l.recordings[recordingID] = consultationID
-	l.consRec[consultationID] = recordingID
+	if _, ok := l.consRec[consultationID]; !ok {
+		l.consRec[consultationID] = recordingID
+	}
 	return nil
 }
 

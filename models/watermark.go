@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
-	"hash/fnv"
 )
 
 // Watermark layout (TagSize bytes, big endian), placed after whatever header the
@@ -52,10 +51,20 @@ type Tag struct {
 
 // TagOf maps an id to its 64-bit tag (FNV-1a). Collisions among the ids of one
 // run are vanishingly unlikely (birthday bound ~2^32 ids).
+//
+// It is inlined rather than built on hash/fnv so that the oracle's hot paths
+// hash ids without allocating.
 func TagOf(id string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	return h.Sum64()
+	const (
+		offset64 = 14695981039346656037
+		prime64  = 1099511628211
+	)
+	h := uint64(offset64)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= prime64
+	}
+	return h
 }
 
 // AppendTag appends the encoded tag to dst.
