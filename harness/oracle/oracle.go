@@ -1,0 +1,408 @@
+// Package oracle is telechaos' online oracle (design section 6): it checks every
+// observation of a run against the ownership ledger the moment it is made, and
+// collects the violations with small evidence.
+//
+// Every check is O(1) per observation (CheckFrames is O(frames)), safe for
+// concurrent use by hundreds of virtual users, and keeps per-user state only for
+// live users (ForgetUser drops it). The ledger (models.Ledger) is the ground
+// truth: it is built from what the harness did, never from what the target says,
+// so the oracle judges the target with knowledge the target cannot forge.
+//
+// The oracle never reports what it cannot attribute to a real owner unless the
+// item cannot belong to the viewer at all: the correct clinic must pass every
+// scenario with zero violations. Its assumption checks (untagged frames,
+// unverifiable probes, participants who never looked) are counted in Stats.
+package oracle
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"telechaos/models"
+)
+
+// Invariant ids (stable: used in metrics, reports and exit codes).
+const (
+	ReplayListOwnership    = "replay-list-ownership"
+	ReplayContentOwnership = "replay-content-ownership"
+	ReplayAccessControl    = "replay-access-control"
+	LiveMediaIsolation     = "live-media-isolation"
+	RecordingDurability    = "recording-durability"
+)
+
+// Invariants lists every invariant id in report order.
+var Invariants = []string{ReplayListOwnership, ReplayContentOwnership, ReplayAccessControl, LiveMediaIsolation, RecordingDurability}
+
+// Violation is one distinct breach of an invariant with its evidence.
+type Violation struct {
+	Invariant    string          `json:"invariant"`
+	Viewer       string          `json:"viewer"`
+	Owner        string          `json:"owner"`            // a real owner (participant of the consultation the item/frames belong to), "" if unattributable
+	Owners       []string        `json:"owners,omitempty"` // all real owners
+	Recording    string          `json:"recording,omitempty"`
+	Consultation string          `json:"consultation,omitempty"`
+	Track        string          `json:"track,omitempty"`
+	At           time.Time       `json:"at"`
+	Detail       string          `json:"detail"`               // one human sentence
+	Frames       []FrameEvidence `json:"frames,omitempty"`     // first few offending frames
+	RecentOps    []string        `json:"recent_ops,omitempty"` // viewer's (and owner's) recent ops, "user: op", oldest first
+}
+
+// FrameEvidence describes one offending frame. Consultation and Sender are the
+// ids the ledger resolves the frame's tags to, or "tag:<hex>" when it cannot.
+type FrameEvidence struct {
+	Index        int    `json:"index"`  // position of the frame in the track (live: in the viewer's stream)
+	Offset       int    `json:"offset"` // offset of the watermark in the frame
+	Kind         string `json:"kind"`
+	Consultation string `json:"consultation"`
+	Sender       string `json:"sender"`
+	Seq          uint32 `json:"seq"`
+}
+
+// Options tune an Oracle. The zero value is usable.
+type Options struct {
+	OnViolation         func(Violation) // called once per NEW violation, outside the oracle's locks; may be nil
+	MaxFrameEvidence    int             // frames kept per violation, default 5
+	DurabilityTolerance float64         // fraction of acked frames per track that may be missing, default 0
+	RecentOps           int             // ring size of recent ops per user, default 16
+}
+
+// ListItem is one entry of a replay list as the target offered it.
+type ListItem struct {
+	RecordingID, ConsultationID string
+	Participants                []string
+}
+
+// TrackMeta is one track of a fetched replay's metadata.
+type TrackMeta struct {
+	ID, Owner, Kind string
+	Segment, Frames int
+}
+
+// ReplayMeta is a fetched replay's metadata.
+type ReplayMeta struct {
+	ID, ConsultationID string
+	Participants       []string
+	Tracks             []TrackMeta
+}
+
+// AckedTrack is one track of the target's answer to end: what it says it wrote.
+type AckedTrack struct {
+	Owner, Kind     string
+	Segment, Frames int
+}
+
+// FrameStats summarises one CheckFrames call.
+type FrameStats struct {
+	Frames   int // frames examined
+	Tagged   int // frames with a valid watermark
+	Untagged int // frames without one (or with a damaged one): an assumption check, never a violation
+	Foreign  int // tagged frames that do not belong to the recording's consultation
+	// BySender counts the tagged frames carrying the recording's consultation tag
+	// per resolved sender id ("tag:<hex>" if unknown): the durability evidence for
+	// Delivered. When the ledger does not know the recording, every tagged frame
+	// is counted per sender.
+	BySender map[string]int
+}
+
+// Stats are the oracle's counters.
+type Stats struct {
+	ByInvariant         map[string]int // all occurrences, duplicates included
+	Distinct            int            // distinct violations (len(Violations()))
+	FramesChecked       int64          // replay frames examined by CheckFrames
+	LiveFramesChecked   int64          // live frames examined by CheckLive (consultation known)
+	ListsChecked        int64          // CheckList and CheckReplay calls
+	ProbesChecked       int64          // probes judged (prober verified as a non-participant)
+	DurabilityChecked   int64          // (recording, participant) pairs judged by Finish
+	DurabilityUnchecked int64          // pairs not judged: the participant never reported (Delivered) a look
+	UntaggedFrames      int64          // replay and live frames without a valid watermark
+}
+
+const nShards = 64
+
+// Oracle is the online oracle. Create it with New.
+type Oracle struct {
+	l    *models.Ledger
+	opts Options
+
+	shards [nShards]shard
+
+	lists, probes atomic.Int64
+
+	vmu   sync.Mutex
+	seen  map[vkey]int // distinct violation -> index in list, -1 while being built
+	list  []Violation
+	byInv map[string]int
+
+	emu          sync.Mutex
+	exps         map[string]*expectation // consultation id -> durability expectation
+	finished     bool
+	durChecked   int64
+	durUnchecked int64
+}
+
+type vkey struct{ inv, viewer, subject string }
+
+// shard holds the per-user state of the users hashed to it, and its share of
+// the frame counters (so hot paths touch no global cache line).
+type shard struct {
+	mu       sync.Mutex
+	users    map[string]*userState
+	frames   int64
+	live     int64
+	untagged int64
+	_        [64]byte // keep shards on separate cache lines
+}
+
+type userState struct {
+	ops  []string // ring of recent ops
+	next int      // next slot in ops
+	live map[string]*liveCons
+}
+
+// liveCons caches what CheckLive needs about one consultation of a user, so a
+// live frame costs one shard lock and three compares.
+type liveCons struct {
+	c                 models.Consultation
+	consTag, allowTag uint64
+	frames            int
+}
+
+// maxLiveCons bounds the live cache per user (a clinician may serve several
+// calls at once); past it the cache is reset, which is only slower.
+const maxLiveCons = 8
+
+// New returns an oracle judging against ledger l (nil: an empty ledger, so
+// nothing is attributable).
+func New(l *models.Ledger, opts Options) *Oracle {
+	if l == nil {
+		l = models.NewLedger()
+	}
+	if opts.MaxFrameEvidence <= 0 {
+		opts.MaxFrameEvidence = 5
+	}
+	if opts.RecentOps <= 0 {
+		opts.RecentOps = 16
+	}
+	if !(opts.DurabilityTolerance >= 0) { // NaN too
+		opts.DurabilityTolerance = 0
+	}
+	opts.DurabilityTolerance = min(opts.DurabilityTolerance, 1)
+	o := &Oracle{
+		l:     l,
+		opts:  opts,
+		seen:  map[vkey]int{},
+		byInv: map[string]int{},
+		exps:  map[string]*expectation{},
+	}
+	for i := range o.shards {
+		o.shards[i].users = map[string]*userState{}
+	}
+	return o
+}
+
+func (o *Oracle) shardOf(user string) *shard { return &o.shards[models.TagOf(user)%nShards] }
+
+// user returns the state of user, creating it; the caller holds s.mu.
+func (s *shard) user(id string) *userState {
+	u := s.users[id]
+	if u == nil {
+		u = &userState{}
+		s.users[id] = u
+	}
+	return u
+}
+
+// NoteOp records a one-line summary of an operation of user, kept in a small
+// ring and attached to violations as evidence.
+func (o *Oracle) NoteOp(user, summary string) {
+	s := o.shardOf(user)
+	s.mu.Lock()
+	u := s.user(user)
+	if len(u.ops) < o.opts.RecentOps {
+		u.ops = append(u.ops, summary)
+	} else {
+		u.ops[u.next] = summary
+	}
+	u.next = (u.next + 1) % o.opts.RecentOps
+	s.mu.Unlock()
+}
+
+// ForgetUser drops the per-user state of a user that is done (its ops ring and
+// live cache). Durability expectations are per consultation and stay until
+// Finish; a participant forgotten without calling Delivered is counted as
+// unchecked there, not as a violation.
+func (o *Oracle) ForgetUser(user string) {
+	s := o.shardOf(user)
+	s.mu.Lock()
+	delete(s.users, user)
+	s.mu.Unlock()
+}
+
+// recentOps snapshots the rings of the given users, oldest first.
+func (o *Oracle) recentOps(users ...string) []string {
+	var out []string
+	for i, id := range users {
+		if id == "" || (i > 0 && id == users[0]) {
+			continue
+		}
+		s := o.shardOf(id)
+		s.mu.Lock()
+		if u := s.users[id]; u != nil {
+			n := len(u.ops)
+			start := 0
+			if n == o.opts.RecentOps {
+				start = u.next
+			}
+			for k := range n {
+				out = append(out, id+": "+u.ops[(start+k)%n])
+			}
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// report records one occurrence of a violation. The first occurrence of a
+// (invariant, viewer, subject) becomes a distinct violation, built by build only
+// then (evidence costs nothing for duplicates); later occurrences are counted and
+// may add frame evidence up to MaxFrameEvidence.
+func (o *Oracle) report(inv, viewer, subject string, extra []FrameEvidence, build func() Violation) {
+	k := vkey{inv, viewer, subject}
+	o.vmu.Lock()
+	o.byInv[inv]++
+	if idx, dup := o.seen[k]; dup {
+		if idx >= 0 && len(extra) > 0 {
+			v := &o.list[idx]
+			if room := o.opts.MaxFrameEvidence - len(v.Frames); room > 0 {
+				v.Frames = append(v.Frames, extra[:min(room, len(extra))]...)
+			}
+		}
+		o.vmu.Unlock()
+		return
+	}
+	o.seen[k] = -1 // reserved while the evidence is gathered outside the lock
+	o.vmu.Unlock()
+
+	v := build()
+	v.Invariant, v.Viewer = inv, viewer
+	v.RecentOps = o.recentOps(viewer, v.Owner)
+
+	o.vmu.Lock()
+	o.seen[k] = len(o.list)
+	o.list = append(o.list, v)
+	o.vmu.Unlock()
+	if o.opts.OnViolation != nil {
+		o.opts.OnViolation(cloneViolation(v))
+	}
+}
+
+func cloneViolation(v Violation) Violation {
+	v.Owners = append([]string(nil), v.Owners...)
+	v.Frames = append([]FrameEvidence(nil), v.Frames...)
+	v.RecentOps = append([]string(nil), v.RecentOps...)
+	return v
+}
+
+// Violations returns the distinct violations in the order they were found.
+func (o *Oracle) Violations() []Violation {
+	o.vmu.Lock()
+	defer o.vmu.Unlock()
+	out := make([]Violation, len(o.list))
+	for i, v := range o.list {
+		out[i] = cloneViolation(v)
+	}
+	return out
+}
+
+// Stats returns the counters so far.
+func (o *Oracle) Stats() Stats {
+	st := Stats{ByInvariant: map[string]int{}}
+	for i := range o.shards {
+		s := &o.shards[i]
+		s.mu.Lock()
+		st.FramesChecked += s.frames
+		st.LiveFramesChecked += s.live
+		st.UntaggedFrames += s.untagged
+		s.mu.Unlock()
+	}
+	st.ListsChecked = o.lists.Load()
+	st.ProbesChecked = o.probes.Load()
+	o.vmu.Lock()
+	for k, v := range o.byInv {
+		st.ByInvariant[k] = v
+	}
+	st.Distinct = len(o.list)
+	o.vmu.Unlock()
+	o.emu.Lock()
+	st.DurabilityChecked, st.DurabilityUnchecked = o.durChecked, o.durUnchecked
+	o.emu.Unlock()
+	return st
+}
+
+// participants returns c's participants with other first (the viewer's
+// counterpart reads best as "the owner").
+func participants(c models.Consultation) []string { return []string{c.Patient, c.Clinician} }
+
+// ownerFor picks the owner to name: a participant of c who is not viewer.
+func ownerFor(c models.Consultation, viewer string) string {
+	if c.Patient != viewer {
+		return c.Patient
+	}
+	return c.Clinician
+}
+
+// resolveCons and resolveUser name a frame's tags for evidence.
+func (o *Oracle) resolveCons(tag uint64) (models.Consultation, string, bool) {
+	if c, ok := o.l.ConsultationByTag(tag); ok {
+		return c, c.ID, true
+	}
+	return models.Consultation{}, fmt.Sprintf("tag:%016x", tag), false
+}
+
+func (o *Oracle) resolveUser(tag uint64) string {
+	if id, ok := o.l.UserByTag(tag); ok {
+		return id
+	}
+	return fmt.Sprintf("tag:%016x", tag)
+}
+
+func (o *Oracle) evidence(index, offset int, t models.Tag) (FrameEvidence, models.Consultation, bool) {
+	c, cid, ok := o.resolveCons(t.Consultation)
+	return FrameEvidence{
+		Index: index, Offset: offset, Kind: string(t.Kind),
+		Consultation: cid, Sender: o.resolveUser(t.Sender), Seq: t.Seq,
+	}, c, ok
+}
+
+// ownersOfFrames names the real owners of offending frames: the participants
+// of the consultations they resolve to, else their resolved senders.
+func (o *Oracle) ownersOfFrames(ev []FrameEvidence) (owner string, owners []string) {
+	add := func(id string) {
+		for _, x := range owners {
+			if x == id {
+				return
+			}
+		}
+		owners = append(owners, id)
+	}
+	for _, f := range ev {
+		if c, ok := o.l.Consultation(f.Consultation); ok {
+			add(c.Patient)
+			add(c.Clinician)
+		} else if _, ok := o.l.Role(f.Sender); ok {
+			add(f.Sender)
+		}
+		if owner == "" {
+			if _, ok := o.l.Role(f.Sender); ok {
+				owner = f.Sender
+			}
+		}
+	}
+	if owner == "" && len(owners) > 0 {
+		owner = owners[0]
+	}
+	return owner, owners
+}
