@@ -1,11 +1,16 @@
 package driver
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"telechaos/models"
@@ -13,53 +18,486 @@ import (
 
 // HTTPOptions configures NewHTTP.
 type HTTPOptions struct {
-	Client   *http.Client  // nil: a shared client sized for hundreds of users
-	Observer Observer      // nil: none
-	Timeout  time.Duration // per request; default 15s
-	MaxBody  int64         // cap on a response body; default 64 MiB
+	// Client sends every request. nil: a client of its own with a Transport
+	// sized for hundreds of concurrent users (released by Close).
+	Client *http.Client
+	// Observer receives one Observation per request; nil: none.
+	Observer Observer
+	// Timeout bounds each request (connect to last body byte); default 15s.
+	Timeout time.Duration
+	// MaxBody caps a response body (media included); default 64 MiB.
+	MaxBody int64
 }
 
-// HTTPTarget implements Target over the HTTP contract of docs/api.md.
+const (
+	defaultTimeout = 15 * time.Second
+	defaultMaxBody = 64 << 20
+	maxErrorBody   = 64 << 10
+)
+
+// HTTPTarget implements Target over the HTTP contract of docs/api.md. It is
+// safe for concurrent use; connections are reused across users.
 type HTTPTarget struct {
-	base string
-	opts HTTPOptions
+	base    *url.URL
+	client  *http.Client
+	owned   *http.Transport // non-nil when NewHTTP built the client
+	obs     Observer
+	timeout time.Duration
+	maxBody int64
 }
 
 var _ Target = (*HTTPTarget)(nil)
 
-// NewHTTP returns a Target for the contract served at baseURL.
+// NewHTTP returns a Target for the contract served at baseURL (scheme http or
+// https, a host, an optional path prefix).
 func NewHTTP(baseURL string, opts HTTPOptions) (*HTTPTarget, error) {
-	return nil, errors.New("TODO")
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("target url %q: %w", baseURL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("target url %q: scheme must be http or https", baseURL)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, fmt.Errorf("target url %q: no host", baseURL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("target url %q: no query or fragment allowed", baseURL)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	h := &HTTPTarget{
+		base:    u,
+		client:  opts.Client,
+		obs:     opts.Observer,
+		timeout: opts.Timeout,
+		maxBody: opts.MaxBody,
+	}
+	if h.timeout <= 0 {
+		h.timeout = defaultTimeout
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = defaultMaxBody
+	}
+	if h.client == nil {
+		h.owned = newTransport()
+		h.client = &http.Client{Transport: h.owned}
+	}
+	return h, nil
 }
 
+// newTransport is sized for hundreds of concurrent virtual users against one
+// host: keeping idle connections avoids a TCP handshake per call.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil, // a target is addressed directly, never via env proxies
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     false,
+	}
+}
+
+// Close releases the idle connections of a client NewHTTP built itself.
+func (h *HTTPTarget) Close() error {
+	if h.owned != nil {
+		h.owned.CloseIdleConnections()
+	}
+	return nil
+}
+
+// URL returns the base URL.
+func (h *HTTPTarget) URL() string { return h.base.String() }
+
+// call describes one request.
+type call struct {
+	op      Op
+	user    string
+	subject string
+	method  string
+	path    string // already escaped
+	token   string
+	in      any // JSON body, nil for none
+}
+
+// do performs c and returns the 2xx body. Every return path emits exactly one
+// Observation.
+func (h *HTTPTarget) do(ctx context.Context, c call) (body []byte, err error) {
+	obs := Observation{Op: c.op, User: c.user, Subject: c.subject, Start: time.Now()}
+	defer func() {
+		if h.obs != nil {
+			obs.End = time.Now()
+			obs.Err = err
+			h.obs(obs)
+		}
+	}()
+
+	var rd io.Reader
+	if c.in != nil {
+		b, err := json.Marshal(c.in)
+		if err != nil {
+			return nil, fmt.Errorf("%s: encode request: %w", c.op, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	rctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, c.method, h.base.String()+c.path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("%s: build request: %w", c.op, err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return nil, h.transportErr(ctx, c, err)
+	}
+	defer resp.Body.Close()
+	obs.Status = resp.StatusCode
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		se := &StatusError{Op: c.op, Code: resp.StatusCode}
+		var eb struct {
+			Error   string `json:"error"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(b, &eb) == nil {
+			se.ErrCode, se.Message = eb.Error, eb.Message
+		} else if rerr == nil {
+			// Tolerate non-JSON error bodies (proxies, crashes): keep a short excerpt.
+			se.Message = excerpt(b)
+		}
+		obs.Bytes = len(b)
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody)) // let the connection be reused
+		return nil, se
+	}
+
+	b, err := io.ReadAll(io.LimitReader(resp.Body, h.maxBody+1))
+	obs.Bytes = len(b)
+	if err != nil {
+		return nil, h.transportErr(ctx, c, fmt.Errorf("read body: %w", err))
+	}
+	if int64(len(b)) > h.maxBody {
+		return nil, fmt.Errorf("%s: %w: body exceeds %d bytes", c.op, ErrGarbage, h.maxBody)
+	}
+	return b, nil
+}
+
+// transportErr classifies a failure without an HTTP answer: the caller's own
+// cancellation is not the target's fault, everything else is ErrUnreachable.
+func (h *HTTPTarget) transportErr(ctx context.Context, c call, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s %s: %w", c.op, c.path, ctx.Err())
+	}
+	return fmt.Errorf("%s %s: %w: %w", c.op, c.path, ErrUnreachable, err)
+}
+
+func excerpt(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// garbage builds an ErrGarbage error naming op and field.
+func garbage(op Op, field, format string, args ...any) error {
+	return fmt.Errorf("%s: %w: field %s: %s", op, ErrGarbage, field, fmt.Sprintf(format, args...))
+}
+
+// decode unmarshals a 2xx body, naming the offending field on a type mismatch.
+func decode(op Op, b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return garbage(op, te.Field, "got JSON %s, want %s", te.Value, te.Type)
+		}
+		return fmt.Errorf("%s: %w: body is not JSON: %v (%q)", op, ErrGarbage, err, excerpt(b))
+	}
+	return nil
+}
+
+func need(op Op, field, v string) error {
+	if v == "" {
+		return garbage(op, field, "missing or empty")
+	}
+	return nil
+}
+
+func esc(id string) string { return url.PathEscape(id) }
+
+// Register creates a user of role.
 func (h *HTTPTarget) Register(ctx context.Context, role models.Role) (Session, error) {
-	return Session{}, errors.New("TODO")
+	b, err := h.do(ctx, call{op: OpRegister, subject: string(role), method: http.MethodPost, path: "/v1/users",
+		in: map[string]string{"role": string(role)}})
+	if err != nil {
+		return Session{}, err
+	}
+	var out struct {
+		ID    string `json:"id"`
+		Role  string `json:"role"`
+		Token string `json:"token"`
+	}
+	if err := decode(OpRegister, b, &out); err != nil {
+		return Session{}, err
+	}
+	if err := errors.Join(need(OpRegister, "id", out.ID), need(OpRegister, "token", out.Token)); err != nil {
+		return Session{}, err
+	}
+	if out.Role != string(role) {
+		return Session{}, garbage(OpRegister, "role", "got %q, asked for %q", out.Role, role)
+	}
+	return Session{ID: out.ID, Role: role, Token: out.Token}, nil
 }
-func (h *HTTPTarget) Book(ctx context.Context, patient Session, clinicianID string) (Booking, error) {
-	return Booking{}, errors.New("TODO")
-}
-func (h *HTTPTarget) Join(ctx context.Context, s Session, consultationID, offerSDP string) (string, int, error) {
-	return "", 0, errors.New("TODO")
-}
-func (h *HTTPTarget) SwitchVideo(ctx context.Context, s Session, consultationID, offerSDP string) (string, error) {
-	return "", errors.New("TODO")
-}
-func (h *HTTPTarget) End(ctx context.Context, s Session, consultationID string) (EndResult, error) {
-	return EndResult{}, errors.New("TODO")
-}
-func (h *HTTPTarget) Consultation(ctx context.Context, s Session, consultationID string) (ConsultationInfo, error) {
-	return ConsultationInfo{}, errors.New("TODO")
-}
-func (h *HTTPTarget) ListReplays(ctx context.Context, s Session) ([]ReplaySummary, error) {
-	return nil, errors.New("TODO")
-}
-func (h *HTTPTarget) GetReplay(ctx context.Context, s Session, replayID string) (Replay, error) {
-	return Replay{}, errors.New("TODO")
-}
-func (h *HTTPTarget) FetchMedia(ctx context.Context, s Session, replayID, trackID string) ([]byte, error) {
-	return nil, errors.New("TODO")
-}
-func (h *HTTPTarget) Health(ctx context.Context) error { return errors.New("TODO") }
 
-var _ = fmt.Sprint
-var _ = slog.Default
+// Book books an audio appointment of patient with clinicianID.
+func (h *HTTPTarget) Book(ctx context.Context, patient Session, clinicianID string) (Booking, error) {
+	b, err := h.do(ctx, call{op: OpBook, user: patient.ID, subject: clinicianID, method: http.MethodPost,
+		path: "/v1/appointments", token: patient.Token,
+		in: map[string]string{"clinician_id": clinicianID, "mode": "audio"}})
+	if err != nil {
+		return Booking{}, err
+	}
+	var out struct {
+		ID             string `json:"id"`
+		ConsultationID string `json:"consultation_id"`
+		PatientID      string `json:"patient_id"`
+		ClinicianID    string `json:"clinician_id"`
+	}
+	if err := decode(OpBook, b, &out); err != nil {
+		return Booking{}, err
+	}
+	if err := errors.Join(need(OpBook, "id", out.ID), need(OpBook, "consultation_id", out.ConsultationID),
+		need(OpBook, "patient_id", out.PatientID), need(OpBook, "clinician_id", out.ClinicianID)); err != nil {
+		return Booking{}, err
+	}
+	return Booking{AppointmentID: out.ID, ConsultationID: out.ConsultationID, PatientID: out.PatientID, ClinicianID: out.ClinicianID}, nil
+}
+
+type sdpMsg struct {
+	Type    string `json:"type"`
+	SDP     string `json:"sdp"`
+	Segment *int   `json:"segment,omitempty"`
+}
+
+func (h *HTTPTarget) signal(ctx context.Context, op Op, s Session, cid, route, offer string) (sdpMsg, error) {
+	b, err := h.do(ctx, call{op: op, user: s.ID, subject: cid, method: http.MethodPost,
+		path: "/v1/consultations/" + esc(cid) + "/" + route, token: s.Token,
+		in: sdpMsg{Type: "offer", SDP: offer}})
+	if err != nil {
+		return sdpMsg{}, err
+	}
+	var out sdpMsg
+	if err := decode(op, b, &out); err != nil {
+		return sdpMsg{}, err
+	}
+	if out.Type != "answer" {
+		return sdpMsg{}, garbage(op, "type", "got %q, want \"answer\"", out.Type)
+	}
+	if err := need(op, "sdp", out.SDP); err != nil {
+		return sdpMsg{}, err
+	}
+	return out, nil
+}
+
+// Join sends the audio offer of s for consultationID and returns the answer and
+// the recording segment the target opened.
+func (h *HTTPTarget) Join(ctx context.Context, s Session, consultationID, offerSDP string) (string, int, error) {
+	out, err := h.signal(ctx, OpJoin, s, consultationID, "join", offerSDP)
+	if err != nil {
+		return "", 0, err
+	}
+	if out.Segment == nil {
+		return "", 0, garbage(OpJoin, "segment", "missing")
+	}
+	if *out.Segment < 0 {
+		return "", 0, garbage(OpJoin, "segment", "negative (%d)", *out.Segment)
+	}
+	return out.SDP, *out.Segment, nil
+}
+
+// SwitchVideo sends the re-offer that adds video and returns the answer.
+func (h *HTTPTarget) SwitchVideo(ctx context.Context, s Session, consultationID, offerSDP string) (string, error) {
+	out, err := h.signal(ctx, OpSwitch, s, consultationID, "video", offerSDP)
+	if err != nil {
+		return "", err
+	}
+	return out.SDP, nil
+}
+
+type trackJSON struct {
+	ID      string `json:"id"`
+	Owner   string `json:"owner"`
+	Kind    string `json:"kind"`
+	Codec   string `json:"codec"`
+	Format  string `json:"format"`
+	Segment int    `json:"segment"`
+	Frames  int    `json:"frames"`
+	Bytes   int64  `json:"bytes"`
+}
+
+func tracks(op Op, in []trackJSON) ([]TrackInfo, error) {
+	out := make([]TrackInfo, 0, len(in))
+	for i, t := range in {
+		f := fmt.Sprintf("tracks[%d].", i)
+		if err := errors.Join(need(op, f+"id", t.ID), need(op, f+"owner", t.Owner)); err != nil {
+			return nil, err
+		}
+		if t.Kind != string(models.Audio) && t.Kind != string(models.Video) {
+			return nil, garbage(op, f+"kind", "got %q, want audio or video", t.Kind)
+		}
+		if t.Frames < 0 || t.Bytes < 0 || t.Segment < 0 {
+			return nil, garbage(op, f+"frames", "negative count (frames %d, bytes %d, segment %d)", t.Frames, t.Bytes, t.Segment)
+		}
+		out = append(out, TrackInfo{ID: t.ID, Owner: t.Owner, Kind: t.Kind, Codec: t.Codec, Format: t.Format,
+			Segment: t.Segment, Frames: t.Frames, Bytes: t.Bytes})
+	}
+	return out, nil
+}
+
+// End hangs up consultationID for both participants.
+func (h *HTTPTarget) End(ctx context.Context, s Session, consultationID string) (EndResult, error) {
+	b, err := h.do(ctx, call{op: OpEnd, user: s.ID, subject: consultationID, method: http.MethodPost,
+		path: "/v1/consultations/" + esc(consultationID) + "/end", token: s.Token})
+	if err != nil {
+		return EndResult{}, err
+	}
+	var out struct {
+		ConsultationID string       `json:"consultation_id"`
+		RecordingID    string       `json:"recording_id"`
+		Tracks         *[]trackJSON `json:"tracks"`
+	}
+	if err := decode(OpEnd, b, &out); err != nil {
+		return EndResult{}, err
+	}
+	if err := errors.Join(need(OpEnd, "consultation_id", out.ConsultationID), need(OpEnd, "recording_id", out.RecordingID)); err != nil {
+		return EndResult{}, err
+	}
+	if out.Tracks == nil {
+		return EndResult{}, garbage(OpEnd, "tracks", "missing")
+	}
+	ts, err := tracks(OpEnd, *out.Tracks)
+	if err != nil {
+		return EndResult{}, err
+	}
+	return EndResult{ConsultationID: out.ConsultationID, RecordingID: out.RecordingID, Tracks: ts}, nil
+}
+
+// Consultation reads consultationID as participant s.
+func (h *HTTPTarget) Consultation(ctx context.Context, s Session, consultationID string) (ConsultationInfo, error) {
+	b, err := h.do(ctx, call{op: OpConsultation, user: s.ID, subject: consultationID, method: http.MethodGet,
+		path: "/v1/consultations/" + esc(consultationID), token: s.Token})
+	if err != nil {
+		return ConsultationInfo{}, err
+	}
+	var out struct {
+		ID            string `json:"id"`
+		AppointmentID string `json:"appointment_id"`
+		PatientID     string `json:"patient_id"`
+		ClinicianID   string `json:"clinician_id"`
+		State         string `json:"state"`
+		Video         bool   `json:"video"`
+		RecordingID   string `json:"recording_id"`
+	}
+	if err := decode(OpConsultation, b, &out); err != nil {
+		return ConsultationInfo{}, err
+	}
+	if err := errors.Join(need(OpConsultation, "id", out.ID), need(OpConsultation, "patient_id", out.PatientID),
+		need(OpConsultation, "clinician_id", out.ClinicianID)); err != nil {
+		return ConsultationInfo{}, err
+	}
+	switch out.State {
+	case "booked", "active", "ended":
+	default:
+		return ConsultationInfo{}, garbage(OpConsultation, "state", "got %q, want booked, active or ended", out.State)
+	}
+	return ConsultationInfo{ID: out.ID, AppointmentID: out.AppointmentID, PatientID: out.PatientID,
+		ClinicianID: out.ClinicianID, State: out.State, RecordingID: out.RecordingID, Video: out.Video}, nil
+}
+
+// ListReplays returns the replay list the target offers s.
+func (h *HTTPTarget) ListReplays(ctx context.Context, s Session) ([]ReplaySummary, error) {
+	b, err := h.do(ctx, call{op: OpList, user: s.ID, subject: s.ID, method: http.MethodGet, path: "/v1/replays", token: s.Token})
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Replays *[]struct {
+			ID             string   `json:"id"`
+			ConsultationID string   `json:"consultation_id"`
+			Title          string   `json:"title"`
+			Participants   []string `json:"participants"`
+			Tracks         int      `json:"tracks"`
+		} `json:"replays"`
+		Count *int `json:"count"`
+	}
+	if err := decode(OpList, b, &out); err != nil {
+		return nil, err
+	}
+	if out.Replays == nil {
+		return nil, garbage(OpList, "replays", "missing")
+	}
+	if out.Count != nil && *out.Count != len(*out.Replays) {
+		return nil, garbage(OpList, "count", "says %d, list holds %d", *out.Count, len(*out.Replays))
+	}
+	res := make([]ReplaySummary, 0, len(*out.Replays))
+	for i, r := range *out.Replays {
+		f := fmt.Sprintf("replays[%d].", i)
+		if err := errors.Join(need(OpList, f+"id", r.ID), need(OpList, f+"consultation_id", r.ConsultationID)); err != nil {
+			return nil, err
+		}
+		res = append(res, ReplaySummary{ID: r.ID, ConsultationID: r.ConsultationID, Title: r.Title,
+			Participants: r.Participants, Tracks: r.Tracks})
+	}
+	return res, nil
+}
+
+// GetReplay returns the metadata of replayID as s sees it.
+func (h *HTTPTarget) GetReplay(ctx context.Context, s Session, replayID string) (Replay, error) {
+	b, err := h.do(ctx, call{op: OpReplay, user: s.ID, subject: replayID, method: http.MethodGet,
+		path: "/v1/replays/" + esc(replayID), token: s.Token})
+	if err != nil {
+		return Replay{}, err
+	}
+	var out struct {
+		ID             string       `json:"id"`
+		ConsultationID string       `json:"consultation_id"`
+		Title          string       `json:"title"`
+		Participants   []string     `json:"participants"`
+		Tracks         *[]trackJSON `json:"tracks"`
+	}
+	if err := decode(OpReplay, b, &out); err != nil {
+		return Replay{}, err
+	}
+	if err := errors.Join(need(OpReplay, "id", out.ID), need(OpReplay, "consultation_id", out.ConsultationID)); err != nil {
+		return Replay{}, err
+	}
+	if out.Tracks == nil {
+		return Replay{}, garbage(OpReplay, "tracks", "missing")
+	}
+	ts, err := tracks(OpReplay, *out.Tracks)
+	if err != nil {
+		return Replay{}, err
+	}
+	return Replay{ID: out.ID, ConsultationID: out.ConsultationID, Title: out.Title, Participants: out.Participants, Tracks: ts}, nil
+}
+
+// FetchMedia returns the raw bytes (Ogg or IVF) of one track of replayID.
+func (h *HTTPTarget) FetchMedia(ctx context.Context, s Session, replayID, trackID string) ([]byte, error) {
+	return h.do(ctx, call{op: OpMedia, user: s.ID, subject: replayID, method: http.MethodGet,
+		path: "/v1/replays/" + esc(replayID) + "/media?track=" + url.QueryEscape(trackID), token: s.Token})
+}
+
+// Health checks /healthz.
+func (h *HTTPTarget) Health(ctx context.Context) error {
+	_, err := h.do(ctx, call{op: OpHealth, method: http.MethodGet, path: "/healthz"})
+	return err
+}

@@ -2,48 +2,504 @@ package driver
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/pion/ice/v2"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v3"
 
 	"telechaos/models"
 )
 
+// Media constants shared with the contract: Opus 48 kHz stereo and VP8, one
+// frame per RTP packet.
+const (
+	opusPT         = 111
+	vp8PT          = 96
+	audioTrackID   = "audio"
+	videoTrackID   = "video"
+	streamID       = "telechaos" // the same for every peer, as real client software does
+	audioTSStep    = 960         // 20 ms at 48 kHz
+	videoTSStep    = 3000        // 33 ms at 90 kHz
+	maxVideoFrame  = 1100        // one RTP packet under the 1200-byte default MTU
+	maxAudioFrame  = 1100
+	vp8Descriptor  = 0x10 // X=0, N=0, S=1, PID=0: start of a partition
+	recvBufferSize = 1500
+)
+
+// More sentinel errors of the media side.
+var (
+	// ErrNotReady: the frame was not sent because the transport (DTLS/SRTP)
+	// is not up yet or the track is not negotiated. Nothing was counted.
+	ErrNotReady = errors.New("media transport not ready")
+	// ErrFrame: a frame that cannot go in one RTP packet (empty or too large).
+	ErrFrame = errors.New("bad media frame")
+)
+
 // MediaOptions configures NewMediaFactory.
 type MediaOptions struct {
-	// LoopbackOnly restricts candidates to the loopback interface. NewMediaFactory
-	// treats the zero value as true (the default); set AllInterfaces to widen.
+	// LoopbackOnly gathers loopback candidates only. It is the default: the
+	// zero MediaOptions gathers on loopback too; set AllInterfaces to widen.
 	LoopbackOnly bool
-	// AllInterfaces gathers on every interface (overrides LoopbackOnly).
+	// AllInterfaces gathers host candidates on every interface (IPv4, UDP).
 	AllInterfaces bool
-	Logger        *slog.Logger
+	// Logger receives pion's warnings and errors; nil discards them.
+	Logger *slog.Logger
+	// ICEDisconnectedTimeout and ICEFailedTimeout override pion's defaults
+	// (5 s and 25 s) when > 0: chaos runs want a dead target noticed sooner.
+	ICEDisconnectedTimeout, ICEFailedTimeout time.Duration
 }
 
-// MediaFactory builds client peers that share one webrtc.API, SettingEngine and
-// DTLS certificate.
-type MediaFactory struct{}
+// MediaFactory builds client peers. Everything that can be shared is: one
+// webrtc.API (MediaEngine, SettingEngine, no interceptors) and one DTLS
+// certificate. Each peer still gets its own UDP socket, because the server
+// demultiplexes clients by remote address.
+type MediaFactory struct {
+	api  *webrtc.API
+	cert webrtc.Certificate
+	log  *slog.Logger
+}
 
 // NewMediaFactory builds the shared WebRTC client side.
-func NewMediaFactory(opts MediaOptions) (*MediaFactory, error) { return nil, errors.New("TODO") }
+func NewMediaFactory(opts MediaOptions) (*MediaFactory, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
+		PayloadType:        opusPT,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("register opus: %w", err)
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
+		PayloadType:        vp8PT,
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("register vp8: %w", err)
+	}
+
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := webrtc.SettingEngine{LoggerFactory: pionLogs{logger}}
+	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	s.SetIncludeLoopbackCandidate(true)
+	s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if opts.ICEDisconnectedTimeout > 0 || opts.ICEFailedTimeout > 0 {
+		d, f := opts.ICEDisconnectedTimeout, opts.ICEFailedTimeout
+		if d <= 0 {
+			d = 5 * time.Second
+		}
+		if f <= 0 {
+			f = 25 * time.Second
+		}
+		s.SetICETimeouts(d, f, 2*time.Second)
+	}
+	if !opts.AllInterfaces {
+		lo, err := loopbackInterfaces()
+		if err != nil {
+			return nil, err
+		}
+		s.SetInterfaceFilter(func(name string) bool { return lo[name] })
+		s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
+	}
+
+	// One certificate for every peer: generating an ECDSA key per peer costs
+	// CPU for nothing; the server only checks the fingerprint in each SDP.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("dtls key: %w", err)
+	}
+	cert, err := webrtc.GenerateCertificate(key)
+	if err != nil {
+		return nil, fmt.Errorf("dtls certificate: %w", err)
+	}
+	api := webrtc.NewAPI(
+		webrtc.WithMediaEngine(m),
+		webrtc.WithSettingEngine(s),
+		webrtc.WithInterceptorRegistry(&interceptor.Registry{}), // none: they cost memory and goroutines per peer
+	)
+	return &MediaFactory{api: api, cert: *cert, log: logger}, nil
+}
+
+func loopbackInterfaces() (map[string]bool, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	lo := map[string]bool{}
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback != 0 && i.Flags&net.FlagUp != 0 {
+			lo[i.Name] = true
+		}
+	}
+	if len(lo) == 0 {
+		return nil, errors.New("no loopback interface is up")
+	}
+	return lo, nil
+}
 
 // PeerStats counts frames sent and received by one Peer.
 type PeerStats struct {
 	AudioSent, VideoSent, AudioReceived, VideoReceived int64
 }
 
-// Peer is one client PeerConnection.
-type Peer struct{}
+// Peer is one client PeerConnection: audio first, video added by a real
+// renegotiation on the same connection. Safe for concurrent use.
+type Peer struct {
+	f       *MediaFactory
+	pc      *webrtc.PeerConnection
+	onFrame func(models.Kind, []byte, time.Time)
 
-// NewPeer makes a PeerConnection; onFrame receives every frame it receives.
-func (f *MediaFactory) NewPeer(onFrame func(kind models.Kind, payload []byte, at time.Time)) (*Peer, error) {
-	return nil, errors.New("TODO")
+	audio, video *sendTrack
+
+	state     chan struct{} // closed on every connection state change, then replaced
+	stateMu   sync.Mutex
+	connState webrtc.PeerConnectionState
+
+	audioSent, videoSent, audioRecv, videoRecv atomic.Int64
+
+	mu      sync.Mutex // guards closed, readers.Add, negotiation steps
+	closed  bool
+	readers sync.WaitGroup
+	once    sync.Once
+	done    chan struct{}
 }
 
-func (p *Peer) OfferAudio(ctx context.Context) (string, error) { return "", errors.New("TODO") }
-func (p *Peer) Accept(answerSDP string) error                  { return errors.New("TODO") }
-func (p *Peer) OfferVideo(ctx context.Context) (string, error) { return "", errors.New("TODO") }
-func (p *Peer) WaitConnected(ctx context.Context) error        { return errors.New("TODO") }
-func (p *Peer) SendAudio(frame []byte) error                   { return errors.New("TODO") }
-func (p *Peer) SendVideo(frame []byte) error                   { return errors.New("TODO") }
-func (p *Peer) Stats() PeerStats                               { return PeerStats{} }
-func (p *Peer) Close() error                                   { return nil }
+// NewPeer makes a PeerConnection. onFrame (may be nil) gets every received
+// frame: for audio the RTP payload, for video the VP8 payload without its
+// payload descriptor, one frame per packet. It is called from the peer's
+// reader goroutines; payload is a copy the callee may keep.
+func (f *MediaFactory) NewPeer(onFrame func(kind models.Kind, payload []byte, at time.Time)) (*Peer, error) {
+	pc, err := f.api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{f.cert}})
+	if err != nil {
+		return nil, fmt.Errorf("new peer connection: %w", err)
+	}
+	p := &Peer{
+		f:       f,
+		pc:      pc,
+		onFrame: onFrame,
+		audio:   newSendTrack(webrtc.RTPCodecTypeAudio, audioTrackID, webrtc.MimeTypeOpus),
+		video:   newSendTrack(webrtc.RTPCodecTypeVideo, videoTrackID, webrtc.MimeTypeVP8),
+		state:   make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		p.stateMu.Lock()
+		p.connState = s
+		close(p.state)
+		p.state = make(chan struct{})
+		p.stateMu.Unlock()
+	})
+	pc.OnTrack(p.readTrack) // pion runs the handler on its own goroutine
+	return p, nil
+}
+
+// OfferAudio adds the sendrecv Opus transceiver and returns the complete
+// (non-trickle) offer.
+func (p *Peer) OfferAudio(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return "", ErrClosed
+	}
+	if _, err := p.pc.AddTransceiverFromTrack(p.audio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+		return "", fmt.Errorf("add audio transceiver: %w", err)
+	}
+	return p.offer(ctx)
+}
+
+// OfferVideo adds a sendrecv VP8 transceiver on the same connection and
+// returns the re-offer (a real renegotiation).
+func (p *Peer) OfferVideo(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return "", ErrClosed
+	}
+	if p.pc.RemoteDescription() == nil {
+		return "", errors.New("offer video: no answer accepted yet (join first)")
+	}
+	for _, t := range p.pc.GetTransceivers() {
+		if s := t.Sender(); s != nil && s.Track() == p.video {
+			return "", errors.New("offer video: video already added")
+		}
+	}
+	if _, err := p.pc.AddTransceiverFromTrack(p.video, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+		return "", fmt.Errorf("add video transceiver: %w", err)
+	}
+	return p.offer(ctx)
+}
+
+func (p *Peer) offer(ctx context.Context) (string, error) {
+	o, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		return "", fmt.Errorf("create offer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(o); err != nil {
+		return "", fmt.Errorf("set local description: %w", err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", fmt.Errorf("gather candidates: %w", ctx.Err())
+	}
+	return p.pc.LocalDescription().SDP, nil
+}
+
+// Accept applies the target's answer to the last offer.
+func (p *Peer) Accept(answerSDP string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answerSDP}); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadAnswer, err)
+	}
+	return nil
+}
+
+// WaitConnected waits until ICE and DTLS are connected and SRTP can carry
+// media. It fails fast when the connection fails or closes.
+func (p *Peer) WaitConnected(ctx context.Context) error {
+	for {
+		p.stateMu.Lock()
+		s, ch := p.connState, p.state
+		p.stateMu.Unlock()
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			return p.waitSRTP(ctx)
+		case webrtc.PeerConnectionStateFailed:
+			return fmt.Errorf("wait connected: %w", errors.New("connection failed"))
+		case webrtc.PeerConnectionStateClosed:
+			return fmt.Errorf("wait connected: %w", ErrClosed)
+		}
+		select {
+		case <-ch:
+		case <-p.done:
+			return fmt.Errorf("wait connected: %w", ErrClosed)
+		case <-ctx.Done():
+			return fmt.Errorf("wait connected (state %s): %w", s, ctx.Err())
+		}
+	}
+}
+
+// waitSRTP closes the gap between "DTLS connected" and "SRTP sessions
+// started" (pion signals the first before doing the second): an RTCP
+// receiver report is accepted only once SRTCP is up, and SRTP starts with it.
+func (p *Peer) waitSRTP(ctx context.Context) error {
+	rr := []rtcp.Packet{&rtcp.ReceiverReport{SSRC: p.audio.ssrcOrZero()}}
+	for {
+		if err := p.pc.WriteRTCP(rr); err == nil {
+			return nil
+		}
+		select {
+		case <-time.After(2 * time.Millisecond):
+		case <-p.done:
+			return fmt.Errorf("wait connected: %w", ErrClosed)
+		case <-ctx.Done():
+			return fmt.Errorf("wait srtp: %w", ctx.Err())
+		}
+	}
+}
+
+// State returns the current connection state.
+func (p *Peer) State() webrtc.PeerConnectionState {
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	return p.connState
+}
+
+// SendAudio sends one 20 ms Opus sample as one RTP packet.
+func (p *Peer) SendAudio(frame []byte) error {
+	if len(frame) == 0 || len(frame) > maxAudioFrame {
+		return fmt.Errorf("send audio: %w: %d bytes (want 1..%d)", ErrFrame, len(frame), maxAudioFrame)
+	}
+	if err := p.audio.write(frame, false, audioTSStep); err != nil {
+		return fmt.Errorf("send audio: %w", err)
+	}
+	p.audioSent.Add(1)
+	return nil
+}
+
+// SendVideo sends one VP8 frame as one RTP packet (marker set, S bit set).
+func (p *Peer) SendVideo(frame []byte) error {
+	if len(frame) == 0 || len(frame) > maxVideoFrame {
+		return fmt.Errorf("send video: %w: %d bytes (want 1..%d)", ErrFrame, len(frame), maxVideoFrame)
+	}
+	if err := p.video.write(frame, true, videoTSStep); err != nil {
+		return fmt.Errorf("send video: %w", err)
+	}
+	p.videoSent.Add(1)
+	return nil
+}
+
+// Stats returns the frame counters.
+func (p *Peer) Stats() PeerStats {
+	return PeerStats{
+		AudioSent: p.audioSent.Load(), VideoSent: p.videoSent.Load(),
+		AudioReceived: p.audioRecv.Load(), VideoReceived: p.videoRecv.Load(),
+	}
+}
+
+// Close closes the connection and waits (bounded) for the reader goroutines.
+// It is idempotent.
+func (p *Peer) Close() error {
+	var err error
+	p.once.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		close(p.done)
+		p.mu.Unlock()
+		err = p.pc.Close()
+		wait := make(chan struct{})
+		go func() { p.readers.Wait(); close(wait) }()
+		select {
+		case <-wait:
+		case <-time.After(5 * time.Second):
+			p.f.log.Warn("peer readers did not stop within 5s")
+		}
+	})
+	return err
+}
+
+// readTrack reads one remote track until the connection closes.
+func (p *Peer) readTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.readers.Add(1)
+	p.mu.Unlock()
+	defer p.readers.Done()
+
+	kind := models.Audio
+	counter := &p.audioRecv
+	if t.Kind() == webrtc.RTPCodecTypeVideo {
+		kind, counter = models.Video, &p.videoRecv
+	}
+	buf := make([]byte, recvBufferSize)
+	var pkt rtp.Packet
+	var vp8 codecs.VP8Packet
+	for {
+		n, _, err := t.Read(buf)
+		if err != nil {
+			return
+		}
+		at := time.Now()
+		if err := pkt.Unmarshal(buf[:n]); err != nil || len(pkt.Payload) == 0 {
+			continue
+		}
+		payload := pkt.Payload
+		if kind == models.Video {
+			if payload, err = vp8.Unmarshal(payload); err != nil || len(payload) == 0 {
+				continue
+			}
+		}
+		counter.Add(1)
+		if p.onFrame != nil {
+			p.onFrame(kind, append([]byte(nil), payload...), at)
+		}
+	}
+}
+
+// sendTrack is a minimal webrtc.TrackLocal: one binding, our own RTP headers,
+// no packetizer. It reports a frame the transport dropped (SRTP not up yet)
+// as ErrNotReady instead of pretending it was sent.
+type sendTrack struct {
+	kind webrtc.RTPCodecType
+	id   string
+	mime string
+
+	mu      sync.Mutex
+	w       webrtc.TrackLocalWriter
+	ssrc    webrtc.SSRC
+	pt      uint8
+	hdr     rtp.Header
+	scratch []byte
+}
+
+func newSendTrack(kind webrtc.RTPCodecType, id, mime string) *sendTrack {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return &sendTrack{
+		kind: kind, id: id, mime: mime,
+		hdr: rtp.Header{
+			Version:        2,
+			SequenceNumber: uint16(b[0])<<8 | uint16(b[1]),
+			Timestamp:      uint32(b[2])<<24 | uint32(b[3])<<16 | uint32(b[4])<<8 | uint32(b[5]),
+		},
+	}
+}
+
+var _ webrtc.TrackLocal = (*sendTrack)(nil)
+
+func (s *sendTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	for _, codec := range c.CodecParameters() {
+		if strings.EqualFold(codec.MimeType, s.mime) {
+			s.mu.Lock()
+			s.w, s.ssrc, s.pt = c.WriteStream(), c.SSRC(), uint8(codec.PayloadType)
+			s.mu.Unlock()
+			return codec, nil
+		}
+	}
+	return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+}
+
+func (s *sendTrack) Unbind(webrtc.TrackLocalContext) error {
+	s.mu.Lock()
+	s.w = nil
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *sendTrack) ID() string                { return s.id }
+func (s *sendTrack) RID() string               { return "" }
+func (s *sendTrack) StreamID() string          { return streamID }
+func (s *sendTrack) Kind() webrtc.RTPCodecType { return s.kind }
+
+func (s *sendTrack) ssrcOrZero() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint32(s.ssrc)
+}
+
+func (s *sendTrack) write(frame []byte, marker bool, tsStep uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w == nil {
+		return ErrNotReady
+	}
+	payload := frame
+	if s.kind == webrtc.RTPCodecTypeVideo {
+		s.scratch = append(append(s.scratch[:0], vp8Descriptor), frame...)
+		payload = s.scratch
+	}
+	h := s.hdr
+	h.PayloadType, h.SSRC, h.Marker = s.pt, uint32(s.ssrc), marker
+	n, err := s.w.WriteRTP(&h, payload)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotReady // pion drops media silently before SRTP is up
+	}
+	s.hdr.SequenceNumber++
+	s.hdr.Timestamp += tsStep
+	return nil
+}
