@@ -218,7 +218,10 @@ func decode(op Op, b []byte, v any) error {
 	if err := json.Unmarshal(b, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return garbage(op, te.Field, "got JSON %s, want %s", te.Value, te.Type)
+			if te.Field == "" {
+				return fmt.Errorf("%s: %w: body is not a JSON object (got %s)", op, ErrGarbage, te.Value)
+			}
+			return garbage(op, te.Field, "got JSON %s, want %s", te.Value, te.Type.Kind())
 		}
 		return fmt.Errorf("%s: %w: body is not JSON: %v (%q)", op, ErrGarbage, err, excerpt(b))
 	}
