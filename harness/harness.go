@@ -1,0 +1,588 @@
+// Package harness is telechaos' engine: it runs a scenario against a target (the
+// embedded reference clinic or a URL), drives virtual patients and clinicians
+// through real WebRTC calls with watermarked media, feeds every observation to
+// the oracle and to per-run Prometheus metrics, and writes the reports.
+//
+// Run is the one entry point, used by the CLI, by tests and by properties.
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"telechaos/clinic"
+	"telechaos/harness/driver"
+	"telechaos/harness/oracle"
+	"telechaos/models"
+	"telechaos/reports"
+	"telechaos/scenarios"
+)
+
+// Sentinel errors Run's callers branch on (exit codes 2 and 3).
+var (
+	// ErrConfig: the scenario or the run configuration is invalid.
+	ErrConfig = errors.New("invalid configuration")
+	// ErrTarget: the target or the local infrastructure failed (could not start
+	// the embedded clinic, target unreachable, garbage answers at setup, every
+	// call failed).
+	ErrTarget = errors.New("target or infrastructure failure")
+)
+
+// Exit codes (design section 10).
+const (
+	ExitPass        = 0
+	ExitViolation   = 1
+	ExitUsage       = 2
+	ExitTarget      = 3
+	ExitThresholds  = 4
+	ExitInterrupted = 130
+)
+
+// TargetEmbedded is the scenario target that starts the reference clinic in-process.
+const TargetEmbedded = "embedded"
+
+// RunConfig configures Run. Only Scenario is required.
+type RunConfig struct {
+	Scenario *scenarios.Scenario
+	// ScenarioRef is how the user named the scenario (a built-in name or a file
+	// path), used in repro commands; default Scenario.Name.
+	ScenarioRef string
+	RunID       string // default: time and seed
+	// ReportDir receives summary.json, junit.xml and evidence files; "" writes none.
+	ReportDir string
+	// MetricsAddr serves /metrics during the run (e.g. "127.0.0.1:9464"); "" does not.
+	MetricsAddr string
+	// Registry receives the run's collectors; default a fresh one.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger // default: discard
+	// NewTarget, when set, replaces the scenario's target (tests, fault
+	// wrappers, drivers for other APIs). It receives the run's Observer, which
+	// the target should call for every request so that metrics and evidence see
+	// it. Run does not close the target.
+	NewTarget func(obs driver.Observer) (driver.Target, error)
+	// DataDir is the embedded clinic's data directory; default a temporary one,
+	// removed at the end.
+	DataDir string
+	// Grace bounds how long calls and checks may run after ctx is cancelled;
+	// default 5s.
+	Grace time.Duration
+	// Progress, when set, is called every ProgressEvery (default 1s) and once at
+	// the end.
+	Progress      func(Progress)
+	ProgressEvery time.Duration
+	// ClinicLogger receives the embedded clinic's logs; default discard.
+	ClinicLogger *slog.Logger
+}
+
+// Progress is a live snapshot for progress lines.
+type Progress struct {
+	Elapsed        time.Duration
+	UsersActive    int64
+	Patients       int64
+	Calls          int64 // calls that connected media (or were ended, media-free)
+	CallsActive    int64
+	Switches       int64
+	ReplaysChecked int64
+	FramesChecked  int64 // replay frames + live frames
+	Violations     int64
+	Dropped        int64
+	Final          bool
+}
+
+// Result is a finished run.
+type Result struct {
+	Summary    *reports.Summary
+	Violations []oracle.Violation
+	ReportDir  string // "" if no report was written
+	ExitCode   int
+	// FirstViolation is the time from start to the first violation, or -1.
+	FirstViolation time.Duration
+	Metrics        *Metrics
+}
+
+// Verdict is the summary's verdict.
+func (r *Result) Verdict() string { return r.Summary.Verdict }
+
+// counters are the run's figures (the Prometheus metrics carry fewer labels).
+type counters struct {
+	patients, consultations, callsConnected, callsEnded, callsAbandoned, callsFailed   atomic.Int64
+	switches, replaysListed, replaysFetched, tracksFetched, probes, probesSkipped      atomic.Int64
+	framesSent, framesAcked, framesReceived, dropped, ops, opErrors, violations        atomic.Int64
+	unreachable, usersActive, callsActive, probeRequests, probeDenied, framesSentEnded atomic.Int64
+}
+
+// run is one run's state shared by the virtual users.
+type run struct {
+	cfg        RunConfig
+	sc         *scenarios.Scenario
+	seed       uint64
+	beh        models.Behaviour
+	settle     time.Duration
+	log        *slog.Logger
+	target     driver.Target
+	media      *driver.MediaFactory
+	ledger     *models.Ledger
+	or         *oracle.Oracle
+	met        *Metrics
+	pool       *probePool
+	clinicians []driver.Session
+	cnt        counters
+	start      time.Time
+	firstViol  atomic.Int64 // nanos since start + 1; 0 = none
+	stopping   chan struct{}
+	stopOnce   sync.Once
+	errMu      sync.Mutex
+	lastErrs   []string
+}
+
+func (r *run) interrupted() bool {
+	select {
+	case <-r.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *run) stop() { r.stopOnce.Do(func() { close(r.stopping) }) }
+
+// noteErr logs a failed step and keeps the last few for the summary.
+func (r *run) noteErr(step string, err error) {
+	if errors.Is(err, driver.ErrUnreachable) {
+		r.cnt.unreachable.Add(1)
+	}
+	r.log.Debug("step failed", "step", step, "err", err)
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	if len(r.lastErrs) < 5 {
+		r.lastErrs = append(r.lastErrs, step+": "+err.Error())
+	}
+}
+
+func (r *run) sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// think pauses between steps unless the run is being interrupted.
+func (r *run) think(ctx context.Context, d time.Duration) {
+	if d <= 0 || r.interrupted() {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-r.stopping:
+	}
+}
+
+// observe is the driver's Observer: every request feeds metrics, the oracle's
+// per-user recent operations and the timed-op samples.
+func (r *run) observe(o driver.Observation) {
+	r.met.observe(o)
+	r.cnt.ops.Add(1)
+	ok := o.Err == nil && (o.Status == 0 || o.Status/100 == 2)
+	if !ok {
+		r.cnt.opErrors.Add(1)
+	}
+	if ok {
+		switch o.Op {
+		case driver.OpBook:
+			r.met.Latency(LatBook, o.End.Sub(o.Start))
+		case driver.OpEnd:
+			r.met.Latency(LatEnd, o.End.Sub(o.Start))
+		case driver.OpList:
+			r.met.Latency(LatList, o.End.Sub(o.Start))
+		case driver.OpReplay:
+			r.met.Latency(LatReplay, o.End.Sub(o.Start))
+		case driver.OpMedia:
+			r.met.Latency(LatMedia, o.End.Sub(o.Start))
+		}
+	}
+	if o.User != "" && r.or != nil {
+		s := fmt.Sprintf("%s %s -> %d %dB %s", o.Op, o.Subject, o.Status, o.Bytes, o.End.Sub(o.Start).Round(time.Millisecond))
+		if o.Err != nil && o.Status == 0 {
+			s += " err=" + o.Err.Error()
+		}
+		r.or.NoteOp(o.User, s)
+	}
+}
+
+// Run executes a scenario and returns its result. It returns an error wrapping
+// ErrConfig (and a nil Result) for an invalid scenario; for a target or
+// infrastructure failure it returns a Result with verdict error and exit code 3
+// together with an error wrapping ErrTarget. When ctx is cancelled it stops
+// arrivals, ends the calls in flight, finishes what checks it can within
+// cfg.Grace and still writes the report (verdict interrupted, exit code 130).
+func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
+	if cfg.Scenario == nil {
+		return nil, fmt.Errorf("%w: no scenario", ErrConfig)
+	}
+	sc := cfg.Scenario
+	if errs := validate(sc); len(errs) > 0 {
+		return nil, fmt.Errorf("%w: scenario %s: %w", ErrConfig, sc.Name, errors.Join(errs...))
+	}
+	exec, err := NewExecutor(sc.Executor)
+	if err != nil {
+		return nil, fmt.Errorf("%w: scenario %s: %w", ErrConfig, sc.Name, err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 5 * time.Second
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = time.Second
+	}
+	if cfg.ScenarioRef == "" {
+		cfg.ScenarioRef = sc.Name
+	}
+	if cfg.RunID == "" {
+		cfg.RunID = NewRunID(sc.Seed)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	r := &run{
+		cfg: cfg, sc: sc, seed: sc.Seed, beh: behaviourOf(sc), settle: sc.Settle.Duration,
+		log: cfg.Logger.With("run", cfg.RunID), ledger: models.NewLedger(),
+		met: NewMetrics(cfg.Registry), pool: newProbePool(64), stopping: make(chan struct{}),
+	}
+	if r.settle <= 0 {
+		r.settle = 10 * time.Second
+	}
+	r.start = time.Now()
+	r.or = oracle.New(r.ledger, oracle.Options{
+		OnViolation: func(v oracle.Violation) {
+			r.met.Violation(v.Invariant)
+			r.cnt.violations.Add(1)
+			r.firstViol.CompareAndSwap(0, int64(time.Since(r.start))+1)
+			r.log.Warn("violation", "invariant", v.Invariant, "viewer", v.Viewer, "owner", v.Owner, "detail", v.Detail)
+		},
+		MaxFrameEvidence:    8,
+		DurabilityTolerance: 0.02,
+		RecentOps:           16,
+	})
+
+	res := &Result{ExitCode: ExitPass, FirstViolation: -1, Metrics: r.met}
+	var runErr error
+	cleanup, err := r.setup(ctx)
+	defer cleanup()
+	if err != nil {
+		runErr = err
+	} else {
+		runErr = r.execute(ctx, exec)
+	}
+	r.or.Finish(time.Now())
+	r.finish(ctx, res, runErr)
+	if cfg.ReportDir != "" {
+		if err := r.writeReport(res); err != nil {
+			r.log.Error("write report", "err", err)
+			if runErr == nil {
+				runErr = fmt.Errorf("%w: write report: %w", ErrTarget, err)
+			}
+		} else {
+			res.ReportDir = cfg.ReportDir
+		}
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return res, runErr
+	}
+	return res, nil
+}
+
+// validate checks what Run relies on beyond the scenario loader's checks.
+func validate(sc *scenarios.Scenario) []error {
+	var errs []error
+	if sc.Population.Patients <= 0 {
+		errs = append(errs, fmt.Errorf("population.patients: %d must be > 0", sc.Population.Patients))
+	}
+	if sc.Population.Clinicians < 0 {
+		errs = append(errs, fmt.Errorf("population.clinicians: %d must be >= 0", sc.Population.Clinicians))
+	}
+	if sc.Duration.Duration < 0 || sc.Settle.Duration < 0 {
+		errs = append(errs, errors.New("duration and settle must be >= 0"))
+	}
+	if t := sc.Target; t != "" && t != TargetEmbedded && !strings.HasPrefix(t, "http://") && !strings.HasPrefix(t, "https://") {
+		errs = append(errs, fmt.Errorf("target: %q is neither %q nor an http(s) URL", t, TargetEmbedded))
+	}
+	for _, e := range behaviourOf(sc).Validate() {
+		errs = append(errs, fmt.Errorf("behaviour: %w", e))
+	}
+	for i, t := range sc.Thresholds {
+		if _, err := parseThreshold(t); err != nil {
+			errs = append(errs, fmt.Errorf("thresholds[%d]: %w", i, err))
+		}
+	}
+	return errs
+}
+
+// NewRunID names a run by its start time and seed, e.g. 20260601-101500-s42.
+func NewRunID(seed uint64) string {
+	return fmt.Sprintf("%s-s%d", time.Now().UTC().Format("20060102-150405.000"), seed)
+}
+
+// setup starts the embedded clinic (or dials the URL), checks the target's
+// health, builds the media factory and registers the clinicians. The returned
+// cleanup is always safe to call.
+func (r *run) setup(ctx context.Context) (func(), error) {
+	var closers []func()
+	cleanup := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if r.cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", r.cfg.MetricsAddr)
+		if err != nil {
+			return cleanup, fmt.Errorf("%w: metrics listener on %s: %w", ErrTarget, r.cfg.MetricsAddr, err)
+		}
+		srv := &http.Server{Handler: metricsMux(r.cfg.Registry), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		closers = append(closers, func() { srv.Close() })
+		r.log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	}
+	var target driver.Target
+	if r.cfg.NewTarget != nil {
+		t, err := r.cfg.NewTarget(r.observe)
+		if err != nil {
+			return cleanup, fmt.Errorf("%w: target: %w", ErrTarget, err)
+		}
+		target = t
+	} else {
+		url := r.sc.Target
+		if url == "" || url == TargetEmbedded {
+			dir := r.cfg.DataDir
+			if dir == "" {
+				d, err := os.MkdirTemp("", "telechaos-clinic-")
+				if err != nil {
+					return cleanup, fmt.Errorf("%w: clinic data directory: %w", ErrTarget, err)
+				}
+				dir = d
+				closers = append(closers, func() { os.RemoveAll(d) })
+			}
+			clog := r.cfg.ClinicLogger
+			if clog == nil {
+				clog = slog.New(slog.DiscardHandler)
+			}
+			srv, err := clinic.Start(ctx, clinic.Config{Addr: "127.0.0.1:0", DataDir: dir, UDPPort: 0,
+				AdvertisedIP: "127.0.0.1", Bugs: r.sc.Bugs, Seed: r.sc.Seed, Logger: clog})
+			if err != nil {
+				return cleanup, fmt.Errorf("%w: start embedded clinic: %w", ErrTarget, err)
+			}
+			closers = append(closers, func() { srv.Close() })
+			url = srv.URL()
+		}
+		h, err := driver.NewHTTP(url, driver.HTTPOptions{Observer: r.observe, Timeout: 15 * time.Second})
+		if err != nil {
+			return cleanup, fmt.Errorf("%w: target %s: %w", ErrConfig, url, err)
+		}
+		target = h
+	}
+	r.target = target
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := target.Health(hctx)
+	cancel()
+	if err != nil {
+		return cleanup, fmt.Errorf("%w: health check: %w", ErrTarget, err)
+	}
+	if r.sc.Media {
+		f, err := driver.NewMediaFactory(driver.MediaOptions{LoopbackOnly: true, Logger: r.log})
+		if err != nil {
+			return cleanup, fmt.Errorf("%w: media: %w", ErrTarget, err)
+		}
+		r.media = f
+	}
+	n := max(r.sc.Population.Clinicians, 1)
+	for range n {
+		s, err := target.Register(ctx, models.Clinician)
+		if err != nil {
+			return cleanup, fmt.Errorf("%w: register clinician: %w", ErrTarget, err)
+		}
+		r.ledger.AddUser(s.ID, models.Clinician)
+		r.clinicians = append(r.clinicians, s)
+	}
+	return cleanup, nil
+}
+
+func metricsMux(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
+}
+
+// execute runs the arrival phase and waits for the patients, honouring ctx
+// cancellation (stop arrivals, end calls, grace) and a hard deadline.
+func (r *run) execute(ctx context.Context, exec Executor) error {
+	sc := r.sc
+	// Patients run on work, not ctx: an interrupt ends calls gracefully and
+	// work is cancelled only after the grace period.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	arrivals := ctx
+	if sc.Duration.Duration > 0 {
+		var cancel context.CancelFunc
+		arrivals, cancel = context.WithTimeout(ctx, sc.Duration.Duration)
+		defer cancel()
+	}
+	slots := sc.Population.Patients
+	if sc.Executor.Type == "" || sc.Executor.Type == ExecClosed {
+		if sc.Executor.VUs > 0 {
+			slots = sc.Executor.VUs
+		}
+	}
+	if m := sc.Executor.MaxInFlight; m > 0 {
+		slots = min(slots, m)
+	}
+	if sc.Executor.Type == ExecConstant || sc.Executor.Type == ExecRamping {
+		if sc.Executor.MaxInFlight <= 0 {
+			slots = sc.Population.Patients
+		}
+	}
+	l := newLauncher(work, sc.Population.Patients, slots, r.stopping, r.patient, func() {
+		r.met.Dropped.Inc()
+		r.cnt.dropped.Add(1)
+	})
+
+	// Hard bound: arrivals + the longest call + settle + slack, so a hung target
+	// cannot hang the run.
+	b := r.beh
+	hard := sc.Duration.Duration
+	if hard <= 0 {
+		hard = time.Hour
+	}
+	hard += b.CallMax + 2*b.ThinkMax + r.settle + 2*connectTimeout + 30*time.Second
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		exec.Run(arrivals, l)
+		l.wg.Wait()
+	}()
+	ticker := time.NewTicker(r.cfg.ProgressEvery)
+	defer ticker.Stop()
+	hardT := time.NewTimer(hard)
+	defer hardT.Stop()
+	var graceC <-chan time.Time
+	interrupted := false
+	for {
+		select {
+		case <-done:
+			r.progress(false)
+			if interrupted {
+				return context.Canceled
+			}
+			return r.infraVerdict()
+		case <-ticker.C:
+			r.progress(false)
+		case <-ctx.Done():
+			if !interrupted {
+				interrupted = true
+				r.log.Info("interrupted: ending calls in flight", "grace", r.cfg.Grace)
+				r.stop()
+				graceC = time.After(r.cfg.Grace)
+			}
+			ctx = context.Background() // stop selecting on it
+		case <-hardT.C:
+			r.log.Error("hard deadline reached: stopping", "after", hard)
+			r.stop()
+			graceC = time.After(r.cfg.Grace)
+		case <-graceC:
+			cancelWork()
+			graceC = nil
+			// Patients notice work's cancellation at their next request; do not
+			// wait for stragglers forever.
+			select {
+			case <-done:
+			case <-time.After(r.cfg.Grace):
+				r.log.Error("patients still running after grace; writing the report anyway")
+			}
+			if interrupted {
+				return context.Canceled
+			}
+			return fmt.Errorf("%w: run exceeded its hard deadline of %v", ErrTarget, hard)
+		}
+	}
+}
+
+// infraVerdict turns a run where nothing worked into a target failure rather
+// than a silent pass.
+func (r *run) infraVerdict() error {
+	p := r.cnt.patients.Load()
+	failed := r.cnt.callsFailed.Load()
+	if p > 0 && failed == p {
+		r.errMu.Lock()
+		last := strings.Join(r.lastErrs, "; ")
+		r.errMu.Unlock()
+		return fmt.Errorf("%w: all %d patients failed (%s)", ErrTarget, p, last)
+	}
+	return nil
+}
+
+func (r *run) progress(final bool) {
+	if r.cfg.Progress == nil {
+		return
+	}
+	calls := r.cnt.callsConnected.Load()
+	if r.media == nil {
+		calls = r.cnt.callsEnded.Load()
+	}
+	st := r.or.Stats()
+	r.cfg.Progress(Progress{
+		Elapsed:        time.Since(r.start),
+		UsersActive:    r.cnt.usersActive.Load(),
+		Patients:       r.cnt.patients.Load(),
+		Calls:          calls,
+		CallsActive:    r.cnt.callsActive.Load(),
+		Switches:       r.cnt.switches.Load(),
+		ReplaysChecked: r.cnt.replaysFetched.Load(),
+		FramesChecked:  st.FramesChecked + st.LiveFramesChecked,
+		Violations:     r.cnt.violations.Load(),
+		Dropped:        r.cnt.dropped.Load(),
+		Final:          final,
+	})
+}
+
+// behaviourOf maps the scenario's behaviour to the model's. TODO: use
+// (*scenarios.Scenario).ModelBehaviour once the loader lands; until then zero
+// call and switch bounds fall back to models.DefaultBehaviour's.
+func behaviourOf(sc *scenarios.Scenario) models.Behaviour {
+	b := sc.Behaviour
+	m := models.Behaviour{
+		SwitchToVideo: b.SwitchToVideo, Replay: b.Replay, Abandon: b.Abandon, ProbeOther: b.ProbeOther,
+		CallMin: b.CallMin.Duration, CallMax: b.CallMax.Duration, SwitchMin: b.SwitchMin, SwitchMax: b.SwitchMax,
+		ThinkMin: b.ThinkMin.Duration, ThinkMax: b.ThinkMax.Duration,
+	}
+	d := models.DefaultBehaviour
+	if m.CallMin == 0 && m.CallMax == 0 {
+		m.CallMin, m.CallMax = d.CallMin, d.CallMax
+	}
+	if m.SwitchMin == 0 && m.SwitchMax == 0 {
+		m.SwitchMin, m.SwitchMax = d.SwitchMin, d.SwitchMax
+	}
+	return m
+}

@@ -1,0 +1,214 @@
+package harness
+
+import (
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"telechaos/harness/driver"
+	"telechaos/harness/oracle"
+	"telechaos/models"
+)
+
+// Outcomes of an operation in telechaos_operations_total.
+const (
+	OutcomeOK     = "ok"     // 2xx
+	OutcomeDenied = "denied" // 401/403/404: expected for probes, a failure elsewhere
+	OutcomeError  = "error"  // anything else: other status, garbage, unreachable
+)
+
+// Timed operations in telechaos_operation_duration_seconds and in threshold
+// metrics latency.<op>. Join is measured from the join request to the first
+// received frame (join-to-media); switch is the renegotiation (re-offer, request,
+// accept).
+const (
+	LatBook   = "book"
+	LatJoin   = "join"
+	LatSwitch = "switch"
+	LatEnd    = "end"
+	LatList   = "list"
+	LatReplay = "replay"
+	LatMedia  = "media"
+)
+
+// LatencyOps lists the timed operations in report order.
+var LatencyOps = []string{LatBook, LatJoin, LatSwitch, LatEnd, LatList, LatReplay, LatMedia}
+
+var driverOps = []driver.Op{driver.OpRegister, driver.OpBook, driver.OpJoin, driver.OpSwitch, driver.OpEnd,
+	driver.OpList, driver.OpReplay, driver.OpMedia, driver.OpConsultation, driver.OpHealth}
+
+// Metrics are one run's Prometheus collectors on their own registry (no globals),
+// with every label value bound once so that hot paths do no label lookups. It
+// also keeps the raw latency samples that thresholds are judged on.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	ops           map[driver.Op]*[3]prometheus.Counter // ok, denied, error
+	durations     map[string]prometheus.Observer
+	UsersActive   prometheus.Gauge
+	CallsActive   prometheus.Gauge
+	framesSent    [2]prometheus.Counter // audio, video
+	framesRecv    [2]prometheus.Counter
+	FramesChecked prometheus.Counter
+	violations    map[string]prometheus.Counter
+	Dropped       prometheus.Counter
+
+	samples *samples
+}
+
+// NewMetrics registers the run's collectors on reg.
+func NewMetrics(reg *prometheus.Registry) *Metrics {
+	f := promauto.With(reg)
+	m := &Metrics{Registry: reg, ops: map[driver.Op]*[3]prometheus.Counter{}, durations: map[string]prometheus.Observer{},
+		violations: map[string]prometheus.Counter{}, samples: newSamples(50_000)}
+	opsVec := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "telechaos_operations_total",
+		Help: "Requests to the target by operation and outcome (ok, denied, error).",
+	}, []string{"op", "outcome"})
+	for _, op := range driverOps {
+		m.ops[op] = &[3]prometheus.Counter{
+			opsVec.WithLabelValues(string(op), OutcomeOK),
+			opsVec.WithLabelValues(string(op), OutcomeDenied),
+			opsVec.WithLabelValues(string(op), OutcomeError),
+		}
+	}
+	durVec := f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "telechaos_operation_duration_seconds",
+		Help:    "Duration of timed operations (join: join request to first received frame; switch: renegotiation).",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"op"})
+	for _, op := range LatencyOps {
+		m.durations[op] = durVec.WithLabelValues(op)
+	}
+	m.UsersActive = f.NewGauge(prometheus.GaugeOpts{Name: "telechaos_users_active", Help: "Virtual patients in their lifecycle now."})
+	m.CallsActive = f.NewGauge(prometheus.GaugeOpts{Name: "telechaos_calls_active", Help: "Calls with media flowing now."})
+	sent := f.NewCounterVec(prometheus.CounterOpts{Name: "telechaos_media_frames_sent_total", Help: "Watermarked media frames sent."}, []string{"kind"})
+	recv := f.NewCounterVec(prometheus.CounterOpts{Name: "telechaos_media_frames_received_total", Help: "Media frames received live."}, []string{"kind"})
+	m.framesSent = [2]prometheus.Counter{sent.WithLabelValues(string(models.Audio)), sent.WithLabelValues(string(models.Video))}
+	m.framesRecv = [2]prometheus.Counter{recv.WithLabelValues(string(models.Audio)), recv.WithLabelValues(string(models.Video))}
+	m.FramesChecked = f.NewCounter(prometheus.CounterOpts{Name: "telechaos_frames_checked_total", Help: "Replay frames checked by the oracle."})
+	viol := f.NewCounterVec(prometheus.CounterOpts{Name: "telechaos_violations_total", Help: "Invariant violations found."}, []string{"invariant"})
+	for _, inv := range oracle.Invariants {
+		m.violations[inv] = viol.WithLabelValues(inv)
+	}
+	m.Dropped = f.NewCounter(prometheus.CounterOpts{Name: "telechaos_arrivals_dropped_total", Help: "Arrivals dropped because max_in_flight patients were running."})
+	return m
+}
+
+// observe counts one driver observation.
+func (m *Metrics) observe(o driver.Observation) {
+	c, ok := m.ops[o.Op]
+	if !ok {
+		return
+	}
+	c[outcomeIndex(o)].Inc()
+}
+
+func outcomeIndex(o driver.Observation) int {
+	switch {
+	case o.Err == nil && o.Status/100 == 2:
+		return 0
+	case o.Status == 401 || o.Status == 403 || o.Status == 404:
+		return 1
+	case o.Err == nil && o.Status == 0:
+		return 0 // a driver that does not speak HTTP
+	}
+	return 2
+}
+
+// Latency records one timed operation.
+func (m *Metrics) Latency(op string, d time.Duration) {
+	if h, ok := m.durations[op]; ok {
+		h.Observe(d.Seconds())
+	}
+	m.samples.add(op, d)
+}
+
+// Sent and Received count media frames.
+func (m *Metrics) Sent(k models.Kind)     { m.framesSent[kindIndex(k)].Inc() }
+func (m *Metrics) Received(k models.Kind) { m.framesRecv[kindIndex(k)].Inc() }
+
+// Violation counts one violation.
+func (m *Metrics) Violation(invariant string) {
+	if c, ok := m.violations[invariant]; ok {
+		c.Inc()
+	}
+}
+
+func kindIndex(k models.Kind) int {
+	if k == models.Video {
+		return 1
+	}
+	return 0
+}
+
+// samples keeps up to limit latency samples per op (reservoir sampling beyond,
+// with a fixed seed) so percentiles stay exact for ordinary runs and bounded in
+// memory for huge ones.
+type samples struct {
+	mu    sync.Mutex
+	limit int
+	by    map[string]*reservoir
+	rng   *rand.Rand
+}
+
+type reservoir struct {
+	seen int
+	v    []time.Duration
+}
+
+func newSamples(limit int) *samples {
+	return &samples{limit: limit, by: map[string]*reservoir{}, rng: rand.New(rand.NewPCG(1, 2))}
+}
+
+func (s *samples) add(op string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.by[op]
+	if r == nil {
+		r = &reservoir{}
+		s.by[op] = r
+	}
+	r.seen++
+	if len(r.v) < s.limit {
+		r.v = append(r.v, d)
+		return
+	}
+	if j := s.rng.IntN(r.seen); j < s.limit {
+		r.v[j] = d
+	}
+}
+
+// LatencyStats summarises one op's samples.
+type LatencyStats struct {
+	Count                   int
+	P50, P90, P95, P99, Max time.Duration
+}
+
+// Stats returns the percentiles (nearest rank) of one op.
+func (s *samples) stats(op string) LatencyStats {
+	s.mu.Lock()
+	var v []time.Duration
+	seen := 0
+	if r := s.by[op]; r != nil {
+		v = slices.Clone(r.v)
+		seen = r.seen
+	}
+	s.mu.Unlock()
+	if len(v) == 0 {
+		return LatencyStats{}
+	}
+	slices.Sort(v)
+	q := func(p float64) time.Duration {
+		i := int(p*float64(len(v))+0.999999) - 1
+		return v[min(max(i, 0), len(v)-1)]
+	}
+	return LatencyStats{Count: seen, P50: q(.50), P90: q(.90), P95: q(.95), P99: q(.99), Max: v[len(v)-1]}
+}
+
+// LatencyStats returns the percentiles of one timed op.
+func (m *Metrics) LatencyStats(op string) LatencyStats { return m.samples.stats(op) }

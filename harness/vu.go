@@ -1,0 +1,529 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"telechaos/harness/driver"
+	"telechaos/harness/oracle"
+	"telechaos/models"
+)
+
+// Media pacing and frame sizes (design section 5): Opus-like audio at 50 frames/s,
+// VP8-like video at 15 frames/s, both on one 20 ms ticker per call.
+const (
+	audioInterval  = 20 * time.Millisecond
+	videoPerSecond = 15
+	audioPerSecond = 50
+	audioFrameSize = 60
+	videoFrameSize = 800
+	connectTimeout = 15 * time.Second
+	// drain lets frames in flight reach the target before end, so the
+	// acknowledged counts are close to what was sent.
+	drain = 150 * time.Millisecond
+)
+
+// planSeed derives patient i's PRNG from the run seed: the seed and the scenario
+// fix every decision, whatever the order in which patients run.
+func planSeed(seed uint64, i int) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, 0x7e1ec4a05^uint64(i)))
+}
+
+// patient runs the i-th patient's whole lifecycle. It never returns an error:
+// failures are counted, and what was checked before them stays checked.
+func (r *run) patient(ctx context.Context, i int) {
+	rng := planSeed(r.seed, i)
+	plan := r.beh.Draw(rng)
+	probePick := rng.Uint64()
+
+	r.met.UsersActive.Inc()
+	r.cnt.usersActive.Add(1)
+	defer func() {
+		r.met.UsersActive.Dec()
+		r.cnt.usersActive.Add(-1)
+	}()
+	r.cnt.patients.Add(1)
+
+	fail := func(step string, err error) {
+		r.cnt.callsFailed.Add(1)
+		r.noteErr(step, err)
+	}
+	ps, err := r.target.Register(ctx, models.Patient)
+	if err != nil {
+		fail("register patient", err)
+		return
+	}
+	r.ledger.AddUser(ps.ID, models.Patient)
+	defer r.or.ForgetUser(ps.ID)
+	r.think(ctx, plan.Think)
+
+	cl := r.clinicians[i%len(r.clinicians)]
+	bk, err := r.target.Book(ctx, ps, cl.ID)
+	if err != nil {
+		fail("book", err)
+		return
+	}
+	cons := models.Consultation{ID: bk.ConsultationID, AppointmentID: bk.AppointmentID, Patient: ps.ID, Clinician: cl.ID}
+	if err := r.ledger.AddConsultation(cons); err != nil {
+		fail("ledger", err)
+		return
+	}
+	r.cnt.consultations.Add(1)
+	r.think(ctx, plan.Think)
+
+	var c *callOutcome
+	if r.media != nil {
+		c, err = r.mediaCall(ctx, plan, ps, cl, cons)
+	} else {
+		c, err = r.apiCall(ctx, plan, ps, cons)
+	}
+	if err != nil {
+		fail("call", err)
+	}
+	if c != nil && c.ended {
+		r.settleRecording(cons, c)
+	}
+	if plan.Replay && !r.interrupted() {
+		rid := ""
+		if c != nil && c.ended {
+			rid = c.recordingID
+		}
+		for _, viewer := range []driver.Session{ps, cl} {
+			r.replay(ctx, viewer, cons, rid, c)
+		}
+	}
+	if plan.ProbeOther && !r.interrupted() {
+		r.probe(ctx, ps, probePick)
+	}
+}
+
+// callOutcome is what a call left behind.
+type callOutcome struct {
+	ended       bool
+	abandoned   bool
+	recordingID string
+	endedAt     time.Time
+	tracks      []driver.TrackInfo
+}
+
+// settleRecording binds the acknowledged recording and tells the oracle which
+// frames the target acknowledged, then offers it to other users' probes.
+func (r *run) settleRecording(cons models.Consultation, c *callOutcome) {
+	if err := r.ledger.BindRecording(cons.ID, c.recordingID); err != nil {
+		// The target gave one recording id to two consultations: evidence, but
+		// the oracle judges content, so only note it.
+		r.noteErr("bind recording", err)
+	}
+	acked := make([]oracle.AckedTrack, 0, len(c.tracks))
+	ids := make([]string, 0, len(c.tracks))
+	for _, t := range c.tracks {
+		acked = append(acked, oracle.AckedTrack{Owner: t.Owner, Kind: t.Kind, Segment: t.Segment, Frames: t.Frames})
+		ids = append(ids, t.ID)
+		r.cnt.framesAcked.Add(int64(t.Frames))
+	}
+	r.or.ExpectRecording(cons.ID, c.recordingID, acked, c.endedAt)
+	r.pool.add(probeTarget{recording: c.recordingID, consultation: cons.ID, patient: cons.Patient, clinician: cons.Clinician, tracks: ids})
+}
+
+// apiCall is the media-free call: the contract has no join without an SDP offer,
+// so the consultation is booked and ended without anyone joining. The target
+// still finalises (an empty) recording, which is listed, fetched and probed like
+// any other; live isolation and frame-level durability are not exercised.
+func (r *run) apiCall(ctx context.Context, plan models.Plan, ps driver.Session, cons models.Consultation) (*callOutcome, error) {
+	out := &callOutcome{}
+	if plan.Abandon {
+		out.abandoned = true
+		r.cnt.callsAbandoned.Add(1)
+		return out, nil
+	}
+	if err := r.sleep(ctx, min(plan.CallLength, 200*time.Millisecond)); err != nil {
+		return out, err
+	}
+	return r.end(ctx, ps, cons, out)
+}
+
+func (r *run) end(ctx context.Context, s driver.Session, cons models.Consultation, out *callOutcome) (*callOutcome, error) {
+	res, err := r.target.End(ctx, s, cons.ID)
+	if err != nil {
+		return out, fmt.Errorf("end %s: %w", cons.ID, err)
+	}
+	if res.RecordingID == "" {
+		return out, fmt.Errorf("end %s: %w: no recording id", cons.ID, driver.ErrGarbage)
+	}
+	out.ended, out.recordingID, out.tracks, out.endedAt = true, res.RecordingID, res.Tracks, time.Now()
+	r.cnt.callsEnded.Add(1)
+	return out, nil
+}
+
+// participant is one side of a media call.
+type participant struct {
+	s         driver.Session
+	peer      *driver.Peer
+	tag       uint64
+	joinStart atomic.Int64 // unix nanos of the join request
+	gotFirst  atomic.Bool
+	video     atomic.Bool // switched: send video too
+	seqA      uint32
+	seqV      uint32
+}
+
+// mediaCall joins both participants with real WebRTC peers, paces watermarked
+// frames from one ticker, switches to video when the plan says so and ends (or
+// abandons) the call.
+func (r *run) mediaCall(ctx context.Context, plan models.Plan, ps, cs driver.Session, cons models.Consultation) (*callOutcome, error) {
+	out := &callOutcome{}
+	ctag := models.TagOf(cons.ID)
+	parts := [2]*participant{{s: ps, tag: models.TagOf(ps.ID)}, {s: cs, tag: models.TagOf(cs.ID)}}
+	defer func() {
+		for _, p := range parts {
+			if p.peer != nil {
+				p.peer.Close()
+			}
+		}
+	}()
+	for _, p := range parts {
+		if err := r.join(ctx, p, cons.ID); err != nil {
+			return out, err
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	for _, p := range parts {
+		if err := p.peer.WaitConnected(cctx); err != nil {
+			cancel()
+			return out, fmt.Errorf("connect %s to %s: %w", p.s.ID, cons.ID, err)
+		}
+	}
+	cancel()
+	r.cnt.callsConnected.Add(1)
+	r.met.CallsActive.Inc()
+	r.cnt.callsActive.Add(1)
+	defer func() {
+		r.met.CallsActive.Dec()
+		r.cnt.callsActive.Add(-1)
+	}()
+
+	var switchWG sync.WaitGroup
+	defer switchWG.Wait() // before the peers close
+	start := time.Now()
+	tick := time.NewTicker(audioInterval)
+	defer tick.Stop()
+	switched := false
+	var sent int64
+	defer func() {
+		if out.ended {
+			r.cnt.framesSentEnded.Add(sent)
+		}
+	}()
+loop:
+	for n := 0; ; n++ {
+		if time.Since(start) >= plan.CallLength {
+			break
+		}
+		if plan.SwitchVideo && !switched && time.Since(start) >= plan.SwitchAt {
+			switched = true
+			switchWG.Add(1)
+			go func() {
+				defer switchWG.Done()
+				r.switchVideo(ctx, parts, cons.ID)
+			}()
+		}
+		sendVideo := (n+1)*videoPerSecond/audioPerSecond != n*videoPerSecond/audioPerSecond
+		for _, p := range parts {
+			p.seqA++
+			if p.peer.SendAudio(models.AudioFrame(models.Tag{Consultation: ctag, Sender: p.tag, Seq: p.seqA}, audioFrameSize)) == nil {
+				r.met.Sent(models.Audio)
+				r.cnt.framesSent.Add(1)
+				sent++
+			}
+			if sendVideo && p.video.Load() {
+				p.seqV++
+				if p.peer.SendVideo(models.VideoFrame(models.Tag{Consultation: ctag, Sender: p.tag, Seq: p.seqV}, videoFrameSize)) == nil {
+					r.met.Sent(models.Video)
+					r.cnt.framesSent.Add(1)
+					sent++
+				}
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-r.stopping:
+			// Interrupted: end the call now so its recording can still be checked.
+			plan.Abandon = false
+			break loop
+		}
+	}
+	switchWG.Wait()
+	if plan.Abandon {
+		out.abandoned = true
+		r.cnt.callsAbandoned.Add(1)
+		return out, nil
+	}
+	if err := r.sleep(ctx, drain); err != nil {
+		return out, err
+	}
+	return r.end(ctx, ps, cons, out)
+}
+
+// join makes p's peer, offers audio and accepts the answer.
+func (r *run) join(ctx context.Context, p *participant, cid string) error {
+	viewer := p.s.ID
+	peer, err := r.media.NewPeer(func(kind models.Kind, payload []byte, at time.Time) {
+		if p.gotFirst.CompareAndSwap(false, true) {
+			if st := p.joinStart.Load(); st != 0 {
+				r.met.Latency(LatJoin, at.Sub(time.Unix(0, st)))
+			}
+		}
+		r.met.Received(kind)
+		r.cnt.framesReceived.Add(1)
+		r.or.CheckLive(viewer, cid, payload, at)
+	})
+	if err != nil {
+		return fmt.Errorf("new peer for %s: %w", viewer, err)
+	}
+	p.peer = peer
+	offer, err := peer.OfferAudio(ctx)
+	if err != nil {
+		return fmt.Errorf("audio offer for %s: %w", viewer, err)
+	}
+	p.joinStart.Store(time.Now().UnixNano())
+	answer, _, err := r.target.Join(ctx, p.s, cid, offer)
+	if err != nil {
+		return fmt.Errorf("join %s as %s: %w", cid, viewer, err)
+	}
+	if err := peer.Accept(answer); err != nil {
+		return fmt.Errorf("accept join answer for %s: %w", viewer, err)
+	}
+	return nil
+}
+
+// switchVideo re-offers on both participants' peers, one after the other (the
+// reference harness switches both so that each sees the other's video).
+func (r *run) switchVideo(ctx context.Context, parts [2]*participant, cid string) {
+	ok := true
+	for _, p := range parts {
+		st := time.Now()
+		offer, err := p.peer.OfferVideo(ctx)
+		if err == nil {
+			var answer string
+			answer, err = r.target.SwitchVideo(ctx, p.s, cid, offer)
+			if err == nil {
+				err = p.peer.Accept(answer)
+			}
+		}
+		if err != nil {
+			ok = false
+			r.noteErr("switch", fmt.Errorf("switch %s as %s: %w", cid, p.s.ID, err))
+			continue
+		}
+		r.met.Latency(LatSwitch, time.Since(st))
+		p.video.Store(true)
+	}
+	if ok {
+		r.cnt.switches.Add(1)
+	}
+}
+
+// replay is one participant's look at the recording after the call: list (and
+// check) the replays, poll until the recording is listed or the settle time runs
+// out, then fetch its metadata and every track and report what was delivered.
+func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consultation, rid string, c *callOutcome) {
+	deadline := time.Now().Add(r.settle)
+	wait := 100 * time.Millisecond
+	listed := false
+	for {
+		items, err := r.target.ListReplays(ctx, s)
+		if err == nil {
+			r.cnt.replaysListed.Add(1)
+			li := make([]oracle.ListItem, len(items))
+			for k, it := range items {
+				li[k] = oracle.ListItem{RecordingID: it.ID, ConsultationID: it.ConsultationID, Participants: it.Participants}
+				if rid != "" && it.ID == rid {
+					listed = true
+				}
+			}
+			r.or.CheckList(s.ID, li, time.Now())
+		} else {
+			r.noteErr("list", err)
+		}
+		if rid == "" || listed || r.interrupted() || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			break
+		}
+		if r.sleep(ctx, wait) != nil {
+			break
+		}
+		wait = min(wait*2, time.Second)
+	}
+	if rid == "" {
+		return
+	}
+	if !listed {
+		if !r.interrupted() && ctx.Err() == nil {
+			r.or.Delivered(s.ID, cons.ID, false, nil, time.Now())
+		}
+		return
+	}
+	rep, err := r.target.GetReplay(ctx, s, rid)
+	if err != nil {
+		r.noteErr("replay", err)
+		return
+	}
+	r.cnt.replaysFetched.Add(1)
+	meta := oracle.ReplayMeta{ID: rep.ID, ConsultationID: rep.ConsultationID, Participants: rep.Participants}
+	for _, t := range rep.Tracks {
+		meta.Tracks = append(meta.Tracks, oracle.TrackMeta{ID: t.ID, Owner: t.Owner, Kind: t.Kind, Segment: t.Segment, Frames: t.Frames})
+	}
+	r.or.CheckReplay(s.ID, meta, time.Now())
+
+	ctag := models.TagOf(cons.ID)
+	senders := map[uint64]string{models.TagOf(cons.Patient): cons.Patient, models.TagOf(cons.Clinician): cons.Clinician}
+	tagged := map[[2]string]int{}
+	complete := true
+	for _, t := range rep.Tracks {
+		b, err := r.target.FetchMedia(ctx, s, rid, t.ID)
+		if err != nil {
+			complete = false
+			r.noteErr("media", err)
+			continue
+		}
+		frames, err := readTrack(t, b)
+		if err != nil {
+			complete = false
+			r.noteErr("media", fmt.Errorf("track %s of %s: %w: %w", t.ID, rid, driver.ErrGarbage, err))
+			continue
+		}
+		r.cnt.tracksFetched.Add(1)
+		st := r.or.CheckFrames(s.ID, rid, t.ID, frames, time.Now())
+		r.met.FramesChecked.Add(float64(st.Frames))
+		for _, f := range frames {
+			tag, _, err := models.FindTag(f)
+			if err != nil || tag.Consultation != ctag {
+				continue
+			}
+			if who, ok := senders[tag.Sender]; ok {
+				tagged[[2]string{who, string(tag.Kind)}]++
+			}
+		}
+	}
+	if complete {
+		r.or.Delivered(s.ID, cons.ID, true, tagged, time.Now())
+	}
+}
+
+// readTrack splits a track's bytes into frames by its container.
+func readTrack(t driver.TrackInfo, b []byte) ([][]byte, error) {
+	switch {
+	case t.Format == "ogg" || (t.Format == "" && t.Kind == string(models.Audio)):
+		return driver.ReadOgg(b)
+	case t.Format == "ivf" || (t.Format == "" && t.Kind == string(models.Video)):
+		return driver.ReadIVF(b)
+	}
+	return nil, fmt.Errorf("unknown track format %q", t.Format)
+}
+
+// probe fetches a recording harvested from another user's consultation: the
+// target must deny it (replay-access-control). Only HTTP answers are judged; a
+// transport failure says nothing about access control.
+func (r *run) probe(ctx context.Context, s driver.Session, pick uint64) {
+	pt, ok := r.pool.pick(pick, s.ID)
+	if !ok {
+		r.cnt.probesSkipped.Add(1)
+		return
+	}
+	r.cnt.probes.Add(1)
+	rep, err := r.target.GetReplay(ctx, s, pt.recording)
+	r.probeCounted(err)
+	if status, answered := answerStatus(err); answered {
+		n := 0
+		if err == nil {
+			b, _ := json.Marshal(rep)
+			n = len(b)
+		}
+		r.or.CheckProbe(s.ID, pt.recording, pt.consultation, status, n, time.Now())
+	}
+	if len(pt.tracks) == 0 {
+		return
+	}
+	tid := pt.tracks[int(pick>>32)%len(pt.tracks)]
+	b, err := r.target.FetchMedia(ctx, s, pt.recording, tid)
+	r.probeCounted(err)
+	if status, answered := answerStatus(err); answered {
+		r.or.CheckProbe(s.ID, pt.recording, pt.consultation, status, len(b), time.Now())
+	}
+}
+
+// probeCounted keeps probe requests and their (expected) denials out of the
+// error rate.
+func (r *run) probeCounted(err error) {
+	r.cnt.probeRequests.Add(1)
+	if err != nil {
+		r.cnt.probeDenied.Add(1)
+	}
+}
+
+// answerStatus returns the HTTP status behind err (200 for nil) and whether the
+// target answered at all.
+func answerStatus(err error) (int, bool) {
+	if err == nil {
+		return 200, true
+	}
+	if c := driver.StatusCode(err); c != 0 {
+		return c, true
+	}
+	if errors.Is(err, driver.ErrGarbage) {
+		return 200, true // a 2xx with a body we could not read: still an answer
+	}
+	return 0, false
+}
+
+// probeTarget is a real recording of someone's completed consultation.
+type probeTarget struct {
+	recording, consultation string
+	patient, clinician      string
+	tracks                  []string
+}
+
+// probePool is a bounded ring of recently completed recordings that probes draw
+// from, so probes use real ids without keeping every recording of a long run.
+type probePool struct {
+	mu   sync.Mutex
+	ring []probeTarget
+	next int
+	size int
+}
+
+func newProbePool(size int) *probePool {
+	return &probePool{ring: make([]probeTarget, 0, size), size: size}
+}
+
+func (p *probePool) add(t probeTarget) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.ring) < p.size {
+		p.ring = append(p.ring, t)
+		return
+	}
+	p.ring[p.next] = t
+	p.next = (p.next + 1) % p.size
+}
+
+// pick chooses a recording user took no part in, or false if there is none.
+func (p *probePool) pick(x uint64, user string) (probeTarget, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.ring)
+	for k := range n {
+		t := p.ring[(int(x%uint64(n))+k)%n]
+		if t.patient != user && t.clinician != user {
+			return t, true
+		}
+	}
+	return probeTarget{}, false
+}

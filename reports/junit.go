@@ -1,0 +1,141 @@
+package reports
+
+import (
+	"encoding/xml"
+	"fmt"
+	"strings"
+)
+
+// JUnit XML in the common shape CI parsers (Jenkins, GitLab, GitHub actions)
+// read: <testsuites><testsuite><testcase><failure|error|skipped>.
+type (
+	JUnitSuites struct {
+		XMLName  xml.Name     `xml:"testsuites"`
+		Name     string       `xml:"name,attr"`
+		Tests    int          `xml:"tests,attr"`
+		Failures int          `xml:"failures,attr"`
+		Errors   int          `xml:"errors,attr"`
+		Time     float64      `xml:"time,attr"`
+		Suites   []JUnitSuite `xml:"testsuite"`
+	}
+	JUnitSuite struct {
+		Name       string          `xml:"name,attr"`
+		Tests      int             `xml:"tests,attr"`
+		Failures   int             `xml:"failures,attr"`
+		Errors     int             `xml:"errors,attr"`
+		Skipped    int             `xml:"skipped,attr"`
+		Time       float64         `xml:"time,attr"`
+		Timestamp  string          `xml:"timestamp,attr,omitempty"`
+		Properties []JUnitProperty `xml:"properties>property,omitempty"`
+		Cases      []JUnitCase     `xml:"testcase"`
+	}
+	JUnitProperty struct {
+		Name  string `xml:"name,attr"`
+		Value string `xml:"value,attr"`
+	}
+	JUnitCase struct {
+		Name      string        `xml:"name,attr"`
+		Classname string        `xml:"classname,attr"`
+		Time      float64       `xml:"time,attr"`
+		Failure   *JUnitFailure `xml:"failure,omitempty"`
+		Error     *JUnitFailure `xml:"error,omitempty"`
+		Skipped   *JUnitSkipped `xml:"skipped,omitempty"`
+	}
+	JUnitFailure struct {
+		Message string `xml:"message,attr"`
+		Type    string `xml:"type,attr"`
+		Text    string `xml:",chardata"`
+	}
+	JUnitSkipped struct {
+		Message string `xml:"message,attr"`
+	}
+)
+
+// AllInvariants are the stable invariant ids (design section 6), so the JUnit
+// report lists every one even when a scenario checks fewer.
+var AllInvariants = []string{
+	"replay-list-ownership", "replay-content-ownership", "replay-access-control",
+	"live-media-isolation", "recording-durability",
+}
+
+// JUnit builds the JUnit document of a summary: one testsuite, a testcase per
+// invariant and per threshold, and a "run" testcase that errors when the run
+// itself failed (target unreachable, interrupted).
+func JUnit(s *Summary) JUnitSuites {
+	suite := JUnitSuite{
+		Name:      "telechaos." + s.Scenario,
+		Time:      s.DurationSeconds,
+		Timestamp: s.StartedAt.UTC().Format("2006-01-02T15:04:05"),
+		Properties: []JUnitProperty{
+			{"run_id", s.RunID}, {"seed", fmt.Sprint(s.Seed)}, {"target", s.Target},
+			{"bugs", strings.Join(s.Bugs, ",")}, {"verdict", s.Verdict}, {"repro", s.Repro},
+		},
+	}
+	checked := map[string]bool{}
+	for _, inv := range s.Invariants {
+		checked[inv] = true
+	}
+	byInv := map[string][]Violation{}
+	for _, v := range s.Violations {
+		byInv[v.Invariant] = append(byInv[v.Invariant], v)
+	}
+	for _, inv := range AllInvariants {
+		c := JUnitCase{Name: inv, Classname: "telechaos.invariant"}
+		n := s.ViolationsByInvariant[inv]
+		switch {
+		case len(s.Invariants) > 0 && !checked[inv]:
+			c.Skipped = &JUnitSkipped{Message: "not checked by this scenario"}
+			suite.Skipped++
+		case n > 0:
+			var b strings.Builder
+			for _, v := range byInv[inv] {
+				fmt.Fprintf(&b, "%s (viewer %s, owner %s, recording %s, consultation %s) evidence %s\n",
+					v.Detail, dash(v.Viewer), dash(v.Owner), dash(v.Recording), dash(v.Consultation), dash(v.Evidence))
+			}
+			fmt.Fprintf(&b, "repro: %s\n", s.Repro)
+			c.Failure = &JUnitFailure{Message: fmt.Sprintf("%d violation(s) of %s", n, inv), Type: "violation", Text: b.String()}
+			suite.Failures++
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
+	for _, t := range s.Thresholds {
+		name := t.Metric
+		if t.Stat != "" {
+			name += " " + t.Stat
+		}
+		c := JUnitCase{Name: name + " " + t.Limit, Classname: "telechaos.threshold"}
+		if !t.Pass {
+			c.Failure = &JUnitFailure{Message: fmt.Sprintf("%s = %g, want %s", name, t.Value, t.Limit), Type: "threshold", Text: t.Note}
+			suite.Failures++
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
+	if s.Verdict == VerdictError || s.Verdict == VerdictInterrupted {
+		msg := s.Error
+		if msg == "" {
+			msg = s.Verdict
+		}
+		suite.Cases = append(suite.Cases, JUnitCase{Name: "run", Classname: "telechaos.run",
+			Error: &JUnitFailure{Message: msg, Type: s.Verdict, Text: msg}})
+		suite.Errors++
+	}
+	suite.Tests = len(suite.Cases)
+	return JUnitSuites{Name: "telechaos", Tests: suite.Tests, Failures: suite.Failures, Errors: suite.Errors,
+		Time: suite.Time, Suites: []JUnitSuite{suite}}
+}
+
+// WriteJUnit writes JUnit(s) to path.
+func WriteJUnit(path string, s *Summary) error {
+	b, err := xml.MarshalIndent(JUnit(s), "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode junit: %w", err)
+	}
+	return writeFileAtomic(path, append([]byte(xml.Header), append(b, '\n')...))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

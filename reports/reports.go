@@ -1,0 +1,188 @@
+// Package reports writes the results of a telechaos run: summary.json (the
+// verdict and its figures), junit.xml (one testcase per invariant and per
+// threshold, for CI) and one evidence-N.json per distinct violation with a repro
+// command. It knows nothing of the harness: the harness fills a Summary.
+package reports
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Verdicts, in the order a run's outcome is decided.
+const (
+	VerdictPass             = "pass"
+	VerdictViolation        = "violation"
+	VerdictThresholdsFailed = "thresholds-failed"
+	VerdictError            = "error"
+	VerdictInterrupted      = "interrupted"
+)
+
+// File names inside a report directory.
+const (
+	SummaryFile = "summary.json"
+	JUnitFile   = "junit.xml"
+)
+
+// EvidenceFile names the evidence file of the n-th (1-based) distinct violation.
+func EvidenceFile(n int) string { return fmt.Sprintf("evidence-%d.json", n) }
+
+// Summary is summary.json.
+type Summary struct {
+	Verdict         string    `json:"verdict"`
+	ExitCode        int       `json:"exit_code"`
+	Error           string    `json:"error,omitempty"`
+	RunID           string    `json:"run_id"`
+	Seed            uint64    `json:"seed"`
+	Scenario        string    `json:"scenario"`
+	Target          string    `json:"target"`
+	Bugs            []string  `json:"bugs"`
+	Media           bool      `json:"media"`
+	StartedAt       time.Time `json:"started_at"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	Interrupted     bool      `json:"interrupted,omitempty"`
+	Repro           string    `json:"repro"`
+
+	Counts                Counts             `json:"counts"`
+	Invariants            []string           `json:"invariants"`
+	Violations            []Violation        `json:"violations"`
+	ViolationsByInvariant map[string]int     `json:"violations_by_invariant"`
+	FirstViolationSeconds *float64           `json:"first_violation_seconds,omitempty"`
+	Thresholds            []Threshold        `json:"thresholds"`
+	Latency               map[string]Latency `json:"latency"`
+	Expect                string             `json:"expect"`
+	ExpectMet             bool               `json:"expect_met"`
+}
+
+// Counts are the run's figures.
+type Counts struct {
+	Users              int   `json:"users"`
+	Patients           int   `json:"patients"`
+	Clinicians         int   `json:"clinicians"`
+	ArrivalsDropped    int   `json:"arrivals_dropped"`
+	Consultations      int   `json:"consultations"`
+	CallsConnected     int   `json:"calls_connected"`
+	CallsEnded         int   `json:"calls_ended"`
+	CallsAbandoned     int   `json:"calls_abandoned"`
+	CallsFailed        int   `json:"calls_failed"`
+	Switches           int   `json:"switches"`
+	ReplaysListed      int   `json:"replays_listed"`
+	ReplaysFetched     int   `json:"replays_fetched"`
+	TracksFetched      int   `json:"tracks_fetched"`
+	FramesSent         int64 `json:"frames_sent"`
+	FramesAcked        int64 `json:"frames_acked"`
+	FramesReceivedLive int64 `json:"frames_received_live"`
+	FramesChecked      int   `json:"frames_checked"`
+	LiveFramesChecked  int   `json:"live_frames_checked"`
+	UntaggedFrames     int   `json:"untagged_frames"`
+	Probes             int   `json:"probes"`
+	ProbesSkipped      int   `json:"probes_skipped"`
+	DurabilityChecked  int   `json:"durability_checked"`
+	Operations         int   `json:"operations"`
+	OperationErrors    int   `json:"operation_errors"`
+}
+
+// Violation is one distinct violation as summary.json lists it.
+type Violation struct {
+	Invariant    string    `json:"invariant"`
+	Viewer       string    `json:"viewer,omitempty"`
+	Owner        string    `json:"owner,omitempty"`
+	Owners       []string  `json:"owners,omitempty"`
+	Recording    string    `json:"recording,omitempty"`
+	Consultation string    `json:"consultation,omitempty"`
+	Track        string    `json:"track,omitempty"`
+	At           time.Time `json:"at"`
+	Detail       string    `json:"detail"`
+	Evidence     string    `json:"evidence,omitempty"` // file name in the report directory
+}
+
+// Threshold is one evaluated threshold.
+type Threshold struct {
+	Metric string  `json:"metric"`
+	Stat   string  `json:"stat,omitempty"`
+	Limit  string  `json:"limit"` // "max 500ms", "min 2"
+	Value  float64 `json:"value"` // seconds for latencies
+	Pass   bool    `json:"pass"`
+	Note   string  `json:"note,omitempty"`
+}
+
+// Latency holds one op's percentiles in seconds.
+type Latency struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P95   float64 `json:"p95"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+// Evidence is one evidence-N.json: the violation as the oracle recorded it (with
+// its frames and the recent operations of the users involved) and how to replay
+// the run that found it.
+type Evidence struct {
+	N         int    `json:"n"`
+	RunID     string `json:"run_id"`
+	Invariant string `json:"invariant"`
+	Summary   string `json:"summary"`
+	Repro     string `json:"repro"`
+	Violation any    `json:"violation"`
+}
+
+// Write writes summary.json, junit.xml and the evidence files into dir (created
+// if needed). It writes as much as it can and returns every error joined.
+func Write(dir string, s *Summary, evidence []Evidence) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create report directory: %w", err)
+	}
+	var errs []error
+	for _, e := range evidence {
+		if err := writeJSON(filepath.Join(dir, EvidenceFile(e.N)), e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := writeJSON(filepath.Join(dir, SummaryFile), s); err != nil {
+		errs = append(errs, err)
+	}
+	if err := WriteJUnit(filepath.Join(dir, JUnitFile), s); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ReadSummary reads a summary.json.
+func ReadSummary(path string) (*Summary, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read summary: %w", err)
+	}
+	var s Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("parse summary %s: %w", path, err)
+	}
+	return &s, nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+// writeFileAtomic writes through a temporary file so a reader (CI, a human
+// tailing the directory) never sees half a report.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
