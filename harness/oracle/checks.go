@@ -180,7 +180,7 @@ func (o *Oracle) CheckFrames(viewer, recordingID, trackID string, frames [][]byt
 
 	if st.Foreign > 0 {
 		o.report(ReplayContentOwnership, viewer, recordingID, ev, func() Violation {
-			owner, owners := o.ownersOfFrames(ev)
+			owner, owners := o.ownersOfFrames(viewer, ev)
 			f := ev[0]
 			return Violation{
 				Owner: owner, Owners: owners, Recording: recordingID, Consultation: c.ID, Track: trackID, At: at, Frames: ev,
@@ -237,21 +237,9 @@ func (o *Oracle) CheckLive(viewer, consultationID string, payload []byte, at tim
 	if okFrame {
 		return
 	}
-	ev, fc, fcOK := o.evidence(index, off, t)
+	ev, _, _ := o.evidence(index, off, t)
 	o.report(LiveMediaIsolation, viewer, "consultation:"+consultationID, []FrameEvidence{ev}, func() Violation {
-		var owner string
-		var owners []string
-		if _, known := o.l.Role(ev.Sender); known {
-			owner = ev.Sender
-		}
-		if fcOK {
-			owners = participants(fc)
-		} else if owner != "" {
-			owners = []string{owner}
-		}
-		if owner == "" && len(owners) > 0 {
-			owner = owners[0]
-		}
+		owner, owners := o.ownersOfFrames(viewer, []FrameEvidence{ev})
 		return Violation{
 			Owner: owner, Owners: owners, Consultation: c.ID, At: at, Frames: []FrameEvidence{ev},
 			Detail: fmt.Sprintf("during consultation %s (between %s and %s) %s received a live %s frame from %s of consultation %s",

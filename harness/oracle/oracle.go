@@ -16,6 +16,7 @@ package oracle
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -377,28 +378,35 @@ func (o *Oracle) evidence(index, offset int, t models.Tag) (FrameEvidence, model
 	}, c, ok
 }
 
-// ownersOfFrames names the real owners of offending frames: the participants
-// of the consultations they resolve to, else their resolved senders.
-func (o *Oracle) ownersOfFrames(ev []FrameEvidence) (owner string, owners []string) {
+// ownersOfFrames names the real owners of offending frames seen by viewer. A
+// frame's sender, if the ledger knows it, is its owner, and so is the other
+// participant of the sender's consultation (an echo of the viewer's own frames
+// names the viewer); a frame from an unknown sender is attributed to the
+// participants of its consultation, unless the viewer is one of them (then
+// nobody real is known).
+func (o *Oracle) ownersOfFrames(viewer string, ev []FrameEvidence) (owner string, owners []string) {
 	add := func(id string) {
-		for _, x := range owners {
-			if x == id {
-				return
-			}
+		if slices.Contains(owners, id) {
+			return
 		}
 		owners = append(owners, id)
 	}
 	for _, f := range ev {
-		if c, ok := o.l.Consultation(f.Consultation); ok {
-			add(c.Patient)
-			add(c.Clinician)
-		} else if _, ok := o.l.Role(f.Sender); ok {
-			add(f.Sender)
-		}
-		if owner == "" {
-			if _, ok := o.l.Role(f.Sender); ok {
+		c, cok := o.l.Consultation(f.Consultation)
+		if _, known := o.l.Role(f.Sender); known {
+			if owner == "" {
 				owner = f.Sender
 			}
+			add(f.Sender)
+			if cok && c.Has(f.Sender) {
+				add(c.Patient)
+				add(c.Clinician)
+			}
+			continue
+		}
+		if cok && !c.Has(viewer) {
+			add(c.Patient)
+			add(c.Clinician)
 		}
 	}
 	if owner == "" && len(owners) > 0 {
