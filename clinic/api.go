@@ -318,19 +318,27 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, u user)) 
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.Handle("GET /metrics", s.met.handler)
-	mux.HandleFunc("POST /v1/users", s.createUser)
-	mux.HandleFunc("POST /v1/appointments", s.authed(s.book))
-	mux.HandleFunc("GET /v1/consultations/{cid}", s.authed(s.getConsultation))
-	mux.HandleFunc("POST /v1/consultations/{cid}/join", s.authed(s.join))
-	mux.HandleFunc("POST /v1/consultations/{cid}/video", s.authed(s.video))
-	mux.HandleFunc("POST /v1/consultations/{cid}/end", s.authed(s.end))
-	mux.HandleFunc("GET /v1/replays", s.authed(s.listReplays))
-	mux.HandleFunc("GET /v1/replays/{rid}", s.authed(s.getReplay))
-	mux.HandleFunc("GET /v1/replays/{rid}/media", s.authed(s.getMedia))
+	for _, rt := range []struct {
+		pattern string
+		h       http.Handler
+	}{
+		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})},
+		{"GET /metrics", s.met.handler},
+		{"POST /v1/users", http.HandlerFunc(s.createUser)},
+		{"POST /v1/appointments", s.authed(s.book)},
+		{"GET /v1/consultations/{cid}", s.authed(s.getConsultation)},
+		{"POST /v1/consultations/{cid}/join", s.authed(s.join)},
+		{"POST /v1/consultations/{cid}/video", s.authed(s.video)},
+		{"POST /v1/consultations/{cid}/end", s.authed(s.end)},
+		{"GET /v1/replays", s.authed(s.listReplays)},
+		{"GET /v1/replays/{rid}", s.authed(s.getReplay)},
+		{"GET /v1/replays/{rid}/media", s.authed(s.getMedia)},
+	} {
+		mux.Handle(rt.pattern, rt.h)
+		s.patterns = append(s.patterns, rt.pattern)
+	}
 	s.mux = mux
 	return s.middleware(mux)
 }
@@ -514,6 +522,8 @@ func (s *Server) mediaError(w http.ResponseWriter, what string, err error) {
 		writeErr(w, errf(http.StatusConflict, "not_joined", "%s: join the consultation first", what))
 	case errors.Is(err, media.ErrNotActive):
 		writeErr(w, errf(http.StatusConflict, "not_active", "%s: the call is not active", what))
+	case errors.Is(err, media.ErrNotParticipant):
+		writeErr(w, errNoSuchCall)
 	case errors.Is(err, media.ErrClosed):
 		writeErr(w, errf(http.StatusServiceUnavailable, "unavailable", "%s: media engine is shutting down", what))
 	default:
@@ -541,7 +551,13 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, u user) {
 		writeErr(w, errf(http.StatusConflict, "consultation_ended", "the consultation has ended"))
 		return
 	}
-	call := media.Call{ConsultationID: c.ID, RecordingID: c.RecordingID, Patient: c.PatientID, Clinician: c.ClinicianID}
+	base, err := s.db.segmentBase(r.Context(), c.RecordingID)
+	if err != nil {
+		s.internal(w, "join", err)
+		return
+	}
+	call := media.Call{ConsultationID: c.ID, RecordingID: c.RecordingID, Patient: c.PatientID, Clinician: c.ClinicianID,
+		SegmentBase: base}
 	answer, seg, err := s.eng.Join(r.Context(), call, u.ID, offer.SDP)
 	if err != nil {
 		s.mediaError(w, "join", err)

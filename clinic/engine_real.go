@@ -1,5 +1,3 @@
-//go:build mediaengine
-
 package clinic
 
 import "telechaos/clinic/media"
@@ -18,5 +16,6 @@ func realEngine(c engineConfig, cat media.Catalog) (engine, error) {
 	}, cat)
 }
 
-// recount reads a track file's frame count and size (crash recovery).
-var recount = media.Recount
+// recount counts a track file's whole frames after a crash and cuts off a torn
+// last frame, so replays serve files Ogg/IVF readers accept.
+var recount = media.Repair

@@ -54,13 +54,7 @@ func (f *fakeEngine) Join(ctx context.Context, c media.Call, participant, offer 
 	}
 	f.calls[c.ConsultationID][participant] = true
 	k := c.RecordingID + "/" + participant
-	seg := f.seg[k]
-	if seg == 0 {
-		if ls, ok := f.cat.(interface{ LastSegment(string, string) (int, error) }); ok {
-			seg, _ = ls.LastSegment(c.RecordingID, participant)
-		}
-	}
-	seg++
+	seg := max(f.seg[k], c.SegmentBase[participant]) + 1
 	f.seg[k] = seg
 	tid := newID("t_")
 	path := filepath.Join(f.dir, tid+".ogg")
@@ -127,7 +121,7 @@ func (f *fakeEngine) Crash() {
 }
 
 // startFake runs a clinic with the fake engine on a fresh (or given) data dir.
-func startFake(t *testing.T, dir string, bugSpecs ...string) *Server {
+func startFake(t testing.TB, dir string, bugSpecs ...string) *Server {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()

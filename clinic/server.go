@@ -61,21 +61,22 @@ type engineConfig struct {
 
 // Server is a running clinic.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	bugs    *bugs.Set
-	db      *store
-	eng     engine
-	reg     *prometheus.Registry
-	met     *metrics
-	cache   *listCache
-	locks   *callLocks
-	handler http.Handler
-	mux     *http.ServeMux
-	tokens  tokenCache
-	ln      net.Listener
-	http    *http.Server
-	served  chan struct{}
+	cfg      Config
+	log      *slog.Logger
+	bugs     *bugs.Set
+	db       *store
+	eng      engine
+	reg      *prometheus.Registry
+	met      *metrics
+	cache    *listCache
+	locks    *callLocks
+	handler  http.Handler
+	mux      *http.ServeMux
+	patterns []string // registered routes, for the OpenAPI check
+	tokens   tokenCache
+	ln       net.Listener
+	http     *http.Server
+	served   chan struct{}
 
 	stopOnce sync.Once
 	stopErr  error

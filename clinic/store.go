@@ -373,19 +373,25 @@ func (s *store) GrantAccess(recordingID, userID string) error {
 	return nil
 }
 
-// LastSegment is the highest segment recorded for a participant of a recording
-// (0 if none), so a rejoin after a restart continues the numbering. The engine
-// may ask for it through an optional interface on its Catalog.
-func (s *store) LastSegment(recordingID, owner string) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var n sql.NullInt64
-	err := s.w.QueryRowContext(ctx, `SELECT MAX(segment) FROM tracks WHERE recording_id = ? AND owner = ?`,
-		recordingID, owner).Scan(&n)
+// segmentBase maps each participant of a recording to the highest segment
+// already recorded (by this or an earlier process), so the engine numbers a
+// rejoin after a restart after it.
+func (s *store) segmentBase(ctx context.Context, recordingID string) (map[string]int, error) {
+	rows, err := s.w.QueryContext(ctx, `SELECT owner, MAX(segment) FROM tracks WHERE recording_id = ? GROUP BY owner`, recordingID)
 	if err != nil {
-		return 0, fmt.Errorf("read segments: %w", err)
+		return nil, fmt.Errorf("read segments: %w", err)
 	}
-	return int(n.Int64), nil
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var owner string
+		var seg int
+		if err := rows.Scan(&owner, &seg); err != nil {
+			return nil, fmt.Errorf("read segment: %w", err)
+		}
+		out[owner] = seg
+	}
+	return out, rows.Err()
 }
 
 // trackRow is a track as stored.
