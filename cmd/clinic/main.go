@@ -1,0 +1,129 @@
+// Command clinic runs the reference telehealth service telechaos tests against:
+// the HTTP API of docs/api.md, the SFU/recorder on one UDP port, and the
+// catalogue bugs switched on with --bug.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"telechaos/clinic"
+	"telechaos/clinic/bugs"
+)
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// options are the parsed command line.
+type options struct {
+	cfg      clinic.Config
+	logLevel slog.Level
+}
+
+// errUsage marks command-line mistakes (exit 2).
+var errUsage = errors.New("usage")
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("clinic", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		o         options
+		bugSpecs  stringList
+		addr      = fs.String("addr", "127.0.0.1:8088", "HTTP listen address")
+		data      = fs.String("data", "./clinic-data", "data directory (database and recordings; kept across restarts)")
+		udpPort   = fs.Int("udp-port", 8443, "the one UDP port for all media (ICE UDP mux); 0 picks a free one")
+		listenIP  = fs.String("listen-ip", "127.0.0.1", "IPv4 address the media socket binds (0.0.0.0 in a container)")
+		advertise = fs.String("advertised-ip", "127.0.0.1", "IPv4 address put in the answer's host candidate")
+		seed      = fs.Uint64("seed", 1, "seed for the bugs' firing decisions")
+		level     = fs.String("log-level", "info", "log level: debug, info, warn or error")
+	)
+	fs.Var(&bugSpecs, "bug", "enable a catalogue bug, ID or ID:PROBABILITY (repeatable; known: "+knownBugs()+")")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: clinic [flags]\n\nRuns the reference telehealth clinic (HTTP API + SFU/recorder).\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if _, _, err := net.SplitHostPort(*addr); err != nil {
+		return o, fmt.Errorf("%w: --addr %q: %v", errUsage, *addr, err)
+	}
+	if *data == "" {
+		return o, fmt.Errorf("%w: --data must name a directory", errUsage)
+	}
+	if *udpPort < 0 || *udpPort > 65535 {
+		return o, fmt.Errorf("%w: --udp-port %d is not a port", errUsage, *udpPort)
+	}
+	for name, ip := range map[string]string{"--listen-ip": *listenIP, "--advertised-ip": *advertise} {
+		if p := net.ParseIP(ip); p == nil || p.To4() == nil {
+			return o, fmt.Errorf("%w: %s %q is not an IPv4 address", errUsage, name, ip)
+		}
+	}
+	if err := o.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return o, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, *level)
+	}
+	if _, err := bugs.Parse(bugSpecs, *seed); err != nil {
+		return o, fmt.Errorf("%w: --bug: %v", errUsage, err)
+	}
+	o.cfg = clinic.Config{
+		Addr: *addr, DataDir: *data, UDPPort: *udpPort, ListenIP: *listenIP, AdvertisedIP: *advertise,
+		Bugs: bugSpecs, Seed: *seed,
+	}
+	return o, nil
+}
+
+func knownBugs() string {
+	names := make([]string, len(bugs.All))
+	for i, id := range bugs.All {
+		names[i] = string(id)
+	}
+	return strings.Join(names, ", ")
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		if errors.Is(err, errUsage) {
+			fmt.Fprintf(stderr, "clinic: %v\n", strings.TrimPrefix(err.Error(), "usage: "))
+		}
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	o.cfg.Logger = log
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := clinic.Start(ctx, o.cfg)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	<-ctx.Done()
+	log.Info("signal received, shutting down")
+	if err := srv.Close(); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	return 0
+}
