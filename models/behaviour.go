@@ -19,6 +19,9 @@ type Behaviour struct {
 	SwitchMax     float64 // ... up to this one (uniform)
 	ThinkMin      time.Duration
 	ThinkMax      time.Duration
+	// Replays is how many times a patient who replays lists and fetches its
+	// replays (a replay storm); 0 means 1.
+	Replays int
 }
 
 // DefaultBehaviour is a short call with most patients switching to video.
@@ -27,6 +30,7 @@ var DefaultBehaviour = Behaviour{
 	CallMin: 2 * time.Second, CallMax: 4 * time.Second,
 	SwitchMin: 0.3, SwitchMax: 0.6,
 	ThinkMin: 0, ThinkMax: 200 * time.Millisecond,
+	Replays: 1,
 }
 
 // Validate reports every problem at once.
@@ -49,6 +53,9 @@ func (b Behaviour) Validate() []error {
 	if b.ThinkMin < 0 || b.ThinkMin > b.ThinkMax {
 		errs = append(errs, fmt.Errorf("think time bounds %v..%v: want 0 <= min <= max", b.ThinkMin, b.ThinkMax))
 	}
+	if b.Replays < 0 {
+		errs = append(errs, fmt.Errorf("replays: %d must be >= 0", b.Replays))
+	}
 	return errs
 }
 
@@ -59,6 +66,7 @@ type Plan struct {
 	SwitchAt    time.Duration // offset from media start
 	Abandon     bool
 	Replay      bool
+	Replays     int // rounds of list-and-fetch when Replay (at least 1), 0 otherwise
 	ProbeOther  bool
 	Think       time.Duration // pause between steps
 }
@@ -81,6 +89,9 @@ func (b Behaviour) Draw(r *rand.Rand) Plan {
 	p.SwitchAt = time.Duration(frac * float64(p.CallLength))
 	p.Abandon = u() < b.Abandon
 	p.Replay = u() < b.Replay
+	if p.Replay {
+		p.Replays = max(1, b.Replays)
+	}
 	p.ProbeOther = u() < b.ProbeOther
 	p.Think = between(b.ThinkMin, b.ThinkMax)
 	return p

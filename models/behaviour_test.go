@@ -29,6 +29,7 @@ func TestBehaviourValidate(t *testing.T) {
 		{"zero call", with(func(b *Behaviour) { b.CallMin = 0 }), []string{"call length bounds"}},
 		{"call reversed", with(func(b *Behaviour) { b.CallMin, b.CallMax = 5*time.Second, time.Second }), []string{"call length bounds"}},
 		{"negative think", with(func(b *Behaviour) { b.ThinkMin = -time.Second }), []string{"think time bounds"}},
+		{"negative replays", with(func(b *Behaviour) { b.Replays = -1 }), []string{"replays: -1"}},
 		{"every problem at once", Behaviour{SwitchToVideo: 2, Abandon: -1, SwitchMin: 0.5, SwitchMax: 0.1, ThinkMin: 2, ThinkMax: 1},
 			[]string{"switch_to_video", "abandon", "switch_min 0.5 > switch_max 0.1", "call length", "think time"}},
 	}
@@ -80,6 +81,9 @@ func TestDrawDeterministic(t *testing.T) {
 		hi := time.Duration(DefaultBehaviour.SwitchMax * float64(p.CallLength))
 		if p.SwitchAt < lo-1 || p.SwitchAt > hi+1 {
 			t.Errorf("plan %d: switch at %v outside %v..%v", i, p.SwitchAt, lo, hi)
+		}
+		if p.Replay != (p.Replays == 1) {
+			t.Errorf("plan %d: replay %v with %d rounds", i, p.Replay, p.Replays)
 		}
 		if p.Think < DefaultBehaviour.ThinkMin || p.Think > DefaultBehaviour.ThinkMax {
 			t.Errorf("plan %d: think %v out of bounds", i, p.Think)
