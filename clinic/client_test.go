@@ -18,7 +18,9 @@ type apiClient struct {
 }
 
 func newAPIClient(t testing.TB, base string) *apiClient {
-	return &apiClient{t: t, base: base, hc: &http.Client{Timeout: 30 * time.Second}}
+	c := &apiClient{t: t, base: base, hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}}
+	t.Cleanup(c.hc.CloseIdleConnections)
+	return c
 }
 
 type resp struct {
