@@ -19,6 +19,11 @@ var (
 	ErrNotActive = errors.New("media: call is not active")         // 409
 	ErrNoVideo   = errors.New("media: re-offer adds no video")     // 400
 	ErrClosed    = errors.New("media: engine closed")              // 503
+	// ErrNotParticipant: the user is neither the call's patient nor its clinician.
+	ErrNotParticipant = errors.New("media: user is not a participant of the call") // 403
+	// ErrCorruptMedia: a track file is not the Ogg/IVF the recorder writes (a
+	// truncated last frame is not corruption; see Recount).
+	ErrCorruptMedia = errors.New("media: corrupt track file")
 )
 
 // Call identifies a consultation to the engine. The HTTP layer creates the
@@ -28,6 +33,12 @@ type Call struct {
 	RecordingID    string
 	Patient        string // user id
 	Clinician      string // user id
+	// SegmentBase carries, per participant user id, the highest segment already
+	// recorded for this call by an earlier process (after a restart); that
+	// participant's next join in this process gets SegmentBase[user]+1. Nil or a
+	// missing entry means 0, so the first join is segment 1. Only the first Join
+	// of a call in this process reads it.
+	SegmentBase map[string]int
 }
 
 // TrackRecord is one recorded track file: one participant, one kind, one segment.
