@@ -1,0 +1,242 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"telechaos/harness/driver"
+	"telechaos/harness/oracle"
+	"telechaos/reports"
+	"telechaos/scenarios"
+)
+
+func dur(d time.Duration) scenarios.Duration { return scenarios.Duration{Duration: d} }
+
+// smallScenario is a quick media-free scenario for the fake target.
+func smallScenario(patients int) *scenarios.Scenario {
+	return &scenarios.Scenario{
+		Name: "test", Seed: 42, Media: false,
+		Population: scenarios.Population{Patients: patients, Clinicians: 3},
+		Executor:   scenarios.Executor{Type: ExecClosed, VUs: 5},
+		Duration:   dur(20 * time.Second),
+		Settle:     dur(2 * time.Second),
+		Behaviour: scenarios.Behaviour{Replay: 1, ProbeOther: 0.5, CallMin: dur(10 * time.Millisecond),
+			CallMax: dur(20 * time.Millisecond), SwitchMin: 0.3, SwitchMax: 0.6},
+		Expect: "pass",
+	}
+}
+
+func fakeRun(t *testing.T, ctx context.Context, sc *scenarios.Scenario, tweak func(*fakeTarget)) (*Result, error, *fakeTarget) {
+	t.Helper()
+	var ft *fakeTarget
+	res, err := Run(ctx, RunConfig{
+		Scenario:  sc,
+		ReportDir: filepath.Join(t.TempDir(), "report"),
+		NewTarget: func(obs driver.Observer) (driver.Target, error) {
+			ft = newFake(obs)
+			if tweak != nil {
+				tweak(ft)
+			}
+			return ft, nil
+		},
+		Grace: 2 * time.Second,
+	})
+	return res, err, ft
+}
+
+func TestFakeRunPasses(t *testing.T) {
+	res, err, ft := fakeRun(t, context.Background(), smallScenario(20), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Summary
+	if s.Verdict != reports.VerdictPass || res.ExitCode != ExitPass || !s.ExpectMet {
+		t.Errorf("verdict %s exit %d expect_met %v violations %+v", s.Verdict, res.ExitCode, s.ExpectMet, s.Violations)
+	}
+	c := s.Counts
+	if c.Patients != 20 || c.Clinicians != 3 || c.Consultations != 20 || c.CallsEnded != 20 || ft.endsCount != 20 {
+		t.Errorf("counts %+v ends %d", c, ft.endsCount)
+	}
+	// Both participants look at every recording.
+	if c.ReplaysFetched != 40 {
+		t.Errorf("replays fetched %d, want 40", c.ReplaysFetched)
+	}
+	if c.Probes == 0 {
+		t.Errorf("no probes ran: %+v", c)
+	}
+	if c.DurabilityChecked != 40 {
+		t.Errorf("durability checked %d, want 40", c.DurabilityChecked)
+	}
+	for _, f := range []string{reports.SummaryFile, reports.JUnitFile} {
+		if _, err := os.Stat(filepath.Join(res.ReportDir, f)); err != nil {
+			t.Errorf("report file: %v", err)
+		}
+	}
+	if _, err := reports.ReadSummary(filepath.Join(res.ReportDir, reports.SummaryFile)); err != nil {
+		t.Error(err)
+	}
+	if l := s.Latency[LatBook]; l.Count != 20 {
+		t.Errorf("book latency samples %d, want 20", l.Count)
+	}
+	if got := testutil.ToFloat64(res.Metrics.ops[driver.OpEnd][0]); got != 20 {
+		t.Errorf("end ok counter %v", got)
+	}
+	if got := testutil.ToFloat64(res.Metrics.UsersActive); got != 0 {
+		t.Errorf("users active after run: %v", got)
+	}
+}
+
+func TestMetricsLintClean(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	m.Latency(LatBook, 10*time.Millisecond)
+	m.Sent("audio")
+	problems, err := testutil.CollectAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	// Violations are pre-initialised so dashboards see zeros, not absences.
+	if n := testutil.CollectAndCount(reg, "telechaos_violations_total"); n != len(oracle.Invariants) {
+		t.Errorf("violation series %d, want %d", n, len(oracle.Invariants))
+	}
+	want := `
+# HELP telechaos_media_frames_sent_total Watermarked media frames sent.
+# TYPE telechaos_media_frames_sent_total counter
+telechaos_media_frames_sent_total{kind="audio"} 1
+telechaos_media_frames_sent_total{kind="video"} 0
+`
+	if err := testutil.CollectAndCompare(reg, strings.NewReader(want), "telechaos_media_frames_sent_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestListLeakIsAViolationNamingViewerAndOwner(t *testing.T) {
+	sc := smallScenario(10)
+	sc.Behaviour.ProbeOther = 0
+	res, err, _ := fakeRun(t, context.Background(), sc, func(f *fakeTarget) { f.leakList = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != ExitViolation || res.Summary.ViolationsByInvariant[oracle.ReplayListOwnership] == 0 {
+		t.Fatalf("exit %d by invariant %v", res.ExitCode, res.Summary.ViolationsByInvariant)
+	}
+	v := res.Summary.Violations[0]
+	if v.Viewer == "" || v.Owner == "" || v.Viewer == v.Owner {
+		t.Errorf("violation should name a viewer and a different owner: %+v", v)
+	}
+	if _, err := os.Stat(filepath.Join(res.ReportDir, v.Evidence)); err != nil {
+		t.Errorf("evidence: %v", err)
+	}
+	if res.FirstViolation < 0 {
+		t.Error("no time to first violation")
+	}
+}
+
+func TestBOLAProbeIsAnAccessViolation(t *testing.T) {
+	sc := smallScenario(12)
+	sc.Behaviour.ProbeOther = 1
+	res, err, _ := fakeRun(t, context.Background(), sc, func(f *fakeTarget) { f.bola = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Summary.ViolationsByInvariant[oracle.ReplayAccessControl] == 0 {
+		t.Errorf("no access-control violation: %+v counts %+v", res.Summary.ViolationsByInvariant, res.Summary.Counts)
+	}
+}
+
+func TestCancelStillWritesReport(t *testing.T) {
+	sc := smallScenario(50)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	res, err, _ := fakeRun(t, ctx, sc, func(f *fakeTarget) { f.endDelay = 200 * time.Millisecond })
+	if err != nil {
+		t.Fatalf("interrupt is not an error: %v", err)
+	}
+	if res.ExitCode != ExitInterrupted || res.Summary.Verdict != reports.VerdictInterrupted {
+		t.Errorf("exit %d verdict %s", res.ExitCode, res.Summary.Verdict)
+	}
+	if res.Summary.Counts.Patients >= 50 {
+		t.Errorf("arrivals did not stop: %d patients", res.Summary.Counts.Patients)
+	}
+	if time.Since(start) > 15*time.Second {
+		t.Errorf("interrupt took %v", time.Since(start))
+	}
+	s, err := reports.ReadSummary(filepath.Join(res.ReportDir, reports.SummaryFile))
+	if err != nil || s.Verdict != reports.VerdictInterrupted {
+		t.Errorf("report after interrupt: %v %+v", err, s)
+	}
+}
+
+func TestUnreachableTargetIsExit3(t *testing.T) {
+	res, err, _ := fakeRun(t, context.Background(), smallScenario(3), func(f *fakeTarget) { f.down = true })
+	if !errors.Is(err, ErrTarget) {
+		t.Fatalf("err %v, want ErrTarget", err)
+	}
+	if res == nil || res.ExitCode != ExitTarget || res.Summary.Verdict != reports.VerdictError {
+		t.Fatalf("result %+v", res)
+	}
+	if _, err := os.Stat(filepath.Join(res.ReportDir, reports.JUnitFile)); err != nil {
+		t.Errorf("report not written on target failure: %v", err)
+	}
+}
+
+func TestUnreachableURLIsExit3(t *testing.T) {
+	sc := smallScenario(3)
+	sc.Target = "http://127.0.0.1:1"
+	res, err := Run(context.Background(), RunConfig{Scenario: sc})
+	if !errors.Is(err, ErrTarget) || res == nil || res.ExitCode != ExitTarget {
+		t.Fatalf("err %v res %+v", err, res)
+	}
+}
+
+func TestBadScenarioIsConfigError(t *testing.T) {
+	for name, mod := range map[string]func(*scenarios.Scenario){
+		"no patients":     func(s *scenarios.Scenario) { s.Population.Patients = 0 },
+		"unknown exec":    func(s *scenarios.Scenario) { s.Executor.Type = "bogus" },
+		"bad rate":        func(s *scenarios.Scenario) { s.Executor = scenarios.Executor{Type: ExecConstant} },
+		"bad target":      func(s *scenarios.Scenario) { s.Target = "ftp://x" },
+		"bad threshold":   func(s *scenarios.Scenario) { s.Thresholds = []scenarios.Threshold{{Metric: "latency.nope"}} },
+		"bad probability": func(s *scenarios.Scenario) { s.Behaviour.Replay = 2 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			sc := smallScenario(3)
+			mod(sc)
+			res, err := Run(context.Background(), RunConfig{Scenario: sc})
+			if !errors.Is(err, ErrConfig) || res != nil {
+				t.Errorf("err %v res %v", err, res)
+			}
+		})
+	}
+}
+
+func TestThresholdsFail(t *testing.T) {
+	sc := smallScenario(5)
+	tiny, big := "1ns", "0.5"
+	sc.Thresholds = []scenarios.Threshold{
+		{Metric: "latency.book", Stat: "p50", Max: &tiny},
+		{Metric: "error_rate", Max: &big},
+	}
+	res, err, _ := fakeRun(t, context.Background(), sc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != ExitThresholds || res.Summary.Verdict != reports.VerdictThresholdsFailed {
+		t.Errorf("exit %d verdict %s thresholds %+v", res.ExitCode, res.Summary.Verdict, res.Summary.Thresholds)
+	}
+	th := res.Summary.Thresholds
+	if len(th) != 2 || th[0].Pass || !th[1].Pass {
+		t.Errorf("thresholds %+v", th)
+	}
+}

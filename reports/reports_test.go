@@ -1,0 +1,114 @@
+package reports
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sample() *Summary {
+	return &Summary{
+		Verdict: VerdictViolation, ExitCode: 1, RunID: "r1", Seed: 7, Scenario: "smoke", Target: "embedded",
+		Bugs: []string{"list-scope"}, StartedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), DurationSeconds: 12.5,
+		Repro:      "telechaos run --scenario smoke --seed 7 --bug list-scope",
+		Invariants: AllInvariants,
+		Violations: []Violation{{Invariant: "replay-list-ownership", Viewer: "u_a", Owner: "u_b", Recording: "r_1",
+			Consultation: "c_1", Detail: "offered <r_1> & \"more\"", Evidence: EvidenceFile(1)}},
+		ViolationsByInvariant: map[string]int{"replay-list-ownership": 1},
+		Thresholds: []Threshold{
+			{Metric: "latency.switch", Stat: "p95", Limit: "max 500ms", Value: 0.2, Pass: true},
+			{Metric: "error_rate", Limit: "max 0.01", Value: 0.5, Pass: false, Note: "5 of 10"},
+		},
+		Latency: map[string]Latency{"book": {Count: 3, P50: 0.01}},
+		Expect:  "pass",
+	}
+}
+
+func TestWriteProducesParseableFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nested", "run")
+	s := sample()
+	ev := []Evidence{{N: 1, RunID: "r1", Invariant: "replay-list-ownership", Summary: "x", Repro: s.Repro,
+		Violation: map[string]any{"frames": []int{1, 2}}}}
+	if err := Write(dir, s, ev); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadSummary(filepath.Join(dir, SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Verdict != VerdictViolation || got.Seed != 7 || len(got.Violations) != 1 || got.Violations[0].Owner != "u_b" {
+		t.Errorf("summary round trip: %+v", got)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, EvidenceFile(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e Evidence
+	if err := json.Unmarshal(b, &e); err != nil || !strings.Contains(e.Repro, "--bug list-scope") {
+		t.Errorf("evidence: %v %+v", err, e)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, en := range entries {
+		if strings.HasSuffix(en.Name(), ".tmp") {
+			t.Errorf("temporary file left behind: %s", en.Name())
+		}
+	}
+}
+
+func TestJUnitRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	s := sample()
+	path := filepath.Join(dir, JUnitFile)
+	if err := WriteJUnit(path, s); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc JUnitSuites
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("junit does not parse: %v\n%s", err, b)
+	}
+	if len(doc.Suites) != 1 {
+		t.Fatalf("want one testsuite, got %d", len(doc.Suites))
+	}
+	su := doc.Suites[0]
+	if su.Tests != len(AllInvariants)+2 || su.Tests != len(su.Cases) {
+		t.Errorf("tests=%d cases=%d", su.Tests, len(su.Cases))
+	}
+	if su.Failures != 2 || doc.Failures != 2 {
+		t.Errorf("failures suite=%d doc=%d, want 2", su.Failures, doc.Failures)
+	}
+	var failed []string
+	for _, c := range su.Cases {
+		if c.Failure != nil {
+			failed = append(failed, c.Name)
+			if c.Name == "replay-list-ownership" && !strings.Contains(c.Failure.Text, "evidence-1.json") {
+				t.Errorf("failure text lacks evidence: %q", c.Failure.Text)
+			}
+		}
+	}
+	if len(failed) != 2 || failed[0] != "replay-list-ownership" {
+		t.Errorf("failed cases %v", failed)
+	}
+}
+
+func TestJUnitSkipsUncheckedAndErrorsRun(t *testing.T) {
+	s := sample()
+	s.Invariants = []string{"replay-access-control"}
+	s.Violations, s.ViolationsByInvariant, s.Thresholds = nil, nil, nil
+	s.Verdict, s.Error = VerdictError, "target unreachable"
+	doc := JUnit(s)
+	su := doc.Suites[0]
+	if su.Skipped != len(AllInvariants)-1 {
+		t.Errorf("skipped %d", su.Skipped)
+	}
+	if su.Errors != 1 || su.Cases[len(su.Cases)-1].Error == nil {
+		t.Errorf("run error not reported: %+v", su)
+	}
+}
