@@ -87,10 +87,8 @@ func talk(t *testing.T, pp, dp *rtcPeer, p, d testUser, seg map[string]int, sent
 			if tx == dp {
 				owner = d.ID
 			}
-			// Forwarding is per connection: count what tx sent on this one.
-			total := len(sent[sentKey(owner, kind, seg[owner])])
-			if total > 0 {
-				rx.waitReceived(kind, total)
+			if frames := sent[sentKey(owner, kind, seg[owner])]; len(frames) > 0 {
+				rx.waitReceivedLast(kind, frames[len(frames)-1])
 			}
 		}
 	}

@@ -198,14 +198,28 @@ func (p *rtcPeer) received(kind string) int {
 	return len(p.got[kind])
 }
 
-// waitReceived waits until the peer got at least n frames of kind (the clinic
-// records before it forwards, so this says the recorder has them too).
-func (p *rtcPeer) waitReceived(kind string, n int) {
+// waitReceivedLast waits until the peer got frame last of kind. The clinic
+// records a frame before forwarding it and handles a track's frames in order,
+// so by then the recorder holds everything sent before it. (Live forwarding
+// may drop a frame right after a join, so counting received frames would not
+// do.)
+func (p *rtcPeer) waitReceivedLast(kind string, last []byte) {
 	p.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
-	for p.received(kind) < n {
+	for {
+		p.mu.Lock()
+		got := p.got[kind]
+		found := len(got) > 0 && bytes.Equal(got[len(got)-1], last)
+		for i := len(got) - 1; !found && i >= 0 && i >= len(got)-5; i-- {
+			found = bytes.Equal(got[i], last)
+		}
+		n := len(got)
+		p.mu.Unlock()
+		if found {
+			return
+		}
 		if time.Now().After(deadline) {
-			p.t.Errorf("received %d %s frames, want %d", p.received(kind), kind, n)
+			p.t.Errorf("the last %s frame sent never arrived (%d received)", kind, n)
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
