@@ -155,4 +155,3 @@ func TestEndToEndCall(t *testing.T) {
 		}
 	}
 }
-

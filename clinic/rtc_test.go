@@ -55,11 +55,11 @@ type rtcPeer struct {
 	audio     *webrtc.TrackLocalStaticRTP
 	video     *webrtc.TrackLocalStaticRTP
 	connected chan struct{}
-	seq       map[string]uint16
-	ts        map[string]uint32
 	wg        sync.WaitGroup
 
 	mu  sync.Mutex
+	seq map[string]uint16
+	ts  map[string]uint32
 	got map[string][][]byte // kind -> payloads received (VP8 descriptor stripped)
 }
 
@@ -178,10 +178,12 @@ func (p *rtcPeer) send(kind, tag string, n int, gap time.Duration) [][]byte {
 			track, pt, step = p.video, 96, 3000
 			payload = append([]byte{0x10}, frame...) // VP8 payload descriptor, S=1, partition 0
 		}
+		p.mu.Lock() // audio and video are sent from different goroutines
 		p.seq[kind]++
 		p.ts[kind] += step
 		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: p.seq[kind],
 			Timestamp: p.ts[kind], Marker: kind == "video"}, Payload: payload}
+		p.mu.Unlock()
 		if err := track.WriteRTP(pkt); err != nil {
 			p.t.Errorf("write %s: %v", kind, err)
 			return frames
