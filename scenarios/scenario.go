@@ -2,7 +2,14 @@
 // validator, and the built-in scenarios embedded in the binary.
 package scenarios
 
-import "time"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
 
 // Scenario is one run's description. YAML field names are the snake_case tags.
 type Scenario struct {
@@ -25,6 +32,8 @@ type Scenario struct {
 	// Expect is "pass" or an invariant id that the run must violate (incident
 	// scenarios, selftest). A run meeting its expectation exits 0 under selftest.
 	Expect string `yaml:"expect" json:"expect"`
+
+	src *source // where each field came from (file line or --set), for errors and defaults
 }
 
 // Population: how many patients the run creates in total and how many clinicians
@@ -63,6 +72,7 @@ type Behaviour struct {
 	SwitchMax     float64  `yaml:"switch_max" json:"switch_max"`
 	ThinkMin      Duration `yaml:"think_min" json:"think_min"`
 	ThinkMax      Duration `yaml:"think_max" json:"think_max"`
+	Replays       int      `yaml:"replays" json:"replays"` // rounds of list-and-fetch per replaying patient
 }
 
 // Threshold is a pass/fail limit on a run statistic, e.g.
@@ -79,3 +89,45 @@ type Threshold struct {
 
 // Duration is a time.Duration that reads "90s", "2m" in YAML and JSON.
 type Duration struct{ time.Duration }
+
+// MarshalYAML writes the duration as "90s".
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// UnmarshalYAML reads a Go duration string ("90s", "1m30s", "250ms"). A bare
+// number is refused: its unit would be a guess.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return errors.New("want a duration like 90s")
+	}
+	v, err := parseDuration(n.Value)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalJSON writes the duration as "90s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New("want a duration string like \"90s\"")
+	}
+	v, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("want a duration like 90s, got %q", s)
+	}
+	return v, nil
+}
