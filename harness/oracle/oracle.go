@@ -68,6 +68,11 @@ type Options struct {
 	MaxFrameEvidence    int             // frames kept per violation, default 5
 	DurabilityTolerance float64         // fraction of acked frames per track that may be missing, default 0
 	RecentOps           int             // ring size of recent ops per user, default 16
+	// MaxViolations bounds the distinct violations kept with their evidence
+	// (default 1000): a badly broken target (list-scope at scale) finds one per
+	// viewer and item. Past it violations are still deduplicated, counted in
+	// Stats and passed to OnViolation, but Violations() does not keep them.
+	MaxViolations int
 }
 
 // ListItem is one entry of a replay list as the target offered it.
@@ -111,7 +116,7 @@ type FrameStats struct {
 // Stats are the oracle's counters.
 type Stats struct {
 	ByInvariant         map[string]int // all occurrences, duplicates included
-	Distinct            int            // distinct violations (len(Violations()))
+	Distinct            int            // distinct violations (len(Violations()) unless past Options.MaxViolations)
 	FramesChecked       int64          // replay frames examined by CheckFrames
 	LiveFramesChecked   int64          // live frames examined by CheckLive (consultation known)
 	ListsChecked        int64          // CheckList and CheckReplay calls
@@ -133,8 +138,9 @@ type Oracle struct {
 	lists, probes atomic.Int64
 
 	vmu   sync.Mutex
-	seen  map[vkey]int // distinct violation -> index in list, -1 while being built
+	seen  map[vkey]int // distinct violation -> index in list, -1 while being built or not kept
 	list  []Violation
+	over  int // distinct violations not kept (past MaxViolations)
 	byInv map[string]int
 
 	emu          sync.Mutex
@@ -186,6 +192,9 @@ func New(l *models.Ledger, opts Options) *Oracle {
 	}
 	if opts.RecentOps <= 0 {
 		opts.RecentOps = 16
+	}
+	if opts.MaxViolations <= 0 {
+		opts.MaxViolations = 1000
 	}
 	if !(opts.DurabilityTolerance >= 0) { // NaN too
 		opts.DurabilityTolerance = 0
@@ -285,7 +294,19 @@ func (o *Oracle) report(inv, viewer, subject string, extra []FrameEvidence, buil
 		return
 	}
 	o.seen[k] = -1 // reserved while the evidence is gathered outside the lock
+	keep := len(o.seen)-o.over <= o.opts.MaxViolations
+	if !keep {
+		o.over++
+	}
 	o.vmu.Unlock()
+	if !keep {
+		if o.opts.OnViolation != nil {
+			v := build()
+			v.Invariant, v.Viewer = inv, viewer
+			o.opts.OnViolation(v)
+		}
+		return
+	}
 
 	v := build()
 	v.Invariant, v.Viewer = inv, viewer
@@ -335,7 +356,7 @@ func (o *Oracle) Stats() Stats {
 	for k, v := range o.byInv {
 		st.ByInvariant[k] = v
 	}
-	st.Distinct = len(o.list)
+	st.Distinct = len(o.list) + o.over
 	o.vmu.Unlock()
 	o.emu.Lock()
 	st.DurabilityChecked, st.DurabilityUnchecked = o.durChecked, o.durUnchecked

@@ -611,3 +611,16 @@ func BenchmarkCheckFrames(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(frames)), "ns/frame")
 }
+
+func TestMaxViolations(t *testing.T) {
+	var calls atomic.Int32
+	o := New(world(t), Options{MaxViolations: 2, OnViolation: func(Violation) { calls.Add(1) }})
+	for _, viewer := range []string{"x", "pB", "pC", "c2", "ghost"} {
+		o.CheckList(viewer, []ListItem{{RecordingID: "rA", ConsultationID: "cA"}}, t0)
+		o.CheckList(viewer, []ListItem{{RecordingID: "rA", ConsultationID: "cA"}}, t0) // duplicate
+	}
+	st := o.Stats()
+	if n := len(o.Violations()); n != 2 || st.Distinct != 5 || st.ByInvariant[ReplayListOwnership] != 10 || calls.Load() != 5 {
+		t.Errorf("kept %d, distinct %d, occurrences %d, callbacks %d; want 2, 5, 10, 5", n, st.Distinct, st.ByInvariant[ReplayListOwnership], calls.Load())
+	}
+}
