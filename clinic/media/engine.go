@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -195,7 +196,7 @@ type call struct {
 	sig   sync.Mutex
 	ended bool // under sig
 
-	mu    sync.Mutex
+	mu    sync.Mutex     // guards the fields below and Call.SegmentBase
 	peers [2]*peer       // current PeerConnection of patient [0] and clinician [1]
 	segs  map[string]int // last segment used per participant
 	recs  []*recorder    // every track recorded for this call in this process
@@ -258,8 +259,8 @@ type peer struct {
 	segment int
 	pc      *webrtc.PeerConnection
 
-	audioOut *webrtc.TrackLocalStaticRTP // the other participant's audio, to this user
-	videoOut *webrtc.TrackLocalStaticRTP // the other participant's video, set at switch (under mu)
+	audioOut *outTrack // the other participant's audio, to this user
+	videoOut *outTrack // the other participant's video, set at switch (under mu)
 
 	mu     sync.Mutex
 	closed bool
@@ -292,7 +293,7 @@ func (p *peer) spawn(f func()) bool {
 	return true
 }
 
-func (p *peer) video() *webrtc.TrackLocalStaticRTP {
+func (p *peer) video() *outTrack {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.videoOut
@@ -330,9 +331,20 @@ func (e *Engine) callFor(c Call) (*call, error) {
 	}
 	cl := e.calls[c.ConsultationID]
 	if cl == nil {
+		c.SegmentBase = maps.Clone(c.SegmentBase)
+		if c.SegmentBase == nil {
+			c.SegmentBase = map[string]int{}
+		}
 		cl = &call{Call: c, segs: map[string]int{}}
 		e.calls[c.ConsultationID] = cl
+		return cl, nil
 	}
+	// A later join may know of segments an earlier process recorded.
+	cl.mu.Lock()
+	for u, n := range c.SegmentBase {
+		cl.SegmentBase[u] = max(cl.SegmentBase[u], n)
+	}
+	cl.mu.Unlock()
 	return cl, nil
 }
 
@@ -400,13 +412,17 @@ func (e *Engine) Join(ctx context.Context, c Call, participant, offerSDP string)
 		cl.setPeer(participant, nil)
 		e.retire(old, true)
 	}
+	cl.mu.Lock()
 	seg := max(cl.segs[participant], cl.SegmentBase[participant]) + 1
+	cl.mu.Unlock()
 	p := &peer{c: cl, user: participant, segment: seg}
 	answer, err := e.connect(ctx, p, offer)
 	if err != nil {
 		return "", 0, fmt.Errorf("join %s: %w", c.ConsultationID, err)
 	}
+	cl.mu.Lock()
 	cl.segs[participant] = seg
+	cl.mu.Unlock()
 	cl.setPeer(participant, p)
 	e.log.Debug("media: joined", "consultation", c.ConsultationID, "user", participant, "segment", seg)
 	return answer, seg, nil
@@ -430,7 +446,7 @@ func (e *Engine) connect(ctx context.Context, p *peer, offer webrtc.SessionDescr
 	if err := pc.SetRemoteDescription(offer); err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrBadSDP, err))
 	}
-	out, err := webrtc.NewTrackLocalStaticRTP(opusCodec, "audio", "clinic-"+p.c.other(p.user))
+	out, err := newOutTrack(opusCodec, "audio", "clinic-"+p.c.other(p.user), 960)
 	if err != nil {
 		return fail(err)
 	}
@@ -516,7 +532,7 @@ func (e *Engine) Switch(ctx context.Context, consultationID, participant, offerS
 		return "", fmt.Errorf("switch %s: %w: %w", consultationID, ErrBadSDP, err)
 	}
 	if first {
-		out, err := webrtc.NewTrackLocalStaticRTP(vp8Codec, "video", "clinic-"+cl.other(participant))
+		out, err := newOutTrack(vp8Codec, "video", "clinic-"+cl.other(participant), 3000)
 		if err != nil {
 			return "", e.rollback(p, fmt.Errorf("switch %s: %w", consultationID, err))
 		}
@@ -582,10 +598,13 @@ func (e *Engine) End(ctx context.Context, consultationID string) ([]TrackRecord,
 	if cl == nil {
 		return nil, nil
 	}
+	// ctx is not honoured half way: a half-finalised recording is worse than
+	// a late answer, and every step here is bounded (local files, closing
+	// PeerConnections).
 	if err := e.endCall(cl, true); err != nil {
 		return cl.records(), fmt.Errorf("end %s: %w", consultationID, err)
 	}
-	return cl.records(), ctx.Err()
+	return cl.records(), nil
 }
 
 // endCall stops both peers and finalises (graceful) or abandons (crash) every

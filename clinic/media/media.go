@@ -36,8 +36,8 @@ type Call struct {
 	// SegmentBase carries, per participant user id, the highest segment already
 	// recorded for this call by an earlier process (after a restart); that
 	// participant's next join in this process gets SegmentBase[user]+1. Nil or a
-	// missing entry means 0, so the first join is segment 1. Only the first Join
-	// of a call in this process reads it.
+	// missing entry means 0, so the first join is segment 1. Every Join may
+	// pass it; the engine keeps the highest value seen per participant.
 	SegmentBase map[string]int
 }
 

@@ -88,7 +88,7 @@ func (e *Engine) forwardAudio(p *peer, pkt *rtp.Packet) {
 	if to == nil {
 		return
 	}
-	if err := to.audioOut.WriteRTP(pkt); err == nil {
+	if err := to.audioOut.forward(pkt); err == nil {
 		e.m.forwarded[kindAudio].Inc()
 	}
 }
@@ -106,6 +106,10 @@ func (e *Engine) recvVideo(p *peer, t *webrtc.TrackRemote) {
 		p.slot = slot
 		p.mu.Unlock()
 	}
+	key := e.routeKey(p, t)
+	e.routes.set(key, route{c: p.c, pub: p, sub: p.c.other(p.user)})
+	defer e.routes.remove(key, p)
+
 	rec := e.openTrack(p, kindVideo, slot.recordingID)
 	if rec != nil {
 		// The recorder attaches this participant to the recording the slot
@@ -114,10 +118,6 @@ func (e *Engine) recvVideo(p *peer, t *webrtc.TrackRemote) {
 			e.log.Warn("media: grant access", "recording", slot.recordingID, "user", p.user, "err", err)
 		}
 	}
-
-	key := e.routeKey(p, t)
-	e.routes.set(key, route{c: p.c, pub: p, sub: p.c.other(p.user)})
-	defer e.routes.remove(key, p)
 	for {
 		pkt, _, err := t.ReadRTP()
 		if err != nil {
@@ -126,7 +126,7 @@ func (e *Engine) recvVideo(p *peer, t *webrtc.TrackRemote) {
 		e.m.received[kindVideo].Inc()
 		if r, ok := e.routes.get(key); ok {
 			if to := r.c.peer(r.sub); to != nil {
-				if out := to.video(); out != nil && out.WriteRTP(pkt) == nil {
+				if out := to.video(); out != nil && out.forward(pkt) == nil {
 					e.m.forwarded[kindVideo].Inc()
 				}
 			}
