@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"telechaos/clinic"
+	"telechaos/clinic/bugs"
 	"telechaos/harness/driver"
 	"telechaos/harness/oracle"
 	"telechaos/models"
@@ -84,6 +85,9 @@ type RunConfig struct {
 	ProgressEvery time.Duration
 	// ClinicLogger receives the embedded clinic's logs; default discard.
 	ClinicLogger *slog.Logger
+	// MediaLogger receives the WebRTC stack's logs (noisy at teardown);
+	// default discard.
+	MediaLogger *slog.Logger
 }
 
 // Progress is a live snapshot for progress lines.
@@ -242,6 +246,11 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		return nil, fmt.Errorf("%w: no scenario", ErrConfig)
 	}
 	sc := cfg.Scenario
+	// Scenarios built in Go (tests, properties) get the loader's defaults too.
+	sc.ApplyDefaults()
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	if errs := validate(sc); len(errs) > 0 {
 		return nil, fmt.Errorf("%w: scenario %s: %w", ErrConfig, sc.Name, errors.Join(errs...))
 	}
@@ -268,7 +277,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	r := &run{
-		cfg: cfg, sc: sc, seed: sc.Seed, beh: behaviourOf(sc), settle: sc.Settle.Duration,
+		cfg: cfg, sc: sc, seed: sc.Seed, beh: sc.ModelBehaviour(), settle: sc.Settle.Duration,
 		log: cfg.Logger.With("run", cfg.RunID), ledger: models.NewLedger(),
 		met: NewMetrics(cfg.Registry), pool: newProbePool(64), stopping: make(chan struct{}),
 	}
@@ -330,7 +339,14 @@ func validate(sc *scenarios.Scenario) []error {
 	if t := sc.Target; t != "" && t != TargetEmbedded && !strings.HasPrefix(t, "http://") && !strings.HasPrefix(t, "https://") {
 		errs = append(errs, fmt.Errorf("target: %q is neither %q nor an http(s) URL", t, TargetEmbedded))
 	}
-	for _, e := range behaviourOf(sc).Validate() {
+	if len(sc.Bugs) > 0 {
+		if t := sc.Target; t != "" && t != TargetEmbedded {
+			errs = append(errs, fmt.Errorf("bugs: %v apply only to the embedded clinic, not to %s", sc.Bugs, t))
+		} else if _, err := bugs.Parse(sc.Bugs, 0); err != nil {
+			errs = append(errs, fmt.Errorf("bugs: %w", err))
+		}
+	}
+	for _, e := range sc.ModelBehaviour().Validate() {
 		errs = append(errs, fmt.Errorf("behaviour: %w", e))
 	}
 	for i, t := range sc.Thresholds {
@@ -411,7 +427,11 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		return cleanup, fmt.Errorf("%w: health check: %w", ErrTarget, err)
 	}
 	if r.sc.Media {
-		f, err := driver.NewMediaFactory(driver.MediaOptions{LoopbackOnly: true, Logger: r.log})
+		mlog := r.cfg.MediaLogger
+		if mlog == nil {
+			mlog = slog.New(slog.DiscardHandler)
+		}
+		f, err := driver.NewMediaFactory(driver.MediaOptions{LoopbackOnly: true, Logger: mlog})
 		if err != nil {
 			return cleanup, fmt.Errorf("%w: media: %w", ErrTarget, err)
 		}
@@ -567,22 +587,3 @@ func (r *run) progress(final bool) {
 	})
 }
 
-// behaviourOf maps the scenario's behaviour to the model's. TODO: use
-// (*scenarios.Scenario).ModelBehaviour once the loader lands; until then zero
-// call and switch bounds fall back to models.DefaultBehaviour's.
-func behaviourOf(sc *scenarios.Scenario) models.Behaviour {
-	b := sc.Behaviour
-	m := models.Behaviour{
-		SwitchToVideo: b.SwitchToVideo, Replay: b.Replay, Abandon: b.Abandon, ProbeOther: b.ProbeOther,
-		CallMin: b.CallMin.Duration, CallMax: b.CallMax.Duration, SwitchMin: b.SwitchMin, SwitchMax: b.SwitchMax,
-		ThinkMin: b.ThinkMin.Duration, ThinkMax: b.ThinkMax.Duration,
-	}
-	d := models.DefaultBehaviour
-	if m.CallMin == 0 && m.CallMax == 0 {
-		m.CallMin, m.CallMax = d.CallMin, d.CallMax
-	}
-	if m.SwitchMin == 0 && m.SwitchMax == 0 {
-		m.SwitchMin, m.SwitchMax = d.SwitchMin, d.SwitchMax
-	}
-	return m
-}

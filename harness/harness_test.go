@@ -209,6 +209,8 @@ func TestBadScenarioIsConfigError(t *testing.T) {
 		"bad target":      func(s *scenarios.Scenario) { s.Target = "ftp://x" },
 		"bad threshold":   func(s *scenarios.Scenario) { s.Thresholds = []scenarios.Threshold{{Metric: "latency.nope"}} },
 		"bad probability": func(s *scenarios.Scenario) { s.Behaviour.Replay = 2 },
+		"unknown bug":     func(s *scenarios.Scenario) { s.Bugs = []string{"no-such-bug"} },
+		"bug on a URL":    func(s *scenarios.Scenario) { s.Bugs = []string{"list-scope"}; s.Target = "http://127.0.0.1:1" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			sc := smallScenario(3)

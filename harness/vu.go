@@ -94,8 +94,15 @@ func (r *run) patient(ctx context.Context, i int) {
 		if c != nil && c.ended {
 			rid = c.recordingID
 		}
-		for _, viewer := range []driver.Session{ps, cl} {
-			r.replay(ctx, viewer, cons, rid, c)
+		// Each round lists and fetches again (replay storms); the oracle
+		// merges what the rounds delivered.
+		for round := range max(plan.Replays, 1) {
+			for _, viewer := range []driver.Session{ps, cl} {
+				if round > 0 && r.interrupted() {
+					break
+				}
+				r.replay(ctx, viewer, cons, rid, round == 0)
+			}
 		}
 	}
 	if plan.ProbeOther && !r.interrupted() {
@@ -334,8 +341,11 @@ func (r *run) switchVideo(ctx context.Context, parts [2]*participant, cid string
 // replay is one participant's look at the recording after the call: list (and
 // check) the replays, poll until the recording is listed or the settle time runs
 // out, then fetch its metadata and every track and report what was delivered.
-func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consultation, rid string, c *callOutcome) {
+func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consultation, rid string, poll bool) {
 	deadline := time.Now().Add(r.settle)
+	if !poll {
+		deadline = time.Now()
+	}
 	wait := 100 * time.Millisecond
 	listed := false
 	for {

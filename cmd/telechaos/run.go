@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"telechaos/harness"
+	"telechaos/reports"
+	"telechaos/scenarios"
+)
+
+// runFlags are the flags of `telechaos run`.
+type runFlags struct {
+	scenario, target, report, metricsAddr string
+	bugs, sets                            multiFlag
+	seed                                  uint64
+	duration                              time.Duration
+	users                                 int
+	media, verbose                        bool
+	given                                 map[string]bool
+}
+
+func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
+	f := &runFlags{given: map[string]bool{}}
+	fs := newFlagSet("run", stderr)
+	fs.StringVar(&f.scenario, "scenario", "smoke", "built-in scenario name or YAML file")
+	fs.StringVar(&f.target, "target", "", "target base URL")
+	fs.Var(&f.bugs, "bug", "clinic bug ID[:P], repeatable")
+	fs.Uint64Var(&f.seed, "seed", 0, "PRNG seed")
+	fs.DurationVar(&f.duration, "duration", 0, "bound on the arrival phase")
+	fs.IntVar(&f.users, "users", 0, "number of patients")
+	fs.StringVar(&f.report, "report", "", "report directory")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address during the run")
+	fs.BoolVar(&f.media, "media", true, "real WebRTC calls")
+	fs.Var(&f.sets, "set", "override a scenario field KEY=VALUE, repeatable")
+	fs.BoolVar(&f.verbose, "v", false, "verbose logs")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	fs.Visit(func(fl *flag.Flag) { f.given[fl.Name] = true })
+	if f.given["users"] && f.users <= 0 {
+		return nil, fmt.Errorf("--users %d: want a positive number", f.users)
+	}
+	if f.given["duration"] && f.duration <= 0 {
+		return nil, fmt.Errorf("--duration %v: want a positive duration", f.duration)
+	}
+	return f, nil
+}
+
+// loadScenario loads the scenario and applies --set, then the explicit flags.
+func (f *runFlags) loadScenario() (*scenarios.Scenario, error) {
+	sc, err := scenarios.Load(f.scenario)
+	if err != nil {
+		return nil, err
+	}
+	for _, kv := range f.sets {
+		if err := sc.Set(kv); err != nil {
+			return nil, fmt.Errorf("--set %s: %w", kv, err)
+		}
+	}
+	if f.given["target"] {
+		sc.Target = f.target
+	}
+	for _, b := range f.bugs {
+		if !slices.Contains(sc.Bugs, b) {
+			sc.Bugs = append(sc.Bugs, b)
+		}
+	}
+	if f.given["seed"] {
+		sc.Seed = f.seed
+	}
+	if f.given["duration"] {
+		sc.Duration.Duration = f.duration
+	}
+	if f.given["users"] {
+		sc.Population.Patients = f.users
+	}
+	if f.given["media"] {
+		sc.Media = f.media
+	}
+	return sc, nil
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f, err := parseRunFlags(args, stderr)
+	if err != nil {
+		if err != flag.ErrHelp {
+			fmt.Fprintf(stderr, "telechaos run: %v\n", err)
+		}
+		return harness.ExitUsage
+	}
+	sc, err := f.loadScenario()
+	if err != nil {
+		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
+		return harness.ExitUsage
+	}
+	runID := harness.NewRunID(sc.Seed)
+	dir := f.report
+	if dir == "" {
+		dir = filepath.Join("telechaos-report", runID)
+	}
+	level := slog.LevelWarn
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	pr := newProgressPrinter(stderr)
+	fmt.Fprintf(stderr, "telechaos: run %s, scenario %s, seed %d, target %s, %d patients\n",
+		runID, sc.Name, sc.Seed, orDefault(sc.Target, harness.TargetEmbedded), sc.Population.Patients)
+	cfg := harness.RunConfig{
+		Scenario: sc, ScenarioRef: f.scenario, RunID: runID, ReportDir: dir, MetricsAddr: f.metricsAddr,
+		Logger: logger, Progress: pr.update,
+	}
+	if f.verbose {
+		cfg.MediaLogger, cfg.ClinicLogger = logger, logger
+	}
+	res, err := harness.Run(ctx, cfg)
+	pr.done()
+	if res == nil {
+		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
+		return exitCodeOf(err)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
+	}
+	printVerdict(stdout, res.Summary, res.ReportDir)
+	return res.ExitCode
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// progressPrinter shows live progress: one refreshing line on a terminal, a
+// plain line every 5 s otherwise (CI logs).
+type progressPrinter struct {
+	mu    sync.Mutex
+	w     io.Writer
+	tty   bool
+	last  time.Time
+	shown bool
+}
+
+func newProgressPrinter(w io.Writer) *progressPrinter {
+	return &progressPrinter{w: w, tty: isTerminal(w)}
+}
+
+func (p *progressPrinter) update(pg harness.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	line := fmt.Sprintf("%6s users %d  calls %d (%d live)  switches %d  replays %d  frames %d  violations %d",
+		pg.Elapsed.Round(time.Second), pg.UsersActive, pg.Calls, pg.CallsActive, pg.Switches, pg.ReplaysChecked,
+		pg.FramesChecked, pg.Violations)
+	if pg.Dropped > 0 {
+		line += fmt.Sprintf("  dropped %d", pg.Dropped)
+	}
+	if p.tty {
+		if len(line) > 79 {
+			line = line[:79]
+		}
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		p.shown = true
+		return
+	}
+	if pg.Final || time.Since(p.last) >= 5*time.Second {
+		p.last = time.Now()
+		fmt.Fprintln(p.w, strings.TrimSpace(line))
+	}
+}
+
+func (p *progressPrinter) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty && p.shown {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// printVerdict prints the short verdict table (fits 80 columns).
+func printVerdict(w io.Writer, s *reports.Summary, dir string) {
+	fmt.Fprintf(w, "\nverdict: %s (exit %d)  scenario %s  seed %d  %.1fs\n",
+		strings.ToUpper(s.Verdict), s.ExitCode, s.Scenario, s.Seed, s.DurationSeconds)
+	if s.Error != "" {
+		fmt.Fprintf(w, "  %s\n", truncate(s.Error, 76))
+	}
+	c := s.Counts
+	fmt.Fprintf(w, "patients %d  calls %d  switches %d  replays %d  frames %d+%d live  probes %d\n",
+		c.Patients, c.CallsEnded, c.Switches, c.ReplaysFetched, c.FramesChecked, c.LiveFramesChecked, c.Probes)
+	if c.CallsFailed > 0 || c.ArrivalsDropped > 0 {
+		fmt.Fprintf(w, "failed patients %d  dropped arrivals %d\n", c.CallsFailed, c.ArrivalsDropped)
+	}
+	fmt.Fprintf(w, "%-32s %s\n", "invariant", "violations")
+	for _, inv := range reports.AllInvariants {
+		mark := fmt.Sprint(s.ViolationsByInvariant[inv])
+		if len(s.Invariants) > 0 && !slices.Contains(s.Invariants, inv) {
+			mark = "not checked"
+		}
+		fmt.Fprintf(w, "  %-30s %s\n", inv, mark)
+	}
+	for i, v := range s.Violations {
+		if i == 3 {
+			fmt.Fprintf(w, "  ... %d more in the report\n", len(s.Violations)-3)
+			break
+		}
+		fmt.Fprintf(w, "  ! %s\n", truncate(v.Invariant+": "+v.Detail, 76))
+	}
+	if len(s.Thresholds) > 0 {
+		fmt.Fprintf(w, "%-32s %-12s %-16s %s\n", "threshold", "value", "limit", "result")
+		for _, t := range s.Thresholds {
+			res := "ok"
+			if !t.Pass {
+				res = "FAILED"
+			}
+			name := t.Metric
+			if t.Stat != "" {
+				name += " " + t.Stat
+			}
+			fmt.Fprintf(w, "  %-30s %-12.4g %-16s %s\n", truncate(name, 30), t.Value, truncate(t.Limit, 16), res)
+		}
+	}
+	if s.Expect != "" && s.Expect != "pass" {
+		fmt.Fprintf(w, "expect %s: met=%v\n", s.Expect, s.ExpectMet)
+	}
+	if len(s.Violations) > 0 {
+		fmt.Fprintf(w, "repro: %s\n", s.Repro)
+	}
+	if dir != "" {
+		fmt.Fprintf(w, "report: %s\n", dir)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}

@@ -1,0 +1,171 @@
+package harness
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"telechaos/harness/oracle"
+	"telechaos/reports"
+	"telechaos/scenarios"
+)
+
+// Runs against the embedded clinic with real WebRTC calls.
+
+func mediaScenario(patients int) *scenarios.Scenario {
+	return &scenarios.Scenario{
+		Name: "harness-media", Seed: 7, Media: true, Target: TargetEmbedded,
+		Population: scenarios.Population{Patients: patients, Clinicians: 4},
+		Executor:   scenarios.Executor{Type: ExecClosed, VUs: 10},
+		Duration:   dur(30 * time.Second),
+		Settle:     dur(5 * time.Second),
+		Behaviour: scenarios.Behaviour{SwitchToVideo: 0.6, Replay: 1, ProbeOther: 0.3,
+			CallMin: dur(1 * time.Second), CallMax: dur(2 * time.Second), SwitchMin: 0.3, SwitchMax: 0.5,
+			ThinkMin: dur(0), ThinkMax: dur(50 * time.Millisecond)},
+		Expect: "pass",
+	}
+}
+
+func TestEmbeddedMediaRunPasses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real WebRTC calls")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "report")
+	res, err := Run(ctx, RunConfig{Scenario: mediaScenario(20), ReportDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Summary
+	if s.Verdict != reports.VerdictPass {
+		t.Errorf("verdict %s, violations %+v", s.Verdict, s.Violations)
+	}
+	c := s.Counts
+	t.Logf("counts %+v", c)
+	if c.Patients != 20 || c.CallsConnected != 20 || c.CallsEnded != 20 || c.CallsFailed != 0 {
+		t.Errorf("calls: %+v", c)
+	}
+	if c.Switches == 0 || c.Switches == 20 {
+		t.Errorf("switches %d: the plan switches about 60%% of calls", c.Switches)
+	}
+	if c.ReplaysFetched != 40 || c.DurabilityChecked != 40 {
+		t.Errorf("replays fetched %d durability checked %d, want 40 each", c.ReplaysFetched, c.DurabilityChecked)
+	}
+	if c.FramesChecked == 0 || c.LiveFramesChecked == 0 || c.UntaggedFrames != 0 {
+		t.Errorf("frames checked %d live %d untagged %d", c.FramesChecked, c.LiveFramesChecked, c.UntaggedFrames)
+	}
+	if c.FramesAcked < c.FramesSent*9/10 {
+		t.Errorf("acked %d of %d sent", c.FramesAcked, c.FramesSent)
+	}
+	if v := testutil.ToFloat64(res.Metrics.framesSent[1]); v == 0 {
+		t.Error("no video frames sent")
+	}
+	if v := testutil.ToFloat64(res.Metrics.framesRecv[1]); v == 0 {
+		t.Error("no video frames received live")
+	}
+	for _, op := range []string{LatBook, LatJoin, LatSwitch, LatEnd, LatList, LatReplay, LatMedia} {
+		if s.Latency[op].Count == 0 {
+			t.Errorf("no %s latency samples", op)
+		}
+	}
+	if _, err := reports.ReadSummary(filepath.Join(dir, reports.SummaryFile)); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(res.Metrics.Registry); err != nil || len(problems) > 0 {
+		t.Errorf("lint after a run: %v %v", err, problems)
+	}
+}
+
+func TestEmbeddedListScopeBugIsCaught(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real WebRTC calls")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sc := mediaScenario(12)
+	sc.Bugs = []string{"list-scope"}
+	sc.Population.Clinicians = 2 // each clinician serves several patients
+	sc.Behaviour.ProbeOther = 0
+	sc.Expect = oracle.ReplayListOwnership
+	dir := filepath.Join(t.TempDir(), "report")
+	res, err := Run(ctx, RunConfig{Scenario: sc, ReportDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Summary
+	if res.ExitCode != ExitViolation || !s.ExpectMet {
+		t.Fatalf("exit %d expect met %v by invariant %v", res.ExitCode, s.ExpectMet, s.ViolationsByInvariant)
+	}
+	found := false
+	for _, v := range s.Violations {
+		if v.Invariant != oracle.ReplayListOwnership {
+			continue
+		}
+		found = true
+		if v.Viewer == "" || v.Owner == "" || v.Viewer == v.Owner {
+			t.Errorf("violation must name a viewer and a different owner: %+v", v)
+		}
+		if v.Evidence != "" {
+			if _, err := os.Stat(filepath.Join(dir, v.Evidence)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if !found {
+		t.Error("no replay-list-ownership violation listed")
+	}
+	if got := testutil.ToFloat64(res.Metrics.violations[oracle.ReplayListOwnership]); got == 0 {
+		t.Error("violations metric not counted")
+	}
+}
+
+func TestEmbeddedCancelMidRunWritesReport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real WebRTC calls")
+	}
+	sc := mediaScenario(200)
+	sc.Behaviour.CallMin, sc.Behaviour.CallMax = dur(5*time.Second), dur(6*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := make(chan struct{}, 1)
+	dir := filepath.Join(t.TempDir(), "report")
+	start := time.Now()
+	res, err := Run(ctx, RunConfig{Scenario: sc, ReportDir: dir, ProgressEvery: 100 * time.Millisecond,
+		Progress: func(p Progress) {
+			if p.CallsActive > 0 {
+				select {
+				case calls <- struct{}{}:
+					cancel()
+				default:
+				}
+			}
+		}})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != ExitInterrupted {
+		t.Errorf("exit %d, want %d", res.ExitCode, ExitInterrupted)
+	}
+	if d := time.Since(start); d > 45*time.Second {
+		t.Errorf("interrupted run took %v", d)
+	}
+	s, err := reports.ReadSummary(filepath.Join(dir, reports.SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Verdict != reports.VerdictInterrupted || s.Counts.Patients >= 200 {
+		t.Errorf("verdict %s patients %d", s.Verdict, s.Counts.Patients)
+	}
+	// Calls in flight were ended, not abandoned: their recordings were checked.
+	if s.Counts.CallsEnded == 0 {
+		t.Errorf("no call ended after the interrupt: %+v", s.Counts)
+	}
+	if len(s.Violations) != 0 {
+		t.Errorf("interrupt produced violations: %+v", s.Violations)
+	}
+}
