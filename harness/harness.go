@@ -586,4 +586,3 @@ func (r *run) progress(final bool) {
 		Final:          final,
 	})
 }
-
