@@ -140,7 +140,8 @@ func (s *Scenario) Validate() error {
 			bad("target", "want %q or an http(s) base URL, got %q", Embedded, s.Target)
 		}
 	}
-	seenBug := map[string]bool{}
+	// A bug listed twice is not an error: the clinic takes the last probability,
+	// which is how --bug overrides a scenario's own.
 	for i, spec := range s.Bugs {
 		for part := range strings.SplitSeq(spec, ",") {
 			part = strings.TrimSpace(part)
@@ -154,10 +155,6 @@ func (s *Scenario) Validate() error {
 				bad(path, "unknown bug %q (known: %s)", id, strings.Join(KnownBugs, ", "))
 				continue
 			}
-			if seenBug[id] {
-				bad(path, "bug %s listed twice", id)
-			}
-			seenBug[id] = true
 			if hasP {
 				v, err := strconv.ParseFloat(p, 64)
 				if err != nil || !(v > 0 && v <= 1) {
