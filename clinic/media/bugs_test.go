@@ -161,7 +161,7 @@ func TestBugPrerollLeak(t *testing.T) {
 		e, _ := newEngine(t, set)
 		var recs []TrackRecord
 		var sent map[string][][]byte
-		for n := byte(1); n <= 2; n++ {
+		for n := 1; n <= 2; n++ {
 			p := newPair(ctx, t, e, n)
 			sent = p.sendBoth('a', 15, 20*time.Millisecond)
 			waitRecorded(ctx, t, e, p.call.ConsultationID, "audio", 25)
@@ -359,11 +359,11 @@ func switchAll(ctx context.Context, t *testing.T, e *Engine, pairs []*pair, conc
 
 // switchRound joins n calls from id base, switches them and sends a little
 // video, and returns how many video tracks went to the wrong recording.
-func switchRound(ctx context.Context, t *testing.T, e *Engine, cat *fakeCatalog, base byte, n int, concurrent bool) int {
+func switchRound(ctx context.Context, t *testing.T, e *Engine, cat *fakeCatalog, base, n int, concurrent bool) int {
 	t.Helper()
 	pairs := make([]*pair, n)
 	for i := range pairs {
-		pairs[i] = newPair(ctx, t, e, base+byte(i))
+		pairs[i] = newPair(ctx, t, e, base+i)
 	}
 	switchAll(ctx, t, e, pairs, concurrent)
 	var wg sync.WaitGroup
@@ -411,7 +411,7 @@ func TestBugSwitchRace(t *testing.T) {
 		e, cat := newEngine(t, bugSet(t, bugs.SwitchRace))
 		const attempts = 3
 		for a := range attempts {
-			bad := switchRound(ctx, t, e, cat, byte(1+a*calls), calls, true)
+			bad := switchRound(ctx, t, e, cat, 1+a*calls, calls, true)
 			t.Logf("attempt %d: %d of %d video tracks misfiled", a+1, bad, 2*calls)
 			if bad > 0 {
 				return

@@ -394,7 +394,8 @@ type pair struct {
 	pat, cli *client
 }
 
-func newPair(ctx context.Context, t testing.TB, e *Engine, n byte) *pair {
+// newPair joins call number n (its marks carry byte(n) as the call tag).
+func newPair(ctx context.Context, t testing.TB, e *Engine, n int) *pair {
 	t.Helper()
 	call := Call{
 		ConsultationID: fmt.Sprintf("c_%02x", n),
@@ -402,7 +403,7 @@ func newPair(ctx context.Context, t testing.TB, e *Engine, n byte) *pair {
 		Patient:        fmt.Sprintf("u_pat%02x", n),
 		Clinician:      fmt.Sprintf("u_cli%02x", n),
 	}
-	p := &pair{call: call, pat: newClient(t, call.Patient, n, 1), cli: newClient(t, call.Clinician, n, 2)}
+	p := &pair{call: call, pat: newClient(t, call.Patient, byte(n), 1), cli: newClient(t, call.Clinician, byte(n), 2)}
 	p.pat.join(ctx, e, call)
 	p.cli.join(ctx, e, call)
 	p.connected(ctx, t, e)

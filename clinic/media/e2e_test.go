@@ -52,11 +52,15 @@ func TestCallEndToEnd(t *testing.T) {
 	p.pat.switchVideo(ctx, e, p.call.ConsultationID)
 	p.cli.switchVideo(ctx, e, p.call.ConsultationID)
 	phase(30, 20)
+	// A second switch (a retried request, a client renegotiating) is a plain
+	// renegotiation: the same tracks go on.
+	p.pat.switchVideo(ctx, e, p.call.ConsultationID)
+	phase(10, 5)
 
 	// Live forwarding: each side gets the other's frames and nothing else.
 	waitFor(ctx, func() bool {
-		return len(p.pat.received("video")) >= 18 && len(p.cli.received("video")) >= 18 &&
-			len(p.pat.received("audio")) >= 72 && len(p.cli.received("audio")) >= 72
+		return len(p.pat.received("video")) >= 23 && len(p.cli.received("video")) >= 23 &&
+			len(p.pat.received("audio")) >= 85 && len(p.cli.received("audio")) >= 85
 	})
 	for _, pr := range [][2]*client{{p.pat, p.cli}, {p.cli, p.pat}} {
 		rx, tx := pr[0], pr[1]

@@ -348,6 +348,42 @@ func (e *Engine) callFor(c Call) (*call, error) {
 	return cl, nil
 }
 
+// lockCall returns the call's state with its signalling lock held, making sure
+// it is still the engine's current state for the consultation (a failed first
+// join or an End may have dropped it while we waited).
+func (e *Engine) lockCall(c Call) (*call, error) {
+	for {
+		cl, err := e.callFor(c)
+		if err != nil {
+			return nil, err
+		}
+		cl.sig.Lock()
+		e.mu.Lock()
+		current := e.calls[c.ConsultationID] == cl
+		e.mu.Unlock()
+		if current {
+			return cl, nil
+		}
+		cl.sig.Unlock()
+	}
+}
+
+// dropIfEmpty forgets a call whose only join failed, so it does not count
+// as active. Called with cl.sig held.
+func (e *Engine) dropIfEmpty(cl *call) {
+	cl.mu.Lock()
+	empty := cl.peers[0] == nil && cl.peers[1] == nil && len(cl.recs) == 0
+	cl.mu.Unlock()
+	if !empty {
+		return
+	}
+	e.mu.Lock()
+	if e.calls[cl.ConsultationID] == cl {
+		delete(e.calls, cl.ConsultationID)
+	}
+	e.mu.Unlock()
+}
+
 func (e *Engine) lookup(consultationID string) (*call, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -398,11 +434,10 @@ func (e *Engine) Join(ctx context.Context, c Call, participant, offerSDP string)
 	if !kinds["audio"] {
 		return "", 0, fmt.Errorf("join %s: %w: offer has no audio m-line", c.ConsultationID, ErrBadSDP)
 	}
-	cl, err := e.callFor(c)
+	cl, err := e.lockCall(c)
 	if err != nil {
 		return "", 0, err
 	}
-	cl.sig.Lock()
 	defer cl.sig.Unlock()
 	if cl.ended {
 		return "", 0, fmt.Errorf("join %s: %w", c.ConsultationID, ErrNotActive)
@@ -418,6 +453,7 @@ func (e *Engine) Join(ctx context.Context, c Call, participant, offerSDP string)
 	p := &peer{c: cl, user: participant, segment: seg}
 	answer, err := e.connect(ctx, p, offer)
 	if err != nil {
+		e.dropIfEmpty(cl)
 		return "", 0, fmt.Errorf("join %s: %w", c.ConsultationID, err)
 	}
 	cl.mu.Lock()

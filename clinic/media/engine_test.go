@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -90,6 +91,15 @@ func TestSignallingErrors(t *testing.T) {
 	if _, err := newClient(t, "u_p", 1, 1).switchOffer(ctx, e, "c_x"); !errors.Is(err, ErrNotJoined) {
 		t.Errorf("switch before join: err = %v, want ErrNotJoined", err)
 	}
+	// Parses, but pion cannot use it: no DTLS fingerprint.
+	var stripped []string
+	for _, l := range strings.Split(offer, "\r\n") {
+		if !strings.HasPrefix(l, "a=fingerprint") {
+			stripped = append(stripped, l)
+		}
+	}
+	_, _, err = e.Join(ctx, call, "u_p", strings.Join(stripped, "\r\n"))
+	check("offer without fingerprint", err, ErrBadSDP)
 	if e.ActiveCalls() != 0 {
 		t.Errorf("failed joins left %d active calls", e.ActiveCalls())
 	}
