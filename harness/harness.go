@@ -60,7 +60,10 @@ type RunConfig struct {
 	// ScenarioRef is how the user named the scenario (a built-in name or a file
 	// path), used in repro commands; default Scenario.Name.
 	ScenarioRef string
-	RunID       string // default: time and seed
+	// ReproArgs are extra arguments the repro command needs to replay this run
+	// (the CLI passes its --set and --duration overrides).
+	ReproArgs []string
+	RunID     string // default: time and seed
 	// ReportDir receives summary.json, junit.xml and evidence files; "" writes none.
 	ReportDir string
 	// MetricsAddr serves /metrics during the run (e.g. "127.0.0.1:9464"); "" does not.

@@ -3,6 +3,9 @@ package harness
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,5 +243,65 @@ func TestThresholdsFail(t *testing.T) {
 	th := res.Summary.Thresholds
 	if len(th) != 2 || th[0].Pass || !th[1].Pass {
 		t.Errorf("thresholds %+v", th)
+	}
+}
+
+func TestMetricsServedDuringRun(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	sc := smallScenario(10)
+	var body string
+	_, err = Run(context.Background(), RunConfig{
+		Scenario: sc, MetricsAddr: addr, ProgressEvery: 20 * time.Millisecond,
+		NewTarget: func(obs driver.Observer) (driver.Target, error) {
+			f := newFake(obs)
+			f.endDelay = 100 * time.Millisecond // keep the run alive for a scrape
+			return f, nil
+		},
+		Progress: func(p Progress) {
+			if body != "" || p.Final {
+				return
+			}
+			c := http.Client{Timeout: 2 * time.Second}
+			resp, err := c.Get("http://" + addr + "/metrics")
+			if err != nil {
+				t.Errorf("scrape: %v", err)
+				body = "failed"
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			body = string(b)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"telechaos_operations_total", "telechaos_users_active", `telechaos_violations_total{invariant="replay-list-ownership"} 0`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Error("metrics listener still open after the run")
+	}
+}
+
+func TestReproCarriesOverrides(t *testing.T) {
+	sc := smallScenario(2)
+	sc.Bugs = []string{"list-scope:0.5"}
+	res, err := Run(context.Background(), RunConfig{Scenario: sc, ScenarioRef: "my file.yaml", ReproArgs: []string{"--set", "behaviour.replay=0.5"},
+		NewTarget: func(obs driver.Observer) (driver.Target, error) { return newFake(obs), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "telechaos run --scenario 'my file.yaml' --seed 42 --users 2 --bug list-scope:0.5 --media=false --set behaviour.replay=0.5"
+	if res.Summary.Repro != want {
+		t.Errorf("repro\n got %s\nwant %s", res.Summary.Repro, want)
 	}
 }

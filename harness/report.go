@@ -150,6 +150,9 @@ func (r *run) repro() string {
 	if !sc.Media {
 		parts = append(parts, "--media=false")
 	}
+	for _, a := range r.cfg.ReproArgs {
+		parts = append(parts, shellQuote(a))
+	}
 	return strings.Join(parts, " ")
 }
 

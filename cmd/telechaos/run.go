@@ -122,6 +122,15 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Scenario: sc, ScenarioRef: f.scenario, RunID: runID, ReportDir: dir, MetricsAddr: f.metricsAddr,
 		Logger: logger, Progress: pr.update,
 	}
+	for _, kv := range f.sets {
+		cfg.ReproArgs = append(cfg.ReproArgs, "--set", kv)
+	}
+	if f.given["duration"] {
+		cfg.ReproArgs = append(cfg.ReproArgs, "--duration", f.duration.String())
+	}
+	if f.metricsAddr != "" {
+		fmt.Fprintf(stderr, "telechaos: metrics on http://%s/metrics during the run\n", f.metricsAddr)
+	}
 	if f.verbose {
 		cfg.MediaLogger, cfg.ClinicLogger = logger, logger
 	}
