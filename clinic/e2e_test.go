@@ -52,7 +52,7 @@ func ackedFrames(e endJSON) map[string]int64 {
 
 // talk has both peers send n audio (and m video) frames at once and waits
 // until each has received the other's, so the clinic has recorded them.
-func talk(t *testing.T, pp, dp *rtcPeer, p, d testUser, seg map[string]int, sent map[string][][]byte, n, m int) {
+func talk(t testing.TB, pp, dp *rtcPeer, p, d testUser, seg map[string]int, sent map[string][][]byte, n, m int) {
 	t.Helper()
 	var mu sync.Mutex
 	var wg sync.WaitGroup

@@ -141,7 +141,7 @@ func start(ctx context.Context, cfg Config, newEngine engineFactory) (*Server, e
 		Bugs:         bs,
 		Logger:       cfg.Logger.With("component", "media"),
 		Registerer:   s.reg,
-	}, db)
+	}, catalog{store: db, cache: s.cache})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("clinic: start media engine: %w", err)
@@ -253,6 +253,19 @@ func (s *Server) recover(ctx context.Context) error {
 		s.log.Info("recovered unfinished recordings", "tracks_recounted", len(tracks), "recordings_finalised", len(ended))
 	}
 	return nil
+}
+
+// catalog is what the engine writes to: the store, plus cache invalidation
+// when the recorder grants someone access.
+type catalog struct {
+	*store
+	cache *listCache
+}
+
+func (c catalog) GrantAccess(recordingID, userID string) error {
+	err := c.store.GrantAccess(recordingID, userID)
+	c.cache.invalidate(userID)
+	return err
 }
 
 // callLocks serialises end against join and switch of the same consultation
