@@ -169,3 +169,20 @@ func TestEmbeddedCancelMidRunWritesReport(t *testing.T) {
 		t.Errorf("interrupt produced violations: %+v", s.Violations)
 	}
 }
+
+func TestEmbeddedMediaFreeRun(t *testing.T) {
+	sc := mediaScenario(10)
+	sc.Media = false
+	sc.Behaviour.ProbeOther = 1
+	res, err := Run(context.Background(), RunConfig{Scenario: sc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Summary.Counts
+	if res.Summary.Verdict != reports.VerdictPass || c.CallsEnded != 10 || c.ReplaysFetched != 20 || c.CallsConnected != 0 {
+		t.Errorf("verdict %s counts %+v violations %+v", res.Summary.Verdict, c, res.Summary.Violations)
+	}
+	if c.DurabilityChecked != 20 || c.Probes == 0 {
+		t.Errorf("durability %d probes %d", c.DurabilityChecked, c.Probes)
+	}
+}

@@ -305,3 +305,27 @@ func TestReproCarriesOverrides(t *testing.T) {
 		t.Errorf("repro\n got %s\nwant %s", res.Summary.Repro, want)
 	}
 }
+
+func TestAbandonedCallsAreNotEnded(t *testing.T) {
+	sc := smallScenario(30)
+	sc.Behaviour.Abandon = 0.5
+	res, err, ft := fakeRun(t, context.Background(), sc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Summary.Counts
+	if c.CallsAbandoned == 0 || c.CallsEnded == 0 || c.CallsAbandoned+c.CallsEnded != 30 || ft.endsCount != c.CallsEnded {
+		t.Errorf("counts %+v ends %d", c, ft.endsCount)
+	}
+	if res.Summary.Verdict != reports.VerdictPass {
+		t.Errorf("verdict %s: %+v", res.Summary.Verdict, res.Summary.Violations)
+	}
+	// The same seed draws the same plans: a second run abandons the same count.
+	res2, err, _ := fakeRun(t, context.Background(), sc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Summary.Counts.CallsAbandoned != c.CallsAbandoned {
+		t.Errorf("abandoned %d then %d with the same seed", c.CallsAbandoned, res2.Summary.Counts.CallsAbandoned)
+	}
+}

@@ -130,3 +130,25 @@ func TestListScopeRunExits1(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestInterruptExits130WithReport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real WebRTC calls")
+	}
+	dir := filepath.Join(t.TempDir(), "rep")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(2*time.Second, cancel)
+	var out, errb bytes.Buffer
+	start := time.Now()
+	code := runMain(ctx, []string{"run", "--users", "100", "--report", dir}, &out, &errb)
+	if code != 130 {
+		t.Fatalf("exit %d, want 130\n%s\n%s", code, out.String(), errb.String())
+	}
+	if d := time.Since(start); d > 40*time.Second {
+		t.Errorf("interrupt took %v", d)
+	}
+	s, err := reports.ReadSummary(filepath.Join(dir, reports.SummaryFile))
+	if err != nil || s.Verdict != reports.VerdictInterrupted {
+		t.Errorf("summary %v %+v", err, s)
+	}
+}
