@@ -286,7 +286,10 @@ func (d *Deployment) start(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w%s", ErrStart, d.image, err, d.logTail(ctx))
 	}
-	return d.refresh(ctx)
+	if err := d.refresh(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrStart, err)
+	}
+	return nil
 }
 
 // refresh re-reads the published ports: the HTTP host port changes across a
@@ -297,16 +300,16 @@ func (d *Deployment) refresh(ctx context.Context) error {
 	d.mu.Unlock()
 	ins, err := ctr.Inspect(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: inspect: %w", ErrStart, err)
+		return fmt.Errorf("inspect: %w", err)
 	}
 	ports := ins.NetworkSettings.Ports
 	httpHost, ok := loopbackBinding(ports, network.MustParsePort(httpPort))
 	if !ok {
-		return fmt.Errorf("%w: %s is not published on %s (ports %v)", ErrStart, httpPort, loopback, ports)
+		return fmt.Errorf("%s is not published on %s (ports %v)", httpPort, loopback, ports)
 	}
 	udp := network.MustParsePort(strconv.Itoa(d.udpPort) + "/udp")
 	if udpHost, ok := loopbackBinding(ports, udp); !ok || udpHost != strconv.Itoa(d.udpPort) {
-		return fmt.Errorf("%w: %s is not published pinned on %s:%d (ports %v)", ErrStart, udp, loopback, d.udpPort, ports)
+		return fmt.Errorf("%s is not published pinned on %s:%d (ports %v)", udp, loopback, d.udpPort, ports)
 	}
 	d.mu.Lock()
 	d.url = "http://" + net.JoinHostPort(loopback, httpHost)
@@ -410,7 +413,10 @@ func (d *Deployment) Start(ctx context.Context) error {
 	if err := c.Start(ctx); err != nil {
 		return fmt.Errorf("deploy: start: %w%s", err, d.logTail(ctx))
 	}
-	return d.refresh(ctx)
+	if err := d.refresh(ctx); err != nil {
+		return fmt.Errorf("deploy: start: %w", err)
+	}
+	return nil
 }
 
 // Pause freezes every process of the container (cgroup freezer): sockets
@@ -434,6 +440,37 @@ func (d *Deployment) Unpause(ctx context.Context) error {
 	}
 	if _, err := d.cli.ContainerUnpause(ctx, c.GetContainerID(), client.ContainerUnpauseOptions{}); err != nil {
 		return fmt.Errorf("deploy: unpause: %w", err)
+	}
+	return nil
+}
+
+// Disconnect detaches the container from its network: its published ports
+// go away, so HTTP clients get "connection refused" and media datagrams are
+// dropped, while the clinic keeps running (a partition, not a crash).
+func (d *Deployment) Disconnect(ctx context.Context) error {
+	c, err := d.container()
+	if err != nil {
+		return err
+	}
+	if _, err := d.cli.NetworkDisconnect(ctx, d.network, client.NetworkDisconnectOptions{Container: c.GetContainerID()}); err != nil {
+		return fmt.Errorf("deploy: disconnect: %w", err)
+	}
+	return nil
+}
+
+// Connect reattaches the container after Disconnect. The engine publishes
+// the ports again: the HTTP host port changes (read URL again), the pinned
+// UDP port stays.
+func (d *Deployment) Connect(ctx context.Context) error {
+	c, err := d.container()
+	if err != nil {
+		return err
+	}
+	if _, err := d.cli.NetworkConnect(ctx, d.network, client.NetworkConnectOptions{Container: c.GetContainerID()}); err != nil {
+		return fmt.Errorf("deploy: connect: %w", err)
+	}
+	if err := d.refresh(ctx); err != nil {
+		return fmt.Errorf("deploy: connect: %w", err)
 	}
 	return nil
 }

@@ -112,6 +112,18 @@ func getHealth(d *Deployment, timeout time.Duration) error {
 	return nil
 }
 
+// waitHealth polls healthz: the proxy may need a moment after a reconnect.
+func waitHealth(d *Deployment, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := getHealth(d, 2*time.Second)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 type user struct {
 	ID, Role, Name, Token string
 }
@@ -211,6 +223,22 @@ func TestLifecycle(t *testing.T) {
 	}
 	if err := getHealth(d, 10*time.Second); err != nil {
 		t.Errorf("healthz after unpause: %v", err)
+	}
+
+	// Partition: the ports go away while the clinic keeps running.
+	if err := d.Disconnect(ctx); err != nil {
+		t.Fatalf("disconnect: %v", err)
+	}
+	if err := getHealth(d, 2*time.Second); err == nil {
+		t.Error("healthz answered while the container was disconnected")
+	}
+	wantState(t, d, "running")
+	if err := d.Connect(ctx); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	checkPublished(t, d)
+	if err := waitHealth(d, 20*time.Second); err != nil {
+		t.Errorf("healthz after connect: %v", err)
 	}
 
 	// Graceful stop and start.
