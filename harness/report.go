@@ -34,6 +34,7 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 		Invariants:            sc.Invariants,
 		ViolationsByInvariant: map[string]int{},
 		Latency:               map[string]reports.Latency{},
+		Violations:            []reports.Violation{},
 		Expect:                sc.Expect,
 	}
 	if len(s.Invariants) == 0 {

@@ -90,7 +90,9 @@ func (r *run) patient(ctx context.Context, i int) {
 	if c != nil && c.ended {
 		r.settleRecording(cons, c)
 	}
-	if plan.Replay && !r.interrupted() {
+	// Even when interrupted, look once (no polling) at a recording that
+	// ended: the checks that can still finish do.
+	if plan.Replay {
 		rid := ""
 		if c != nil && c.ended {
 			rid = c.recordingID
