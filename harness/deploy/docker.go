@@ -114,11 +114,12 @@ func procStart(pid int) string {
 }
 
 // ownerAlive reports whether the process named by an owner label still runs.
-// Resources of other hosts count as alive: we cannot tell, so we leave them.
+// Resources without an owner this package wrote, or of other hosts, count as
+// alive: we cannot tell, so only SweepAll removes them.
 func ownerAlive(owner string) bool {
 	parts := strings.Split(owner, "/")
 	if len(parts) != 3 {
-		return false // not ours to interpret: an unlabelled or foreign leftover
+		return true
 	}
 	host, _ := os.Hostname()
 	if parts[0] != host {

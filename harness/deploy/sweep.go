@@ -28,8 +28,9 @@ func SweepImages() SweepOption { return func(o *sweepOptions) { o.images = true 
 // Sweep removes what earlier, crashed runs left behind: containers, then
 // volumes, then networks labelled org.telechaos.managed=true whose owning
 // process is gone (images only with SweepImages). Resources of a process that
-// still runs are left alone, so a sweep at start-up does not kill the
-// deployments of runs in parallel. It returns how many resources it removed
+// still runs, of another host, or without the owner label this package
+// writes are left alone (SweepAll takes them too), so a sweep at start-up
+// does not kill the deployments of runs in parallel. It returns how many resources it removed
 // and every error met on the way.
 func Sweep(ctx context.Context, opts ...SweepOption) (removed int, err error) {
 	var o sweepOptions
