@@ -329,3 +329,16 @@ func TestAbandonedCallsAreNotEnded(t *testing.T) {
 		t.Errorf("abandoned %d then %d with the same seed", c.CallsAbandoned, res2.Summary.Counts.CallsAbandoned)
 	}
 }
+
+func TestUncheckedInvariantsDoNotFailTheRun(t *testing.T) {
+	sc := smallScenario(10)
+	sc.Behaviour.ProbeOther = 0
+	sc.Invariants = []string{oracle.ReplayAccessControl}
+	res, err, _ := fakeRun(t, context.Background(), sc, func(f *fakeTarget) { f.leakList = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != ExitPass || res.Summary.IgnoredViolations == 0 || len(res.Violations) != 0 {
+		t.Errorf("exit %d ignored %d violations %d", res.ExitCode, res.Summary.IgnoredViolations, len(res.Violations))
+	}
+}

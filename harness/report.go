@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,20 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 	sc := r.sc
 	st := r.or.Stats()
 	viols := r.or.Violations()
+	// A scenario that names its invariants is judged on those only; others
+	// found on the way are counted, not held against the run.
+	ignored := 0
+	if len(sc.Invariants) > 0 {
+		kept := viols[:0:0]
+		for _, v := range viols {
+			if slices.Contains(sc.Invariants, v.Invariant) {
+				kept = append(kept, v)
+			} else {
+				ignored++
+			}
+		}
+		viols = kept
+	}
 	res.Violations = viols
 	if fv := r.firstViol.Load(); fv > 0 {
 		res.FirstViolation = time.Duration(fv - 1)
@@ -36,6 +51,7 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 		Latency:               map[string]reports.Latency{},
 		Violations:            []reports.Violation{},
 		Expect:                sc.Expect,
+		IgnoredViolations:     ignored,
 	}
 	if len(s.Invariants) == 0 {
 		s.Invariants = append([]string{}, oracle.Invariants...)

@@ -47,15 +47,17 @@ type Summary struct {
 	Interrupted     bool      `json:"interrupted,omitempty"`
 	Repro           string    `json:"repro"`
 
-	Counts                Counts             `json:"counts"`
-	Invariants            []string           `json:"invariants"`
-	Violations            []Violation        `json:"violations"`
-	ViolationsByInvariant map[string]int     `json:"violations_by_invariant"`
-	FirstViolationSeconds *float64           `json:"first_violation_seconds,omitempty"`
-	Thresholds            []Threshold        `json:"thresholds"`
-	Latency               map[string]Latency `json:"latency"`
-	Expect                string             `json:"expect"`
-	ExpectMet             bool               `json:"expect_met"`
+	Counts                Counts         `json:"counts"`
+	Invariants            []string       `json:"invariants"`
+	Violations            []Violation    `json:"violations"`
+	ViolationsByInvariant map[string]int `json:"violations_by_invariant"`
+	FirstViolationSeconds *float64       `json:"first_violation_seconds,omitempty"`
+	// IgnoredViolations of invariants the scenario does not check.
+	IgnoredViolations int                `json:"ignored_violations,omitempty"`
+	Thresholds        []Threshold        `json:"thresholds"`
+	Latency           map[string]Latency `json:"latency"`
+	Expect            string             `json:"expect"`
+	ExpectMet         bool               `json:"expect_met"`
 }
 
 // Counts are the run's figures.

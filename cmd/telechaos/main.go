@@ -42,6 +42,12 @@ run flags:
   --set KEY=VALUE        override a scenario field, repeatable
   -v                     verbose logs on stderr
 
+selftest flags:
+  --seeds N              seeds for the correct clinic (default 5)
+  --quick                smaller runs, one seed unless --seeds is given
+  --only ID              only this catalogue bug, repeatable
+  --report DIR           keep every run's report under DIR
+
 exit codes: 0 pass, 1 violation, 2 usage, 3 target/infrastructure, 4 thresholds,
 130 interrupted (report written)
 `

@@ -152,3 +152,19 @@ func TestInterruptExits130WithReport(t *testing.T) {
 		t.Errorf("summary %v %+v", err, s)
 	}
 }
+
+func TestSelftestOneBug(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real WebRTC calls")
+	}
+	code, out, stderr := runCLI(t, "selftest", "--quick", "--only", "list-scope")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	if !strings.Contains(out, "bug-list-scope") || !strings.Contains(out, "caught") || !strings.Contains(out, "clean") {
+		t.Errorf("table: %s", out)
+	}
+	if code, _, _ := runCLI(t, "selftest", "--only", "nope"); code != 2 {
+		t.Errorf("unknown bug: exit %d", code)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"telechaos/clinic/bugs"
@@ -35,6 +37,8 @@ func cmdSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	quick := fs.Bool("quick", false, "smaller populations and one seed unless --seeds is given")
 	report := fs.String("report", "", "write every run's report under this directory")
 	verbose := fs.Bool("v", false, "verbose logs")
+	var only multiFlag
+	fs.Var(&only, "only", "run only these bugs (ID, repeatable); the correct clinic still runs")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return harness.ExitUsage
@@ -73,8 +77,22 @@ func cmdSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return res, time.Since(st), err
 	}
 
+	want := map[string]bool{}
+	for _, o := range only {
+		for _, id := range strings.Split(o, ",") {
+			id = strings.TrimPrefix(strings.TrimSpace(id), "bug-")
+			if !slices.Contains(bugs.All, bugs.ID(id)) {
+				fmt.Fprintf(stderr, "telechaos selftest: --only %s: unknown bug\n", id)
+				return harness.ExitUsage
+			}
+			want[id] = true
+		}
+	}
 	var rows []selftestRow
 	for _, id := range bugs.All {
+		if len(want) > 0 && !want[string(id)] {
+			continue
+		}
 		name := "bug-" + string(id)
 		if ctx.Err() != nil {
 			break
