@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,5 +168,20 @@ func TestSelftestOneBug(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "selftest", "--only", "nope"); code != 2 {
 		t.Errorf("unknown bug: exit %d", code)
+	}
+}
+
+func TestGarbageTargetExit3(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte("<html>not a clinic</html>"))
+	}))
+	defer srv.Close()
+	code, out, stderr := runCLI(t, "run", "--target", srv.URL, "--users", "2", "--report", filepath.Join(t.TempDir(), "r"))
+	if code != 3 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	if !strings.Contains(stderr, "garbage") {
+		t.Errorf("message does not say the answer was garbage: %s", stderr)
 	}
 }
