@@ -456,8 +456,9 @@ func readTrack(t driver.TrackInfo, b []byte) ([][]byte, error) {
 	return nil, fmt.Errorf("unknown track format %q", t.Format)
 }
 
-// probe fetches a recording harvested from another user's consultation: the
-// target must deny it (replay-access-control). Only HTTP answers are judged; a
+// probe fetches a recording, its consultation and one of its tracks, all
+// harvested from another user's consultation: the target must deny each
+// (replay-access-control). Only HTTP answers are judged; a
 // transport failure says nothing about access control.
 func (r *run) probe(ctx context.Context, s driver.Session, pick uint64) {
 	pt, ok := r.pool.pick(pick, s.ID)
@@ -475,6 +476,16 @@ func (r *run) probe(ctx context.Context, s driver.Session, pick uint64) {
 			n = len(b)
 		}
 		r.or.CheckProbe(s.ID, pt.recording, pt.consultation, status, n, time.Now())
+	}
+	ci, err := r.target.Consultation(ctx, s, pt.consultation)
+	r.probeCounted(err)
+	if status, answered := answerStatus(err); answered {
+		n := 0
+		if err == nil {
+			b, _ := json.Marshal(ci)
+			n = len(b)
+		}
+		r.or.CheckProbe(s.ID, "", pt.consultation, status, n, time.Now())
 	}
 	if len(pt.tracks) == 0 {
 		return
