@@ -511,13 +511,16 @@ func (r *run) execute(ctx context.Context, exec Executor) error {
 	hardT := time.NewTimer(hard)
 	defer hardT.Stop()
 	var graceC <-chan time.Time
-	interrupted := false
+	interrupted, hardHit := false, false
 	for {
 		select {
 		case <-done:
 			r.progress(false)
 			if interrupted {
 				return context.Canceled
+			}
+			if hardHit {
+				return fmt.Errorf("%w: run exceeded its hard deadline of %v; calls in flight were ended", ErrTarget, hard)
 			}
 			return r.infraVerdict()
 		case <-ticker.C:
@@ -531,6 +534,7 @@ func (r *run) execute(ctx context.Context, exec Executor) error {
 			}
 			ctx = context.Background() // stop selecting on it
 		case <-hardT.C:
+			hardHit = true
 			r.log.Error("hard deadline reached: stopping", "after", hard)
 			r.stop()
 			graceC = time.After(r.cfg.Grace)
