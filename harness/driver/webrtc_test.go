@@ -62,7 +62,7 @@ func (p *participant) send(t *testing.T, kind models.Kind, cid string) {
 	p.sent[kind] = append(p.sent[kind], f)
 }
 
-func startClinic(t *testing.T, ctx context.Context) (*clinic.Server, *HTTPTarget) {
+func startClinic(t testing.TB, ctx context.Context) (*clinic.Server, *HTTPTarget) {
 	t.Helper()
 	srv, err := clinic.Start(ctx, clinic.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), UDPPort: 0, AdvertisedIP: "127.0.0.1"})
 	if err != nil {
