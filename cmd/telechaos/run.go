@@ -238,7 +238,11 @@ func printVerdict(w io.Writer, s *reports.Summary, dir string) {
 			if t.Stat != "" {
 				name += " " + t.Stat
 			}
-			fmt.Fprintf(w, "  %-30s %-12.4g %-16s %s\n", truncate(name, 30), t.Value, truncate(t.Limit, 16), res)
+			val := fmt.Sprintf("%.4g", t.Value)
+			if strings.HasPrefix(t.Metric, "latency.") {
+				val = time.Duration(t.Value * float64(time.Second)).Round(100 * time.Microsecond).String()
+			}
+			fmt.Fprintf(w, "  %-30s %-12s %-16s %s\n", truncate(name, 30), val, truncate(t.Limit, 16), res)
 		}
 	}
 	if s.Expect != "" && s.Expect != "pass" {
