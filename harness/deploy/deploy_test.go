@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -356,4 +357,32 @@ func mustPort(t *testing.T, s string) network.Port {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestPinnedPortTaken: a UDP port the caller pins but someone holds is an
+// ErrStart naming the port, and the partial deployment still cleans up.
+func TestPinnedPortTaken(t *testing.T) {
+	img := testImage(t)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d, err := Run(ctx, img, WithUDPPort(port), WithStartupTimeout(20*time.Second))
+	t.Cleanup(func() { _ = d.Terminate(context.Background()) })
+	if !errors.Is(err, ErrStart) {
+		t.Fatalf("run on a taken port: %v, want ErrStart", err)
+	}
+	t.Logf("engine says: %v", err)
+	if !portTaken(err) || !strings.Contains(err.Error(), fmt.Sprint(port)) {
+		t.Errorf("error does not say port %d is taken: %v", port, err)
+	}
+	id := d.id
+	if err := d.Terminate(ctx); err != nil {
+		t.Errorf("terminate: %v", err)
+	}
+	assertGone(t, id)
 }
