@@ -31,6 +31,15 @@ func TestMain(m *testing.M) {
 	// Before any testcontainers call (init already did; this states it).
 	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 	os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+	// Take what crashed earlier runs of these tests left (their owners are
+	// gone); live runs in parallel are left alone.
+	if DockerAvailable(context.Background()) == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if n, err := Sweep(ctx, SweepImages()); err != nil || n > 0 {
+			fmt.Fprintf(os.Stderr, "deploy tests: swept %d leftovers (%v)\n", n, err)
+		}
+		cancel()
+	}
 	code := m.Run()
 	if imageID != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -29,7 +29,7 @@ const (
 // BuildClinicImage compiles ./cmd/clinic of the module at repoRoot as a static
 // binary (CGO_ENABLED=0, for the engine's architecture) and builds the FROM
 // scratch image of build/clinic.Dockerfile through the Docker API, tagged tag
-// and labelled org.telechaos.managed=true. It returns the image ID, usable as
+// and labelled org.telechaos.managed=true (and with this process as owner). It returns the image ID, usable as
 // Run's image argument. Needs the go command and an engine; pulls nothing.
 func BuildClinicImage(ctx context.Context, repoRoot, tag string) (string, error) {
 	return buildImage(ctx, repoRoot, clinicPackage, clinicDockerfile, tag)
@@ -75,9 +75,11 @@ func buildImage(ctx context.Context, repoRoot, pkg, dockerfile, tag string) (str
 	defer pr.Close()
 
 	res, err := cli.ImageBuild(ctx, pr, client.ImageBuildOptions{
-		Tags:        []string{tag},
-		Dockerfile:  "Dockerfile",
-		Labels:      map[string]string{LabelManaged: "true"},
+		Tags:       []string{tag},
+		Dockerfile: "Dockerfile",
+		// The owner label lets Sweep(ctx, SweepImages()) take the images of
+		// finished runs and leave those of runs still going.
+		Labels:      managedLabels(""),
 		Remove:      true,
 		ForceRemove: true,
 		// The classic builder: BuildKit needs a session the API client

@@ -22,7 +22,8 @@ type sweepOptions struct {
 func SweepAll() SweepOption { return func(o *sweepOptions) { o.all = true } }
 
 // SweepImages also removes images labelled org.telechaos.managed=true that no
-// container uses.
+// container uses, under the same owner rule (images of `make image` carry no
+// owner, so only SweepAll takes them).
 func SweepImages() SweepOption { return func(o *sweepOptions) { o.images = true } }
 
 // Sweep removes what earlier, crashed runs left behind: containers, then
@@ -97,6 +98,9 @@ func Sweep(ctx context.Context, opts ...SweepOption) (removed int, err error) {
 			errs = append(errs, fmt.Errorf("list images: %w", err))
 		}
 		for _, im := range imgs.Items {
+			if !stale(im.Labels) {
+				continue
+			}
 			if n, err := removeImage(ctx, cli, im.ID, im.RepoTags); err != nil {
 				errs = append(errs, err)
 			} else {

@@ -1,6 +1,8 @@
 package deploy
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
 )
 
 // Tests that need no Docker engine.
@@ -198,7 +202,15 @@ func TestSweepRemovesOnlyStale(t *testing.T) {
 		t.Fatalf("create network: %v", err)
 	}
 
-	removed, err := Sweep(ctx)
+	deadImg := buildLabelOnlyImage(ctx, t, cli, "telechaos/sweep-dead:"+id, dead)
+	liveImg := buildLabelOnlyImage(ctx, t, cli, "telechaos/sweep-live:"+id, live)
+	t.Cleanup(func() {
+		for _, img := range []string{deadImg, liveImg} {
+			_, _ = cli.ImageRemove(context.Background(), img, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+		}
+	})
+
+	removed, err := Sweep(ctx, SweepImages())
 	if err != nil {
 		t.Errorf("sweep: %v", err)
 	}
@@ -214,6 +226,34 @@ func TestSweepRemovesOnlyStale(t *testing.T) {
 	if _, err := cli.VolumeInspect(ctx, liveVol, client.VolumeInspectOptions{}); err != nil {
 		t.Errorf("sweep removed the volume of a live owner: %v", err)
 	}
+	if _, err := cli.ImageInspect(ctx, deadImg); err == nil {
+		t.Error("sweep left the image of a dead owner")
+	}
+	if _, err := cli.ImageInspect(ctx, liveImg); err != nil {
+		t.Errorf("sweep removed the image of a live owner: %v", err)
+	}
+}
+
+// buildLabelOnlyImage builds a layerless FROM scratch image carrying labels.
+func buildLabelOnlyImage(ctx context.Context, t *testing.T, cli *testcontainers.DockerClient, tag string, labels map[string]string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	df := []byte("FROM scratch\n")
+	if err := tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(df))}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = tw.Write(df)
+	_ = tw.Close()
+	res, err := cli.ImageBuild(ctx, &buf, client.ImageBuildOptions{Tags: []string{tag}, Labels: labels, Remove: true, Version: build.BuilderV1})
+	if err != nil {
+		t.Fatalf("build %s: %v", tag, err)
+	}
+	defer res.Body.Close()
+	if _, err := readBuildStream(res.Body); err != nil {
+		t.Fatalf("build %s: %v", tag, err)
+	}
+	return tag
 }
 
 // fakeTB records what requireDocker decided instead of ending the test.
