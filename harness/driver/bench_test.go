@@ -58,7 +58,7 @@ func BenchmarkPeerSetup(b *testing.B) {
 	}
 }
 
-func setupCall(b *testing.B, ctx context.Context, h *HTTPTarget, f *MediaFactory) []*Peer {
+func setupCall(b testing.TB, ctx context.Context, h *HTTPTarget, f *MediaFactory) []*Peer {
 	pat, err := h.Register(ctx, models.Patient)
 	if err != nil {
 		b.Fatal(err)

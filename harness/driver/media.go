@@ -97,6 +97,11 @@ func NewMediaFactory(opts MediaOptions) (*MediaFactory, error) {
 	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	s.SetIncludeLoopbackCandidate(true)
 	s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	// The answerer starts its checks before our Accept, so its first binding
+	// request can make it a peer-reflexive candidate here; pion then waits 1 s
+	// (prflx acceptance) before nominating. The address is the one the answer
+	// announces, so there is nothing to wait for.
+	s.SetPrflxAcceptanceMinWait(0)
 	if opts.ICEDisconnectedTimeout > 0 || opts.ICEFailedTimeout > 0 {
 		d, f := opts.ICEDisconnectedTimeout, opts.ICEFailedTimeout
 		if d <= 0 {
