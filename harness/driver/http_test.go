@@ -344,3 +344,31 @@ func TestHTTPEscapesIDs(t *testing.T) {
 		t.Errorf("track id not escaped: %q", f.seen[1].URL.RawQuery)
 	}
 }
+
+func TestHTTPConcurrentUsers(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	h, _ := newFake(t, nil, HTTPOptions{Observer: func(Observation) { mu.Lock(); n++; mu.Unlock() }})
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := h.Register(context.Background(), models.Patient); err != nil {
+				errs <- err
+			}
+			if _, err := h.ListReplays(context.Background(), sess); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n != 128 {
+		t.Errorf("%d observations for 128 requests", n)
+	}
+}
