@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -188,7 +189,7 @@ func wantState(t *testing.T, d *Deployment, want string) {
 // TestLifecycle runs the clinic image and walks every chaos primitive, then
 // checks Terminate left nothing behind.
 func TestLifecycle(t *testing.T) {
-	d := runClinic(t, WithSeed(7))
+	d := runClinic(t, WithSeed(7), WithBugs("list-scope:0.5"), WithEnv(map[string]string{"TZ": "UTC"}))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -201,6 +202,19 @@ func TestLifecycle(t *testing.T) {
 	u := registerUser(t, d, "patient")
 	wantState(t, d, "running")
 	checkPublished(t, d)
+	if c, err := d.container(); err == nil {
+		if ins, err := c.Inspect(ctx); err == nil {
+			cmd := strings.Join(ins.Config.Cmd, " ")
+			for _, want := range []string{"--seed 7", "--bug list-scope:0.5", "--advertised-ip 127.0.0.1", fmt.Sprintf("--udp-port %d", d.UDPPort())} {
+				if !strings.Contains(cmd, want) {
+					t.Errorf("clinic command %q lacks %q", cmd, want)
+				}
+			}
+			if !slices.Contains(ins.Config.Env, "TZ=UTC") {
+				t.Errorf("container env %v lacks TZ=UTC", ins.Config.Env)
+			}
+		}
+	}
 
 	// SIGKILL, then start again on the same data.
 	if err := d.Kill(ctx); err != nil {
