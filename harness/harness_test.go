@@ -342,3 +342,18 @@ func TestUncheckedInvariantsDoNotFailTheRun(t *testing.T) {
 		t.Errorf("exit %d ignored %d violations %d", res.ExitCode, res.Summary.IgnoredViolations, len(res.Violations))
 	}
 }
+
+func TestRefusedJoinsAreEndedAndFailTheRun(t *testing.T) {
+	sc := smallScenario(4)
+	sc.Media = true
+	res, err, ft := fakeRun(t, context.Background(), sc, nil)
+	if !errors.Is(err, ErrTarget) || res.ExitCode != ExitTarget {
+		t.Fatalf("err %v exit %d", err, res.ExitCode)
+	}
+	if c := res.Summary.Counts; c.CallsFailed != 4 || ft.endsCount != 4 {
+		t.Errorf("failed %d ended %d, want 4 and 4", c.CallsFailed, ft.endsCount)
+	}
+	if !strings.Contains(res.Summary.Error, "join") {
+		t.Errorf("error does not name the join: %s", res.Summary.Error)
+	}
+}

@@ -116,6 +116,7 @@ func (r *run) patient(ctx context.Context, i int) {
 // callOutcome is what a call left behind.
 type callOutcome struct {
 	ended       bool
+	endTried    bool
 	abandoned   bool
 	recordingID string
 	endedAt     time.Time
@@ -159,6 +160,7 @@ func (r *run) apiCall(ctx context.Context, plan models.Plan, ps driver.Session, 
 }
 
 func (r *run) end(ctx context.Context, s driver.Session, cons models.Consultation, out *callOutcome) (*callOutcome, error) {
+	out.endTried = true
 	res, err := r.target.End(ctx, s, cons.ID)
 	if err != nil {
 		return out, fmt.Errorf("end %s: %w", cons.ID, err)
@@ -186,8 +188,20 @@ type participant struct {
 // mediaCall joins both participants with real WebRTC peers, paces watermarked
 // frames from one ticker, switches to video when the plan says so and ends (or
 // abandons) the call.
-func (r *run) mediaCall(ctx context.Context, plan models.Plan, ps, cs driver.Session, cons models.Consultation) (*callOutcome, error) {
+func (r *run) mediaCall(ctx context.Context, plan models.Plan, ps, cs driver.Session, cons models.Consultation) (_ *callOutcome, err error) {
 	out := &callOutcome{}
+	defer func() {
+		// A call that failed (a join refused, media that never connected) is
+		// still ended, best effort, so the target does not keep it open and its
+		// recording is judged like any other.
+		if err != nil && !out.endTried && ctx.Err() == nil {
+			ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if _, endErr := r.end(ectx, ps, cons, out); endErr != nil {
+				r.noteErr("end after failure", endErr)
+			}
+		}
+	}()
 	ctag := models.TagOf(cons.ID)
 	parts := [2]*participant{{s: ps, tag: models.TagOf(ps.ID)}, {s: cs, tag: models.TagOf(cs.ID)}}
 	defer func() {
