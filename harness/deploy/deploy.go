@@ -390,7 +390,8 @@ func (d *Deployment) Kill(ctx context.Context) error {
 	return nil
 }
 
-// Stop sends SIGTERM and, after timeout, SIGKILL.
+// Stop sends SIGTERM and, after timeout (whole seconds: the engine API
+// rounds down, so under 1s means SIGKILL at once), SIGKILL.
 func (d *Deployment) Stop(ctx context.Context, timeout time.Duration) error {
 	c, err := d.container()
 	if err != nil {
