@@ -118,3 +118,34 @@ func rejoinAndEnd(t *testing.T, c *apiClient, p, d testUser, cid string, sent ma
 		checkReplay(c, u, e.RecordingID, sent, ackedFrames(e))
 	}
 }
+
+// TestRecoverEndedButNotFinalised: a clinic that died between ending a
+// consultation and marking its recording ready finalises it at the next start.
+func TestRecoverEndedButNotFinalised(t *testing.T) {
+	dir := t.TempDir()
+	s := startFake(t, dir)
+	c := newAPIClient(t, s.URL())
+	p, d := c.register("patient"), c.register("clinician")
+	b := c.book(p, d)
+	c.must(200, "POST", "/v1/consultations/"+b.ConsultationID+"/join", p.Token, offerBody(fakeOffer), nil)
+	// The first half of end, then the process dies.
+	if err := s.db.claimEnd(t.Context(), b.ConsultationID); err != nil {
+		t.Fatal(err)
+	}
+	s.Crash()
+	s2 := startFake(t, dir)
+	c2 := newAPIClient(t, s2.URL())
+	var cons consultation
+	c2.must(200, "GET", "/v1/consultations/"+b.ConsultationID, p.Token, nil, &cons)
+	for _, u := range []testUser{p, d} {
+		if got := listIDs(c2.list(u)); !slices.Equal(got, []string{cons.RecordingID}) {
+			t.Errorf("%s lists %v, want [%s]", u.Role, got, cons.RecordingID)
+		}
+	}
+	var rep replayJSON
+	c2.must(200, "GET", "/v1/replays/"+cons.RecordingID, d.Token, nil, &rep)
+	if len(rep.Tracks) != 1 || rep.Title == "" {
+		t.Errorf("recovered replay %+v", rep)
+	}
+	c2.must(409, "POST", "/v1/consultations/"+b.ConsultationID+"/end", p.Token, nil, nil)
+}

@@ -232,8 +232,10 @@ func (s *Server) recover(ctx context.Context) error {
 	for _, t := range tracks {
 		frames, size, err := recount(t.Path, t.Format)
 		if err != nil {
-			// A torn last frame or a missing file: keep what was counted.
+			// Missing or not Ogg/IVF at all (a torn last frame is no error):
+			// keep the last progress the engine reported.
 			s.log.Warn("recount track", "track", t.ID, "path", t.Path, "err", err)
+			continue
 		}
 		if err := s.db.TrackProgress(t.ID, frames, size); err != nil {
 			return err
