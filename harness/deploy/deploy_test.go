@@ -409,3 +409,40 @@ func TestPinnedPortTaken(t *testing.T) {
 	}
 	assertGone(t, id)
 }
+
+// TestDataVolumeOutlivesDeployment: a caller-named volume stays after
+// Terminate and a new deployment on it sees the old data.
+func TestDataVolumeOutlivesDeployment(t *testing.T) {
+	img := testImage(t)
+	vol := "telechaos-test-data-" + randomID()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cli, err := newClient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	t.Cleanup(func() {
+		if _, err := cli.VolumeRemove(context.Background(), vol, client.VolumeRemoveOptions{Force: true}); err != nil {
+			t.Errorf("remove test volume: %v", err)
+		}
+	})
+
+	first, err := Run(ctx, img, WithDataVolume(vol))
+	t.Cleanup(func() { _ = first.Terminate(context.Background()) })
+	if err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	u := registerUser(t, first, "clinician")
+	if err := first.Terminate(ctx); err != nil {
+		t.Fatalf("terminate first: %v", err)
+	}
+	if _, err := cli.VolumeInspect(ctx, vol, client.VolumeInspectOptions{}); err != nil {
+		t.Fatalf("the caller's volume did not survive Terminate: %v", err)
+	}
+
+	second := runClinic(t, WithDataVolume(vol))
+	if got := listReplays(t, second, u); got != http.StatusOK {
+		t.Errorf("GET /v1/replays on the second deployment with a token from the first: %d, want 200", got)
+	}
+}
