@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 const fakeOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
@@ -303,6 +305,9 @@ func TestMetricsExposed(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	if problems, err := testutil.GatherAndLint(s.reg); err != nil || len(problems) > 0 {
+		t.Errorf("metric lint: %v %+v", err, problems)
 	}
 	c.must(200, "POST", base+"/end", p.Token, nil, nil)
 	body = string(c.must(200, "GET", "/metrics", "", nil, nil).body)

@@ -155,3 +155,43 @@ func TestEndToEndCall(t *testing.T) {
 		}
 	}
 }
+
+// TestRealEngineErrors: the engine's refusals reach the client as 4xx JSON.
+func TestRealEngineErrors(t *testing.T) {
+	s := startReal(t, t.TempDir())
+	c := newAPIClient(t, s.URL())
+	p, d := c.register("patient"), c.register("clinician")
+	b := c.book(p, d)
+	base := "/v1/consultations/" + b.ConsultationID
+	for _, tc := range []struct {
+		name, path, sdp string
+		u               testUser
+		status          int
+		code            string
+	}{
+		{"unparsable sdp", "/join", "v=0\r\nthis is not sdp\r\n", p, 400, "bad_sdp"},
+		{"no audio m-line", "/join", "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n", p, 400, "bad_sdp"},
+	} {
+		r := c.do("POST", base+tc.path, tc.u.Token, offerBody(tc.sdp))
+		var ej errJSON
+		r.json(t, &ej)
+		if r.status != tc.status || ej.Error != tc.code {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, r.status, r.body, tc.status, tc.code)
+		}
+	}
+	pp := newRTCPeer(t)
+	c.rtcJoin(p, b.ConsultationID, pp)
+	// The clinician has not joined this active call: switch is a 409.
+	dp := newRTCPeer(t)
+	dp.addVideo()
+	r := c.do("POST", base+"/video", d.Token, offerBody(dp.offer()))
+	if r.status != 409 {
+		t.Errorf("switch by a participant who has not joined: %d %s", r.status, r.body)
+	}
+	// A re-offer without video is refused; the call goes on.
+	r = c.do("POST", base+"/video", p.Token, offerBody(pp.offer()))
+	if r.status != 400 {
+		t.Errorf("re-offer without video: %d %s", r.status, r.body)
+	}
+	c.must(200, "POST", base+"/end", d.Token, nil, nil)
+}
