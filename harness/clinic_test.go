@@ -76,6 +76,12 @@ func TestEmbeddedMediaRunPasses(t *testing.T) {
 	if _, err := reports.ReadSummary(filepath.Join(dir, reports.SummaryFile)); err != nil {
 		t.Error(err)
 	}
+	if _, err := os.Stat(filepath.Join(dir, reports.HTMLFile)); err != nil {
+		t.Error(err)
+	}
+	if len(s.Timeline) < 2 {
+		t.Errorf("timeline has %d samples", len(s.Timeline))
+	}
 	if problems, err := testutil.CollectAndLint(res.Metrics.Registry); err != nil || len(problems) > 0 {
 		t.Errorf("lint after a run: %v %v", err, problems)
 	}

@@ -152,6 +152,8 @@ type run struct {
 	stopOnce   sync.Once
 	errMu      sync.Mutex
 	lastErrs   []string
+	tlMu       sync.Mutex
+	timeline   []reports.Sample
 }
 
 func (r *run) interrupted() bool {
@@ -571,15 +573,12 @@ func (r *run) infraVerdict() error {
 }
 
 func (r *run) progress(final bool) {
-	if r.cfg.Progress == nil {
-		return
-	}
 	calls := r.cnt.callsConnected.Load()
 	if r.media == nil {
 		calls = r.cnt.callsEnded.Load()
 	}
 	st := r.or.Stats()
-	r.cfg.Progress(Progress{
+	p := Progress{
 		Elapsed:        time.Since(r.start),
 		UsersActive:    r.cnt.usersActive.Load(),
 		Patients:       r.cnt.patients.Load(),
@@ -591,5 +590,33 @@ func (r *run) progress(final bool) {
 		Violations:     r.cnt.violations.Load(),
 		Dropped:        r.cnt.dropped.Load(),
 		Final:          final,
+	}
+	r.sample(p)
+	if r.cfg.Progress != nil {
+		r.cfg.Progress(p)
+	}
+}
+
+// maxSamples bounds the timeline; beyond it every other sample is dropped, so
+// a long run keeps its whole shape at a coarser step.
+const maxSamples = 2000
+
+// sample appends a point to the run's timeline (plots in the HTML report).
+func (r *run) sample(p Progress) {
+	r.tlMu.Lock()
+	defer r.tlMu.Unlock()
+	r.timeline = append(r.timeline, reports.Sample{
+		T: p.Elapsed.Seconds(), UsersActive: p.UsersActive, CallsActive: p.CallsActive, Calls: p.Calls,
+		Ops: r.cnt.ops.Load(), OpErrors: r.cnt.opErrors.Load(), FramesChecked: p.FramesChecked,
+		Violations: p.Violations, Dropped: p.Dropped,
 	})
+	if len(r.timeline) > maxSamples {
+		kept := r.timeline[:0]
+		for i, s := range r.timeline {
+			if i%2 == 0 || i == len(r.timeline)-1 {
+				kept = append(kept, s)
+			}
+		}
+		r.timeline = kept
+	}
 }

@@ -134,6 +134,9 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 	s.ExpectMet = expectMet(sc.Expect, s)
 	res.Summary = s
 	r.progress(true)
+	r.tlMu.Lock()
+	s.Timeline = append([]reports.Sample{}, r.timeline...)
+	r.tlMu.Unlock()
 }
 
 // expectMet: "pass" (or empty) wants a passing run; an invariant id wants at

@@ -1,7 +1,7 @@
 // Package reports writes the results of a telechaos run: summary.json (the
 // verdict and its figures), junit.xml (one testcase per invariant and per
-// threshold, for CI) and one evidence-N.json per distinct violation with a repro
-// command. It knows nothing of the harness: the harness fills a Summary.
+// threshold, for CI), report.html (the same for humans, with plots) and one
+// evidence-N.json per distinct violation with a repro command. It knows nothing of the harness: the harness fills a Summary.
 package reports
 
 import (
@@ -26,6 +26,7 @@ const (
 const (
 	SummaryFile = "summary.json"
 	JUnitFile   = "junit.xml"
+	HTMLFile    = "report.html"
 )
 
 // EvidenceFile names the evidence file of the n-th (1-based) distinct violation.
@@ -58,6 +59,21 @@ type Summary struct {
 	Latency           map[string]Latency `json:"latency"`
 	Expect            string             `json:"expect"`
 	ExpectMet         bool               `json:"expect_met"`
+	// Timeline samples the run about once a second (for plots).
+	Timeline []Sample `json:"timeline,omitempty"`
+}
+
+// Sample is one point of a run's timeline; counters are cumulative.
+type Sample struct {
+	T             float64 `json:"t"` // seconds since start
+	UsersActive   int64   `json:"users_active"`
+	CallsActive   int64   `json:"calls_active"`
+	Calls         int64   `json:"calls"`
+	Ops           int64   `json:"ops"`
+	OpErrors      int64   `json:"op_errors"`
+	FramesChecked int64   `json:"frames_checked"`
+	Violations    int64   `json:"violations"`
+	Dropped       int64   `json:"dropped"`
 }
 
 // Counts are the run's figures.
@@ -150,6 +166,9 @@ func Write(dir string, s *Summary, evidence []Evidence) error {
 		errs = append(errs, err)
 	}
 	if err := WriteJUnit(filepath.Join(dir, JUnitFile), s); err != nil {
+		errs = append(errs, err)
+	}
+	if err := WriteHTML(filepath.Join(dir, HTMLFile), s); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

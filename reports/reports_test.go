@@ -112,3 +112,31 @@ func TestJUnitSkipsUncheckedAndErrorsRun(t *testing.T) {
 		t.Errorf("run error not reported: %+v", su)
 	}
 }
+
+func TestHTMLEscapesAndPlots(t *testing.T) {
+	s := sample()
+	s.Timeline = []Sample{{T: 0}, {T: 1, UsersActive: 5, CallsActive: 2, Ops: 10}, {T: 2, UsersActive: 3, Ops: 30, OpErrors: 1, Violations: 1}}
+	path := filepath.Join(t.TempDir(), HTMLFile)
+	if err := WriteHTML(path, s); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := string(b)
+	if strings.Contains(h, "<r_1>") || !strings.Contains(h, "&lt;r_1&gt;") {
+		t.Error("violation detail not escaped")
+	}
+	if n := strings.Count(h, "<svg"); n != 3 {
+		t.Errorf("%d plots, want 3", n)
+	}
+	if !strings.Contains(h, `href="evidence-1.json"`) {
+		t.Error("no link to the evidence")
+	}
+	// Empty timeline: still a valid page.
+	s.Timeline = nil
+	if err := WriteHTML(path, s); err != nil {
+		t.Fatal(err)
+	}
+}
