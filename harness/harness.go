@@ -319,6 +319,10 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 			if runErr == nil {
 				runErr = fmt.Errorf("%w: write report: %w", ErrTarget, err)
 			}
+			if res.ExitCode == ExitPass || res.ExitCode == ExitThresholds {
+				res.ExitCode = ExitTarget // CI must not read a pass without its report
+				res.Summary.ExitCode = ExitTarget
+			}
 		} else {
 			res.ReportDir = cfg.ReportDir
 		}

@@ -357,3 +357,15 @@ func TestRefusedJoinsAreEndedAndFailTheRun(t *testing.T) {
 		t.Errorf("error does not name the join: %s", res.Summary.Error)
 	}
 }
+
+func TestUnwritableReportIsExit3(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), RunConfig{Scenario: smallScenario(2), ReportDir: filepath.Join(file, "sub"),
+		NewTarget: func(obs driver.Observer) (driver.Target, error) { return newFake(obs), nil }})
+	if !errors.Is(err, ErrTarget) || res.ExitCode != ExitTarget || res.ReportDir != "" {
+		t.Errorf("err %v exit %d dir %q", err, res.ExitCode, res.ReportDir)
+	}
+}

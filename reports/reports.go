@@ -157,6 +157,13 @@ func Write(dir string, s *Summary, evidence []Evidence) error {
 		return fmt.Errorf("create report directory: %w", err)
 	}
 	var errs []error
+	// Evidence of an earlier run into the same directory would be mistaken
+	// for this run's.
+	if stale, err := filepath.Glob(filepath.Join(dir, "evidence-*.json")); err == nil {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
 	for _, e := range evidence {
 		if err := writeJSON(filepath.Join(dir, EvidenceFile(e.N)), e); err != nil {
 			errs = append(errs, err)

@@ -140,3 +140,17 @@ func TestHTMLEscapesAndPlots(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestWriteRemovesStaleEvidence(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, EvidenceFile(7))
+	if err := os.WriteFile(stale, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(dir, sample(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Error("stale evidence kept")
+	}
+}
