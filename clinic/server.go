@@ -84,7 +84,8 @@ type Server struct {
 
 // Start opens (or reopens) the data directory, recovers recordings a previous
 // run left unfinished, starts the media engine and serves HTTP. The server is
-// listening when Start returns.
+// listening when Start returns. ctx bounds startup only; stop the server with
+// Close (graceful) or Crash (abrupt).
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return start(ctx, cfg, realEngine)
 }
