@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,11 +38,26 @@ func TestEmbeddedMediaRunPasses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	dir := filepath.Join(t.TempDir(), "report")
-	res, err := Run(ctx, RunConfig{Scenario: mediaScenario(20), ReportDir: dir})
+	var mu sync.Mutex
+	events := map[EventKind]int64{}
+	res, err := Run(ctx, RunConfig{Scenario: mediaScenario(20), ReportDir: dir, OnEvent: func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		events[e.Kind]++
+		if e.N != events[e.Kind] {
+			t.Errorf("%s event N=%d, want %d", e.Kind, e.N, events[e.Kind])
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := res.Summary
+	mu.Lock()
+	if events[EventConnected] != 20 || events[EventEnded] != 20 || events[EventEnding] != 20 ||
+		events[EventSwitched] != int64(s.Counts.Switches) || events[EventSwitching] < events[EventSwitched] {
+		t.Errorf("events %v, switches %d", events, s.Counts.Switches)
+	}
+	mu.Unlock()
 	if s.Verdict != reports.VerdictPass {
 		t.Errorf("verdict %s, violations %+v", s.Verdict, s.Violations)
 	}

@@ -86,6 +86,11 @@ type RunConfig struct {
 	// the end.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
+	// OnEvent, when set, is called synchronously at the milestones of every
+	// call (see EventKind), so faults can be timed to events (at the Nth
+	// switch, during finalisation) rather than to clocks. It runs on the call's
+	// goroutine: a slow hook delays that call.
+	OnEvent func(Event)
 	// ClinicLogger receives the embedded clinic's logs; default discard.
 	ClinicLogger *slog.Logger
 	// MediaLogger receives the WebRTC stack's logs (noisy at teardown);
@@ -106,6 +111,29 @@ type Progress struct {
 	Violations     int64
 	Dropped        int64
 	Final          bool
+}
+
+// EventKind names a call milestone.
+type EventKind string
+
+// Call milestones reported to RunConfig.OnEvent.
+const (
+	EventConnected EventKind = "connected" // both participants' media connected
+	EventSwitching EventKind = "switching" // about to renegotiate to video
+	EventSwitched  EventKind = "switched"  // both participants switched
+	EventEnding    EventKind = "ending"    // about to end the call
+	EventEnded     EventKind = "ended"     // the target acknowledged the end
+)
+
+// Event is one call milestone. N counts events of this kind in the run (1 for
+// the first), so a hook can act "at the Nth switch".
+type Event struct {
+	Kind         EventKind
+	N            int64
+	Patient      string
+	Consultation string
+	Recording    string // for EventEnded
+	At           time.Time
 }
 
 // Result is a finished run.
@@ -152,6 +180,7 @@ type run struct {
 	stopOnce   sync.Once
 	errMu      sync.Mutex
 	lastErrs   []string
+	evN        sync.Map // EventKind -> *atomic.Int64
 	tlMu       sync.Mutex
 	timeline   []reports.Sample
 }
@@ -166,6 +195,16 @@ func (r *run) interrupted() bool {
 }
 
 func (r *run) stop() { r.stopOnce.Do(func() { close(r.stopping) }) }
+
+// event reports a call milestone to the hook, if any.
+func (r *run) event(kind EventKind, patient, consultation, recording string) {
+	if r.cfg.OnEvent == nil {
+		return
+	}
+	c, _ := r.evN.LoadOrStore(kind, new(atomic.Int64))
+	n := c.(*atomic.Int64).Add(1)
+	r.cfg.OnEvent(Event{Kind: kind, N: n, Patient: patient, Consultation: consultation, Recording: recording, At: time.Now()})
+}
 
 // noteErr logs a failed step and keeps the last few for the summary.
 func (r *run) noteErr(step string, err error) {

@@ -161,6 +161,7 @@ func (r *run) apiCall(ctx context.Context, plan models.Plan, ps driver.Session, 
 
 func (r *run) end(ctx context.Context, s driver.Session, cons models.Consultation, out *callOutcome) (*callOutcome, error) {
 	out.endTried = true
+	r.event(EventEnding, cons.Patient, cons.ID, "")
 	res, err := r.target.End(ctx, s, cons.ID)
 	if err != nil {
 		return out, fmt.Errorf("end %s: %w", cons.ID, err)
@@ -170,6 +171,7 @@ func (r *run) end(ctx context.Context, s driver.Session, cons models.Consultatio
 	}
 	out.ended, out.recordingID, out.tracks, out.endedAt = true, res.RecordingID, res.Tracks, time.Now()
 	r.cnt.callsEnded.Add(1)
+	r.event(EventEnded, cons.Patient, cons.ID, res.RecordingID)
 	return out, nil
 }
 
@@ -233,6 +235,7 @@ func (r *run) mediaCall(ctx context.Context, plan models.Plan, ps, cs driver.Ses
 	}
 	cancel()
 	r.cnt.callsConnected.Add(1)
+	r.event(EventConnected, ps.ID, cons.ID, "")
 	r.met.CallsActive.Inc()
 	r.cnt.callsActive.Add(1)
 	defer func() {
@@ -346,6 +349,7 @@ func (r *run) join(ctx context.Context, p *participant, cid string) error {
 // switchVideo re-offers on both participants' peers, one after the other (the
 // reference harness switches both so that each sees the other's video).
 func (r *run) switchVideo(ctx context.Context, parts [2]*participant, cid string) {
+	r.event(EventSwitching, parts[0].s.ID, cid, "")
 	ok := true
 	for _, p := range parts {
 		st := time.Now()
@@ -367,6 +371,7 @@ func (r *run) switchVideo(ctx context.Context, parts [2]*participant, cid string
 	}
 	if ok {
 		r.cnt.switches.Add(1)
+		r.event(EventSwitched, parts[0].s.ID, cid, "")
 	}
 }
 
