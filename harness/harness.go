@@ -4,6 +4,22 @@
 // the oracle and to per-run Prometheus metrics, and writes the reports.
 //
 // Run is the one entry point, used by the CLI, by tests and by properties.
+//
+// A patient's plan (call length, switch, abandon, replay, probe) is drawn from a
+// PRNG seeded by the run seed and the patient's index, and patients book with
+// clinicians round robin, so a seed and a scenario fix every decision. What
+// depends on timing is which recording a probe picks (from a bounded pool of
+// recordings other users completed) and the interleaving of calls.
+//
+// The ledger the oracle judges by is built only from what the harness did:
+// users it registered, consultations it booked, recordings the target
+// acknowledged in its answer to end.
+//
+// With media off (Scenario.Media false) nobody joins (the contract has no join
+// without an SDP offer): a patient registers, books, ends the booked
+// consultation, lists and fetches its (empty) recording and probes other
+// users' recordings. List ownership, access control and listing durability are
+// checked; live isolation and frame content are not exercised.
 package harness
 
 import (
