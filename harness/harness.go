@@ -139,6 +139,7 @@ const (
 	EventSwitched  EventKind = "switched"  // both participants switched
 	EventEnding    EventKind = "ending"    // about to end the call
 	EventEnded     EventKind = "ended"     // the target acknowledged the end
+	EventFetching  EventKind = "fetching"  // a participant is about to fetch a replay's tracks
 )
 
 // Event is one call milestone. N counts events of this kind in the run (1 for

@@ -428,6 +428,7 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 		meta.Tracks = append(meta.Tracks, oracle.TrackMeta{ID: t.ID, Owner: t.Owner, Kind: t.Kind, Segment: t.Segment, Frames: t.Frames})
 	}
 	r.or.CheckReplay(s.ID, meta, time.Now())
+	r.event(EventFetching, s.ID, cons.ID, rid)
 
 	ctag := models.TagOf(cons.ID)
 	senders := map[uint64]string{models.TagOf(cons.Patient): cons.Patient, models.TagOf(cons.Clinician): cons.Clinician}
