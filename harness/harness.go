@@ -147,9 +147,9 @@ const (
 type Event struct {
 	Kind         EventKind
 	N            int64
-	Patient      string
+	User         string // the patient for call events, the viewer for fetching
 	Consultation string
-	Recording    string // for EventEnded
+	Recording    string // for EventEnded and EventFetching
 	At           time.Time
 }
 
@@ -214,13 +214,13 @@ func (r *run) interrupted() bool {
 func (r *run) stop() { r.stopOnce.Do(func() { close(r.stopping) }) }
 
 // event reports a call milestone to the hook, if any.
-func (r *run) event(kind EventKind, patient, consultation, recording string) {
+func (r *run) event(kind EventKind, user, consultation, recording string) {
 	if r.cfg.OnEvent == nil {
 		return
 	}
 	c, _ := r.evN.LoadOrStore(kind, new(atomic.Int64))
 	n := c.(*atomic.Int64).Add(1)
-	r.cfg.OnEvent(Event{Kind: kind, N: n, Patient: patient, Consultation: consultation, Recording: recording, At: time.Now()})
+	r.cfg.OnEvent(Event{Kind: kind, N: n, User: user, Consultation: consultation, Recording: recording, At: time.Now()})
 }
 
 // noteErr logs a failed step and keeps the last few for the summary.
