@@ -1,0 +1,261 @@
+package trace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"telechaos/clinic"
+	"telechaos/harness/driver"
+	"telechaos/harness/oracle"
+	"telechaos/models"
+)
+
+// opTimeout bounds one op (a join waits up to connectTimeout for ICE+DTLS).
+const opTimeout = 30 * time.Second
+
+// Execute replays tr against target: users without a register op are
+// registered first, then every op starts once its dependencies (its "after"
+// list and the ops defining its symbols) have completed, the ops of a
+// concurrent_group together. Every observation is judged by or against
+// ledger, as in a run; Execute ends with or.Finish and returns or's
+// violations. err is an *ExecError listing the ops that failed (violations
+// found meanwhile are returned too); media may be nil for traces without
+// join.
+func Execute(ctx context.Context, tr *Trace, target driver.Target, media *driver.MediaFactory, ledger *models.Ledger, or *oracle.Oracle) ([]oracle.Violation, error) {
+	s := NewSession(target, media, ledger, or)
+	defer s.Close()
+	errs := s.Run(ctx, tr)
+	s.Close() // peers go before Finish: nothing arrives late
+	or.Finish(time.Now())
+	var err error
+	if len(errs) > 0 {
+		err = &ExecError{Ops: errs}
+	}
+	return or.Violations(), err
+}
+
+// Run runs every op of tr in this session (see Execute) and returns the
+// failed ops in op order.
+func (s *Session) Run(ctx context.Context, tr *Trace) []*OpError {
+	for _, u := range tr.Users {
+		s.Declare(u)
+	}
+	var mu sync.Mutex
+	var failed []*OpError
+	fail := func(e *OpError) {
+		mu.Lock()
+		failed = append(failed, e)
+		mu.Unlock()
+	}
+	explicit := map[string]int{} // user -> its register op
+	booked := map[string]int{}
+	for i, op := range tr.Ops {
+		switch op.Op {
+		case OpRegister:
+			explicit[op.User] = i
+		case OpBook:
+			booked[op.Consult] = i
+		}
+	}
+	for _, u := range tr.Users {
+		if _, ok := explicit[u.Name]; ok {
+			continue
+		}
+		octx, cancel := context.WithTimeout(ctx, opTimeout)
+		err := s.register(octx, u.Name)
+		cancel()
+		if err != nil {
+			fail(&OpError{Index: -1, Op: Op{Op: OpRegister, User: u.Name}, Err: err})
+		}
+	}
+
+	done := make([]chan struct{}, len(tr.Ops))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	barriers := map[int]*sync.WaitGroup{}
+	for _, op := range tr.Ops {
+		if op.Group != nil {
+			if barriers[*op.Group] == nil {
+				barriers[*op.Group] = &sync.WaitGroup{}
+			}
+			barriers[*op.Group].Add(1)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, op := range tr.Ops {
+		deps := append([]int(nil), op.After...)
+		for _, sym := range []string{op.User, op.With} {
+			if j, ok := explicit[sym]; ok && sym != "" && j != i {
+				deps = append(deps, j)
+			}
+		}
+		if j, ok := booked[op.Consult]; ok && op.Op != OpBook {
+			deps = append(deps, j)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[i])
+			for _, d := range deps {
+				if d >= 0 && d < len(done) && d != i {
+					select {
+					case <-done[d]:
+					case <-ctx.Done():
+					}
+				}
+			}
+			octx, cancel := context.WithTimeout(ctx, opTimeout)
+			defer cancel()
+			fire, err := s.Prepare(octx, op)
+			if op.Group != nil {
+				// Arrive and wait for the group: every member arrives once its
+				// own dependencies are done (or ctx ends), so this cannot hang.
+				b := barriers[*op.Group]
+				b.Done()
+				b.Wait()
+			}
+			if err == nil {
+				err = fire(octx)
+			}
+			if err != nil {
+				fail(&OpError{Index: i, Op: op, Err: err})
+			}
+		}()
+	}
+	wg.Wait()
+	sortOpErrors(failed)
+	return failed
+}
+
+func sortOpErrors(errs []*OpError) {
+	for i := 1; i < len(errs); i++ {
+		for j := i; j > 0 && errs[j].Index < errs[j-1].Index; j-- {
+			errs[j], errs[j-1] = errs[j-1], errs[j]
+		}
+	}
+}
+
+// Options configure RunOnce, Repro and Minimise.
+type Options struct {
+	// Target overrides the trace's target: "embedded" or a base URL.
+	Target string
+	// Media is the WebRTC client factory; nil: one is made (and shared by the
+	// executions of one call).
+	Media *driver.MediaFactory
+	// DataDir is where embedded clinics get their temporary data directories
+	// (default os.TempDir()); each is removed after its execution.
+	DataDir string
+	// ClinicLogger receives the embedded clinic's logs; default discard.
+	ClinicLogger *slog.Logger
+}
+
+// Outcome is one execution of a trace.
+type Outcome struct {
+	Violations []oracle.Violation
+	// Reproduced: a violation of the trace's Expect invariant (see Matches).
+	Reproduced bool
+	// OpErrors are the ops that failed; an unreachable target is an error of
+	// RunOnce itself.
+	OpErrors *ExecError
+	Stats    oracle.Stats // what the oracle judged
+	Duration time.Duration
+}
+
+// Matches reports whether vs hold a violation of the invariant expect ("" or
+// "any": any violation).
+func Matches(expect string, vs []oracle.Violation) bool {
+	for _, v := range vs {
+		if expect == "" || expect == "any" || v.Invariant == expect {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrTarget: the target could not be started or reached.
+var ErrTarget = errors.New("target unavailable")
+
+// RunOnce executes tr once with a fresh ledger and oracle, against a fresh
+// embedded clinic (the trace's bugs and bug seed, a temporary data directory
+// removed after) or, for a URL target, against that target with new users.
+func RunOnce(ctx context.Context, tr *Trace, opts Options) (Outcome, error) {
+	media := opts.Media
+	if media == nil && needsMedia(tr) {
+		m, err := driver.NewMediaFactory(driver.MediaOptions{})
+		if err != nil {
+			return Outcome{}, fmt.Errorf("%w: media: %w", ErrTarget, err)
+		}
+		media = m
+	}
+	targetRef := opts.Target
+	if targetRef == "" {
+		targetRef = tr.Target
+	}
+	start := time.Now()
+	url := targetRef
+	if targetRef == TargetEmbedded {
+		srv, dir, err := StartClinic(ctx, tr.Bugs, tr.BugSeed, opts)
+		if err != nil {
+			return Outcome{}, err
+		}
+		defer func() {
+			srv.Close()
+			os.RemoveAll(dir)
+		}()
+		url = srv.URL()
+	}
+	target, err := driver.NewHTTP(url, driver.HTTPOptions{Timeout: 15 * time.Second})
+	if err != nil {
+		return Outcome{}, fmt.Errorf("%w: %w", ErrTarget, err)
+	}
+	defer target.Close()
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = target.Health(hctx)
+	cancel()
+	if err != nil {
+		return Outcome{}, fmt.Errorf("%w: %s: %w", ErrTarget, url, err)
+	}
+	ledger := models.NewLedger()
+	or := oracle.New(ledger, oracle.Options{})
+	vs, err := Execute(ctx, tr, target, media, ledger, or)
+	out := Outcome{Violations: vs, Reproduced: Matches(tr.Expect, vs), Stats: or.Stats(), Duration: time.Since(start)}
+	var ee *ExecError
+	if errors.As(err, &ee) {
+		out.OpErrors = ee
+	}
+	if !out.Reproduced && errors.Is(err, driver.ErrUnreachable) {
+		return out, fmt.Errorf("%w: %w", ErrTarget, err)
+	}
+	return out, nil
+}
+
+// StartClinic starts an embedded reference clinic with bugs in a new
+// temporary directory under opts.DataDir. The caller closes the server and
+// removes dir.
+func StartClinic(ctx context.Context, bugs []string, seed uint64, opts Options) (srv *clinic.Server, dir string, err error) {
+	dir, err = os.MkdirTemp(opts.DataDir, "telechaos-trace-*")
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: data directory: %w", ErrTarget, err)
+	}
+	srv, err = clinic.Start(ctx, clinic.Config{Addr: "127.0.0.1:0", DataDir: dir, Bugs: bugs, Seed: seed, Logger: opts.ClinicLogger})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", fmt.Errorf("%w: start embedded clinic: %w", ErrTarget, err)
+	}
+	return srv, dir, nil
+}
+
+func needsMedia(tr *Trace) bool {
+	for _, op := range tr.Ops {
+		if op.Op == OpJoin {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,48 @@
+package trace
+
+import (
+	"context"
+	"fmt"
+
+	"telechaos/harness/driver"
+)
+
+// ReproOptions configure Repro.
+type ReproOptions struct {
+	Options
+	Times int // executions; default 1
+}
+
+// Repro replays the trace in file opts.Times times (each against a fresh
+// embedded clinic, or the --target URL with new users) and counts the
+// executions that showed the trace's expected violation. A bad trace is a
+// *ParseError naming the line; an unreachable target wraps ErrTarget, with the
+// executions done so far counted.
+func Repro(ctx context.Context, file string, opts ReproOptions) (reproduced, total int, err error) {
+	tr, err := ParseFile(file)
+	if err != nil {
+		return 0, 0, err
+	}
+	times := max(opts.Times, 1)
+	if opts.Media == nil && needsMedia(tr) {
+		m, err := driver.NewMediaFactory(driver.MediaOptions{})
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w: media: %w", ErrTarget, err)
+		}
+		opts.Media = m
+	}
+	for range times {
+		if err := ctx.Err(); err != nil {
+			return reproduced, total, fmt.Errorf("repro: %w", err)
+		}
+		out, err := RunOnce(ctx, tr, opts.Options)
+		if err != nil {
+			return reproduced, total, fmt.Errorf("repro run %d: %w", total+1, err)
+		}
+		total++
+		if out.Reproduced {
+			reproduced++
+		}
+	}
+	return reproduced, total, nil
+}
