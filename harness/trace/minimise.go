@@ -109,7 +109,7 @@ type MinOptions struct {
 
 // MinStats describe a minimisation.
 type MinStats struct {
-	Candidates             int // executions of candidates
+	Candidates              int // executions of candidates
 	UsersBefore, UsersAfter int
 	OpsBefore, OpsAfter     int
 	Duration                time.Duration
