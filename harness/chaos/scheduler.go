@@ -1,0 +1,366 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Events the runner reports (Scheduler.Event); triggers may name others.
+const (
+	EventJoin   = "join"   // a participant is about to join
+	EventSwitch = "switch" // a switch to video is about to be sent
+	EventEnd    = "end"    // an end is about to be sent: the recording is being finalised
+	EventFetch  = "fetch"  // a replay's media is about to be fetched
+)
+
+// KnownEvents are the events Validate accepts in triggers.
+var KnownEvents = []string{EventJoin, EventSwitch, EventEnd, EventFetch}
+
+// Trigger says when a fault's windows open. The zero Trigger keeps the fault
+// active for the whole run (from Start to Stop).
+//
+// Clock: the first window opens At after Start, then every Every (measured
+// from the previous opening; ticks missed while a window was open are
+// skipped), each lasting For. Event: the window opens Delay after the Nth
+// event of kind On, and again every Repeat events after it. Count bounds the
+// windows (0: one for a one-shot trigger, unbounded otherwise, within the
+// Scheduler's MaxWindows).
+type Trigger struct {
+	At     Duration `yaml:"at" json:"at,omitempty"`
+	Every  Duration `yaml:"every" json:"every,omitempty"`
+	For    Duration `yaml:"for" json:"for,omitempty"`
+	On     string   `yaml:"on" json:"on,omitempty"`
+	Nth    int      `yaml:"nth" json:"nth,omitempty"`
+	Repeat int      `yaml:"repeat" json:"repeat,omitempty"`
+	Delay  Duration `yaml:"delay" json:"delay,omitempty"`
+	Count  int      `yaml:"count" json:"count,omitempty"`
+}
+
+// IsZero reports the always-on trigger.
+func (t Trigger) IsZero() bool { return t == Trigger{} }
+
+func (t Trigger) isEvent() bool { return t.On != "" }
+
+func (t Trigger) limit() int {
+	if t.Count > 0 {
+		return t.Count
+	}
+	if (t.isEvent() && t.Repeat > 0) || (!t.isEvent() && t.Every.Duration > 0) {
+		return 0
+	}
+	return 1
+}
+
+// Validate names every bad field (prefix is prepended, e.g. "faults[2].trigger").
+func (t Trigger) Validate(prefix string) []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s.%s: %s", ErrInvalidProfile, prefix, field, fmt.Sprintf(format, args...)))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"at", t.At.Duration}, {"every", t.Every.Duration}, {"for", t.For.Duration}, {"delay", t.Delay.Duration}} {
+		if d.v < 0 {
+			bad(d.name, "%s must be >= 0", d.v)
+		}
+	}
+	if t.Count < 0 {
+		bad("count", "%d must be >= 0", t.Count)
+	}
+	if t.isEvent() {
+		known := false
+		for _, k := range KnownEvents {
+			known = known || k == t.On
+		}
+		if !known {
+			bad("on", "unknown event %q (want one of %v)", t.On, KnownEvents)
+		}
+		if t.Nth < 0 {
+			bad("nth", "%d must be >= 1", t.Nth)
+		}
+		if t.Repeat < 0 {
+			bad("repeat", "%d must be >= 0", t.Repeat)
+		}
+		if t.At.Duration != 0 || t.Every.Duration != 0 {
+			bad("on", "an event trigger takes nth, repeat, delay, for and count, not at or every")
+		}
+	} else {
+		if t.Nth != 0 || t.Repeat != 0 || t.Delay.Duration != 0 {
+			bad("on", "nth, repeat and delay need an event (on: switch, end, fetch or join)")
+		}
+		if t.Every.Duration > 0 && t.For.Duration >= t.Every.Duration {
+			bad("for", "%s must be shorter than every (%s)", t.For.Duration, t.Every.Duration)
+		}
+	}
+	return errs
+}
+
+// String describes the trigger for reports.
+func (t Trigger) String() string {
+	switch {
+	case t.IsZero():
+		return "whole run"
+	case t.isEvent():
+		s := fmt.Sprintf("on %s #%d", t.On, max(t.Nth, 1))
+		if t.Repeat > 0 {
+			s += fmt.Sprintf(" then every %d", t.Repeat)
+		}
+		if t.Delay.Duration > 0 {
+			s += " +" + t.Delay.String()
+		}
+		if t.For.Duration > 0 {
+			s += " for " + t.For.String()
+		}
+		return s
+	default:
+		s := "at " + t.At.String()
+		if t.Every.Duration > 0 {
+			s += " every " + t.Every.String()
+		}
+		if t.For.Duration > 0 {
+			s += " for " + t.For.String()
+		}
+		return s
+	}
+}
+
+// SchedulerOptions configures NewScheduler.
+type SchedulerOptions struct {
+	MaxWindows  int           // bound on windows per run, default 1000
+	HealTimeout time.Duration // bound on each Heal, default 30s
+}
+
+// Scheduler opens and closes fault windows by clock and by event. Event is
+// cheap and never blocks; windows run on their own goroutines. A fault never
+// has two windows open at once: a trigger that fires meanwhile is skipped
+// (counted in Skipped). Stop heals everything and waits.
+type Scheduler struct {
+	rec  *Recorder
+	opts SchedulerOptions
+
+	entries []*entry
+	byEvent map[string][]*entry
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	events  map[string]int
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	windows atomic.Int64
+	skipped atomic.Int64
+}
+
+type entry struct {
+	f     Fault
+	t     Trigger
+	busy  atomic.Bool
+	fired atomic.Int64 // windows claimed by this entry's trigger
+}
+
+// NewScheduler makes a scheduler recording into rec (nil: a recorder without
+// metrics).
+func NewScheduler(rec *Recorder, opts SchedulerOptions) *Scheduler {
+	if rec == nil {
+		rec, _ = NewRecorder(nil)
+	}
+	if opts.MaxWindows <= 0 {
+		opts.MaxWindows = 1000
+	}
+	if opts.HealTimeout <= 0 {
+		opts.HealTimeout = 30 * time.Second
+	}
+	return &Scheduler{rec: rec, opts: opts, byEvent: map[string][]*entry{}, events: map[string]int{}}
+}
+
+// Recorder is where the windows go.
+func (s *Scheduler) Recorder() *Recorder { return s.rec }
+
+// Add schedules f by t. Faults are added before Start.
+func (s *Scheduler) Add(f Fault, t Trigger) error {
+	if errs := t.Validate(f.Name() + ".trigger"); len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return fmt.Errorf("scheduler: add %s after start", f.Name())
+	}
+	e := &entry{f: f, t: t}
+	s.entries = append(s.entries, e)
+	if t.isEvent() {
+		s.byEvent[t.On] = append(s.byEvent[t.On], e)
+	}
+	return nil
+}
+
+// Start begins the clock triggers and the whole-run windows and accepts
+// events. Cancelling ctx is the same as Stop without the wait.
+func (s *Scheduler) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("scheduler: already started")
+	}
+	if s.stopped {
+		return fmt.Errorf("scheduler: start: %w", ErrStopped)
+	}
+	s.started = true
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	start := time.Now()
+	for _, e := range s.entries {
+		switch {
+		case e.t.IsZero():
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); s.window(e, "run", -1) }()
+		case !e.t.isEvent():
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); s.clock(e, start) }()
+		}
+	}
+	return nil
+}
+
+// Event reports one event of kind; triggers waiting for it fire. It never
+// blocks and is safe to call before Start (ignored) and after Stop (ignored).
+func (s *Scheduler) Event(kind string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started || s.stopped {
+		return
+	}
+	s.events[kind]++
+	n := s.events[kind]
+	for _, e := range s.byEvent[kind] {
+		nth := max(e.t.Nth, 1)
+		if n < nth || (n > nth && (e.t.Repeat == 0 || (n-nth)%e.t.Repeat != 0)) {
+			continue
+		}
+		if lim := e.t.limit(); lim > 0 && e.fired.Load() >= int64(lim) {
+			continue
+		}
+		label := fmt.Sprintf("%s#%d", kind, n)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if d := e.t.Delay.Duration; d > 0 && !s.sleep(d) {
+				return
+			}
+			s.window(e, label, e.t.For.Duration)
+		}()
+	}
+}
+
+// Events returns how many events of each kind were reported.
+func (s *Scheduler) Events() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.events)
+}
+
+// Skipped counts triggers that fired while their fault's window was open,
+// past their count or past MaxWindows.
+func (s *Scheduler) Skipped() int64 { return s.skipped.Load() }
+
+// Active lists the faults whose windows are open now.
+func (s *Scheduler) Active() []string { return s.rec.Active() }
+
+// Stop cancels every trigger, heals every open window and waits for them. It
+// is idempotent and safe without Start.
+func (s *Scheduler) Stop() {
+	s.mu.Lock()
+	s.stopped = true
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	s.wg.Wait()
+}
+
+// sleep waits d; false if the scheduler stopped meanwhile.
+func (s *Scheduler) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return s.ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+func (s *Scheduler) clock(e *entry, start time.Time) {
+	lim := e.t.limit()
+	next := start.Add(e.t.At.Duration)
+	for lim == 0 || e.fired.Load() < int64(lim) {
+		if !s.sleep(time.Until(next)) {
+			return
+		}
+		s.window(e, "clock", e.t.For.Duration)
+		if e.t.Every.Duration <= 0 {
+			return
+		}
+		next = next.Add(e.t.Every.Duration)
+		for now := time.Now(); next.Before(now); next = next.Add(e.t.Every.Duration) {
+			s.skipped.Add(1) // a tick missed while the window (or a slow heal) ran
+		}
+	}
+}
+
+// window opens one window of e's fault: Inject, wait d (d < 0: until Stop),
+// Heal (also after a failed Inject, which may have done part of its work).
+func (s *Scheduler) window(e *entry, label string, d time.Duration) {
+	if s.ctx.Err() != nil {
+		return
+	}
+	if !e.busy.CompareAndSwap(false, true) {
+		s.skipped.Add(1)
+		return
+	}
+	defer e.busy.Store(false)
+	// Checked under busy, so two triggers cannot both take the last window.
+	if lim := e.t.limit(); lim > 0 && e.fired.Load() >= int64(lim) {
+		s.skipped.Add(1)
+		return
+	}
+	if s.windows.Add(1) > int64(s.opts.MaxWindows) {
+		s.skipped.Add(1)
+		return
+	}
+	e.fired.Add(1)
+	var params map[string]string
+	if p, ok := e.f.(Parameterised); ok {
+		params = p.Params()
+	}
+	id := s.rec.Begin(e.f.Name(), params, label)
+	err := e.f.Inject(s.ctx)
+	if err == nil {
+		if d < 0 {
+			<-s.ctx.Done()
+		} else {
+			s.sleep(d)
+		}
+	}
+	hctx, cancel := context.WithTimeout(context.Background(), s.opts.HealTimeout)
+	defer cancel()
+	herr := e.f.Heal(hctx)
+	if err != nil {
+		err = fmt.Errorf("inject: %w", err)
+	}
+	if herr != nil {
+		herr = fmt.Errorf("heal: %w", herr)
+	}
+	s.rec.End(id, errors.Join(err, herr))
+}
