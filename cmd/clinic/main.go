@@ -1,6 +1,10 @@
 // Command clinic runs the reference telehealth service telechaos tests against:
 // the HTTP API of docs/api.md, the SFU/recorder on one UDP port, and the
 // catalogue bugs switched on with --bug.
+//
+// In a container the bugs and the seed may also come from the environment:
+// CLINIC_BUGS (IDs or ID:PROBABILITY separated by commas or spaces) and
+// CLINIC_SEED, used when the matching flag is not given.
 package main
 
 import (
@@ -13,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -57,6 +62,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	if err := envFallbacks(fs, &bugSpecs, seed); err != nil {
+		return o, err
+	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
@@ -85,6 +93,32 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		Bugs: bugSpecs, Seed: *seed,
 	}
 	return o, nil
+}
+
+// getenv is os.Getenv; tests replace it.
+var getenv = os.Getenv
+
+// envFallbacks applies CLINIC_BUGS and CLINIC_SEED where --bug and --seed
+// were not given, so an image's bugs can be switched on through its
+// environment without changing its command line.
+func envFallbacks(fs *flag.FlagSet, bugSpecs *stringList, seed *uint64) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if v := strings.TrimSpace(getenv("CLINIC_BUGS")); v != "" && !given["bug"] {
+		specs := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+		if _, err := bugs.Parse(specs, 0); err != nil {
+			return fmt.Errorf("%w: CLINIC_BUGS %q: %v", errUsage, v, err)
+		}
+		*bugSpecs = specs
+	}
+	if v := strings.TrimSpace(getenv("CLINIC_SEED")); v != "" && !given["seed"] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: CLINIC_SEED %q: want an unsigned integer", errUsage, v)
+		}
+		*seed = n
+	}
+	return nil
 }
 
 func knownBugs() string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -47,5 +48,34 @@ func TestGoodFlags(t *testing.T) {
 	}
 	if o.cfg.DataDir != "/tmp/x" || len(o.cfg.Bugs) != 2 || o.cfg.Seed != 7 || o.cfg.UDPPort != 0 || o.cfg.Addr != "127.0.0.1:8088" {
 		t.Errorf("parsed %+v", o.cfg)
+	}
+}
+
+func TestEnvFallbacks(t *testing.T) {
+	env := map[string]string{"CLINIC_BUGS": "switch-reuse:1, list-scope", "CLINIC_SEED": "9"}
+	getenv = func(k string) string { return env[k] }
+	t.Cleanup(func() { getenv = os.Getenv })
+
+	o, err := parseFlags([]string{"--data", "/tmp/x"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(o.cfg.Bugs, " "); got != "switch-reuse:1 list-scope" || o.cfg.Seed != 9 {
+		t.Errorf("from env: bugs %q seed %d", got, o.cfg.Seed)
+	}
+	// Flags win over the environment.
+	o, err = parseFlags([]string{"--bug", "cache-key", "--seed", "3"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(o.cfg.Bugs, " "); got != "cache-key" || o.cfg.Seed != 3 {
+		t.Errorf("flags over env: bugs %q seed %d", got, o.cfg.Seed)
+	}
+	for _, bad := range []map[string]string{{"CLINIC_BUGS": "nope"}, {"CLINIC_SEED": "-1"}} {
+		env = bad
+		var out bytes.Buffer
+		if code := run(nil, &out); code != 2 || !strings.Contains(out.String(), "CLINIC_") {
+			t.Errorf("%v: exit %d, message %q", bad, code, out.String())
+		}
 	}
 }
