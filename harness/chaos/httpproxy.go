@@ -16,7 +16,14 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/Shopify/toxiproxy/v2/toxics"
 	"github.com/rs/zerolog"
+	zlog "github.com/rs/zerolog/log"
 )
+
+// quietToxics: Toxiproxy's bandwidth toxic logs at trace level through
+// zerolog's global logger (to stderr); nothing else in telechaos uses zerolog,
+// so raising that logger's level once is the least intrusive way to keep
+// chaos runs' output clean.
+var quietToxics sync.Once
 
 // HTTPProxy is an in-process Toxiproxy proxy (the library, not its server or
 // a container) listening on 127.0.0.1 and forwarding to the target's
@@ -41,6 +48,7 @@ func NewHTTPProxy(upstream string) (*HTTPProxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	quietToxics.Do(func() { zlog.Logger = zlog.Logger.Level(zerolog.WarnLevel) })
 	log := zerolog.Nop()
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), log)
 	p := toxiproxy.NewProxy(srv, "telechaos-http", "127.0.0.1:0", hostport)
