@@ -1,0 +1,231 @@
+package chaos
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+const exampleProfile = `
+faults:
+  - {kind: http-latency, latency: 200ms, jitter: 50ms, trigger: {every: 5s, for: 2s}}
+  - {kind: media-loss, loss: 0.05, trigger: {on: switch, nth: 3, for: 3s}}
+  - {kind: clinic-crash, trigger: {on: end, nth: 10}}
+  - {kind: media-loss, loss: 0.5, direction: down, rtp_only: true}
+  - {kind: client-double-switch, probability: 0.2}
+coverage:
+  - {path: switch, fault: media-loss, min: 1}
+  - {path: end, fault: any, min: 2}
+`
+
+// TestProfileParseAndBuild: the documented example parses, names repeated
+// kinds, and builds every fault against a full environment.
+func TestProfileParseAndBuild(t *testing.T) {
+	p, err := ParseProfile([]byte(exampleProfile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Faults[0].Trigger.Every.Duration; got != 5*time.Second {
+		t.Errorf("every %s", got)
+	}
+	wantNames := []string{"http-latency", "media-loss", "clinic-crash", "media-loss#2", "client-double-switch"}
+	if got := p.Names(); strings.Join(got, ",") != strings.Join(wantNames, ",") {
+		t.Errorf("names %v, want %v", got, wantNames)
+	}
+	proxy := newProxy(t, upstream(t, "a", 0).URL)
+	m := newImpairment(t, 1)
+	env := Env{Proxy: proxy, Media: m, Target: &EmbeddedClinic{}}
+	faults, s, err := Build(p, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(faults) != 5 || s == nil {
+		t.Fatalf("%d faults", len(faults))
+	}
+	for i, f := range faults {
+		if f.Name() != wantNames[i] {
+			t.Errorf("fault %d named %s, want %s", i, f.Name(), wantNames[i])
+		}
+	}
+	if mf := faults[3].(*MediaFault); mf.Params()[ParamDirection] != DirDown || mf.Params()[ParamLoss] != "0.5" {
+		t.Errorf("media-loss#2 params %v", mf.Params())
+	}
+	cf := ClientFaultsOf(faults)
+	if cf[DoubleSwitch] == nil || cf[DoubleSwitch].Probability() != 0.2 {
+		t.Errorf("client faults %v", cf)
+	}
+	cov, _ := NewCoverage(nil)
+	p.ApplyCoverage(cov)
+	if r := cov.Requirements(); len(r) != 2 || r[1].Fault != AnyFault {
+		t.Errorf("requirements %v", r)
+	}
+
+	// The same profile without a proxy, media net or restartable target.
+	_, _, err = Build(p, Env{})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("build without env: %v", err)
+	}
+	for _, want := range []string{"faults[0]: http-latency", "faults[1]: media-loss", "faults[2]: clinic-crash"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %q:\n%v", want, err)
+		}
+	}
+}
+
+// TestProfileValidate: each bad profile is reported with the field at fault.
+func TestProfileValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want []string // substrings, one error each
+	}{
+		{"unknown kind", `faults: [{kind: disk-full}]`, []string{`faults[0].kind: unknown kind "disk-full"`}},
+		{"missing kind", `faults: [{loss: 0.1}]`, []string{"faults[0].kind: missing"}},
+		{"field of another kind", `faults: [{kind: media-loss, loss: 0.1, latency: 1s}]`, []string{"faults[0].latency: does not apply to media-loss"}},
+		{"loss out of range", `faults: [{kind: media-loss, loss: 1.5}]`, []string{"faults[0].loss: 1.5 must be within 0..1"}},
+		{"loss missing", `faults: [{kind: media-loss}]`, []string{"faults[0].loss: media-loss needs loss > 0"}},
+		{"negative delay", `faults: [{kind: media-delay, delay: -1s}]`, []string{"faults[0].delay: -1s must be >= 0", "faults[0].delay: media-delay needs delay > 0"}},
+		{"bad direction", `faults: [{kind: media-loss, loss: 0.1, direction: sideways}]`, []string{`faults[0].direction: "sideways"`}},
+		{"bad stream", `faults: [{kind: http-latency, latency: 1s, stream: sideways}]`, []string{`faults[0].stream: "sideways"`}},
+		{"bandwidth without rate", `faults: [{kind: http-bandwidth}]`, []string{"faults[0].rate: http-bandwidth needs rate"}},
+		{"slicer variation", `faults: [{kind: http-slicer, average_size: 10, size_variation: 10}]`, []string{"faults[1-1].size_variation"}},
+		{"unknown event", `faults: [{kind: media-loss, loss: 0.1, trigger: {on: lunch}}]`, []string{`faults[0].trigger.on: unknown event "lunch"`}},
+		{"event with every", `faults: [{kind: media-loss, loss: 0.1, trigger: {on: switch, every: 1s}}]`, []string{"faults[0].trigger.on: an event trigger"}},
+		{"nth without event", `faults: [{kind: media-loss, loss: 0.1, trigger: {nth: 3}}]`, []string{"faults[0].trigger.on: nth, repeat and delay need an event"}},
+		{"for longer than every", `faults: [{kind: media-loss, loss: 0.1, trigger: {every: 1s, for: 2s}}]`, []string{"faults[0].trigger.for: 2s must be shorter than every"}},
+		{"negative count", `faults: [{kind: media-loss, loss: 0.1, trigger: {every: 1s, count: -1}}]`, []string{"faults[0].trigger.count"}},
+		{"restart without trigger", `faults: [{kind: clinic-restart}]`, []string{"faults[0].trigger: clinic-restart needs a trigger"}},
+		{"restart with for", `faults: [{kind: clinic-crash, trigger: {on: end, for: 1s}}]`, []string{"faults[0].trigger.for: a restart is instantaneous"}},
+		{"client without probability", `faults: [{kind: client-abandon}]`, []string{"faults[0].probability: client-abandon needs probability"}},
+		{"unknown client kind", `faults: [{kind: client-teleport, probability: 0.1}]`, []string{`faults[0].kind: unknown kind "client-teleport"`}},
+		{"duplicate names", `faults: [{kind: media-loss, loss: 0.1, name: x}, {kind: media-delay, delay: 1s, name: x}]`, []string{`faults[1].name: "x" is also the name of faults[0]`}},
+		{"coverage of unknown fault", `coverage: [{path: switch, fault: media-loss, min: 1}]`, []string{`coverage[0].fault: "media-loss" is neither`}},
+		{"coverage without path", `coverage: [{fault: none, min: 1}]`, []string{"coverage[0].path: missing"}},
+		{"negative max windows", `max_windows: -1`, []string{"max_windows: -1"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseProfile([]byte(c.yaml))
+			if err == nil {
+				t.Fatalf("accepted:\n%s", c.yaml)
+			}
+			if !errors.Is(err, ErrInvalidProfile) {
+				t.Errorf("error does not wrap ErrInvalidProfile: %v", err)
+			}
+			msg := err.Error()
+			for _, w := range c.want {
+				w = strings.ReplaceAll(w, "[1-1]", "[0]")
+				if !strings.Contains(msg, w) {
+					t.Errorf("error does not say %q:\n%s", w, msg)
+				}
+			}
+		})
+	}
+	if _, err := ParseProfile([]byte("faults: [{kind: media-loss, loss: 0.1, lose: 0.2}]")); err == nil || !strings.Contains(err.Error(), "lose") {
+		t.Errorf("unknown yaml field: %v", err)
+	}
+	if _, err := ParseProfile([]byte("faults: [{kind: media-delay, delay: soon}]")); err == nil || !strings.Contains(err.Error(), "soon") {
+		t.Errorf("bad duration: %v", err)
+	}
+}
+
+func TestDurationText(t *testing.T) {
+	var d Duration
+	if err := d.UnmarshalText([]byte("1m30s")); err != nil || d.Duration != 90*time.Second {
+		t.Errorf("1m30s: %v %v", d, err)
+	}
+	if b, _ := d.MarshalText(); string(b) != "1m30s" {
+		t.Errorf("marshal %s", b)
+	}
+	if err := d.UnmarshalText([]byte("12")); err == nil {
+		t.Error("a bare number accepted as a duration")
+	}
+}
+
+// TestCoverage: hits by fault, HitUnder, requirements and shortfalls, metrics.
+func TestCoverage(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c, err := NewCoverage(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.HitUnder(PathSwitch, nil)
+	c.HitUnder(PathSwitch, []string{"media-loss", "http-latency"})
+	c.HitUnder(PathSwitch, []string{"media-loss"})
+	c.Hit(PathEnd, "")
+	c.Require(PathSwitch, "media-loss", 2)
+	c.Require(PathSwitch, AnyFault, 3)
+	c.Require(PathEnd, "clinic-crash", 1)
+	c.Require(PathFetch, NoFault, 0) // ignored
+	short := c.Check()
+	if len(short) != 2 || short[0].Fault != AnyFault || short[0].Got != 2 || short[1].Path != PathEnd || short[1].Got != 0 {
+		t.Errorf("shortfalls %v", short)
+	}
+	if s := short[1].String(); s != "coverage end under clinic-crash: 0, want >= 1" {
+		t.Errorf("shortfall text %q", s)
+	}
+	snap := c.Snapshot()
+	if snap[PathSwitch]["media-loss"] != 2 || snap[PathSwitch][NoFault] != 1 || snap[PathSwitch][AnyFault] != 2 || snap[PathEnd][NoFault] != 1 {
+		t.Errorf("snapshot %v", snap)
+	}
+	if n := testutil.ToFloat64(c.vec.WithLabelValues(PathSwitch, "media-loss")); n != 2 {
+		t.Errorf("metric %v", n)
+	}
+	if n := testutil.CollectAndCount(c.vec); n != 4 {
+		t.Errorf("%d series, want 4 (no %q series)", n, AnyFault)
+	}
+}
+
+// TestClientFaultDecide: one draw per call whatever the state; no outside
+// the fault's windows; nil says no.
+func TestClientFaultDecide(t *testing.T) {
+	f, err := NewClientFault(DoubleSwitch, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := rand.New(rand.NewPCG(1, 2)), rand.New(rand.NewPCG(1, 2))
+	if f.Decide(a) {
+		t.Error("inactive fault decided yes")
+	}
+	_ = f.Inject(t.Context())
+	if !f.Decide(a) {
+		t.Error("active fault with p=1 decided no")
+	}
+	var none *ClientFault
+	if none.Decide(a) || (ClientFaults{}).Decide(Abandon, a) {
+		t.Error("absent fault decided yes")
+	}
+	for i := 0; i < 4; i++ {
+		b.Float64()
+	}
+	if a.Uint64() != b.Uint64() {
+		t.Error("Decide did not draw exactly once per call")
+	}
+	_ = f.Heal(t.Context())
+	if f.Decide(a) || f.Decisions() != 1 {
+		t.Errorf("healed fault decided yes, or decisions %d != 1", f.Decisions())
+	}
+	half, _ := NewClientFault(Retry, 0.3)
+	_ = half.Inject(t.Context())
+	yes := 0
+	r := rand.New(rand.NewPCG(7, 7))
+	for i := 0; i < 10000; i++ {
+		if half.Decide(r) {
+			yes++
+		}
+	}
+	if yes < 2700 || yes > 3300 {
+		t.Errorf("p=0.3 said yes %d of 10000 times", yes)
+	}
+	if _, err := NewClientFault("teleport", 0.5); !errors.Is(err, ErrInvalidProfile) {
+		t.Errorf("unknown kind: %v", err)
+	}
+	if _, err := NewClientFault(Abandon, 2); err == nil {
+		t.Error("probability 2 accepted")
+	}
+}
