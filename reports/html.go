@@ -3,36 +3,51 @@ package reports
 import (
 	"bytes"
 	"fmt"
-	"html"
 	"html/template"
-	"math"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 )
 
-// WriteHTML writes a self-contained report.html (no scripts, no external
-// assets): verdict, counts, thresholds, latency percentiles, violations with
-// their evidence files, and SVG plots of the timeline.
+// WriteHTML writes a self-contained index.html (no scripts, no external
+// assets): the verdict first, then plots of the timeline with fault windows
+// shaded and violations marked on the time axis, the violations with their
+// evidence files and repro commands, thresholds, faults, coverage, latency and
+// counts.
 func WriteHTML(path string, s *Summary) error {
-	var b bytes.Buffer
-	if err := htmlTmpl.Execute(&b, htmlView(s)); err != nil {
-		return fmt.Errorf("render html report: %w", err)
+	b, err := HTML(s)
+	if err != nil {
+		return err
 	}
-	return writeFileAtomic(path, b.Bytes())
+	return writeFileAtomic(path, b)
 }
 
-type series struct {
-	name, color string
-	pts         [][2]float64
+// HTML renders index.html.
+func HTML(s *Summary) ([]byte, error) {
+	var b bytes.Buffer
+	if err := htmlTmpl.Execute(&b, htmlView(s)); err != nil {
+		return nil, fmt.Errorf("render html report: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 type view struct {
 	S          *Summary
 	Started    string
+	Duration   string
+	Pass       bool
+	Headline   string
 	Ops        []latencyRow
 	Charts     []template.HTML
+	LatCharts  []template.HTML
 	Invariants []invRow
+	Violations []violRow
+	Faults     []faultRow
+	CovFaults  []string
+	Coverage   []covRow
+	Thresholds []thrRow
 }
 
 type latencyRow struct {
@@ -47,125 +62,261 @@ type invRow struct {
 	Checked bool
 }
 
+type violRow struct {
+	Violation
+	N     int
+	T     string
+	Link  string
+	Repro string
+}
+
+type faultRow struct {
+	Fault, Params, Trigger, From, To, Err, Shard string
+}
+
+type covRow struct {
+	Path   string
+	Counts []int64
+}
+
+type thrRow struct {
+	Name, Value, Limit, Note string
+	Pass                     bool
+}
+
+// rel is t in seconds since the run's start.
+func rel(s *Summary, t time.Time) float64 {
+	if t.IsZero() || s.StartedAt.IsZero() {
+		return 0
+	}
+	return t.Sub(s.StartedAt).Seconds()
+}
+
 func htmlView(s *Summary) view {
-	v := view{S: s, Started: s.StartedAt.UTC().Format(time.RFC3339)}
-	ops := make([]string, 0, len(s.Latency))
-	for op := range s.Latency {
-		ops = append(ops, op)
+	v := view{S: s, Started: s.StartedAt.UTC().Format(time.RFC3339), Duration: secs(s.DurationSeconds),
+		Pass: s.Verdict == VerdictPass}
+	switch s.Verdict {
+	case VerdictPass:
+		v.Headline = "every checked invariant held and every threshold passed"
+	case VerdictViolation:
+		v.Headline = fmt.Sprintf("%d distinct invariant violation(s)", len(s.Violations))
+	case VerdictThresholdsFailed:
+		v.Headline = "invariants held; thresholds failed"
+	default:
+		v.Headline = s.Error
 	}
-	sort.Strings(ops)
-	secs := func(x float64) string {
-		return time.Duration(x * float64(time.Second)).Round(100 * time.Microsecond).String()
-	}
-	for _, op := range ops {
+	for _, op := range slices.Sorted(maps.Keys(s.Latency)) {
 		l := s.Latency[op]
-		v.Ops = append(v.Ops, latencyRow{op, l.Count, secs(l.P50), secs(l.P90), secs(l.P95), secs(l.P99), secs(l.Max)})
+		v.Ops = append(v.Ops, latencyRow{op, l.Count, dur(l.P50), dur(l.P90), dur(l.P95), dur(l.P99), dur(l.Max)})
 	}
 	for _, inv := range AllInvariants {
-		checked := len(s.Invariants) == 0
-		for _, c := range s.Invariants {
-			checked = checked || c == inv
-		}
+		checked := len(s.Invariants) == 0 || slices.Contains(s.Invariants, inv)
 		v.Invariants = append(v.Invariants, invRow{inv, s.ViolationsByInvariant[inv], checked})
 	}
-	tl := s.Timeline
-	if len(tl) >= 2 {
-		var users, calls, ops, errs, viol series
-		users = series{name: "users active", color: "#1f77b4"}
-		calls = series{name: "calls active", color: "#2ca02c"}
-		ops = series{name: "requests/s", color: "#9467bd"}
-		errs = series{name: "errors/s", color: "#d62728"}
-		viol = series{name: "violations (cumulative)", color: "#d62728"}
-		for i, p := range tl {
-			users.pts = append(users.pts, [2]float64{p.T, float64(p.UsersActive)})
-			calls.pts = append(calls.pts, [2]float64{p.T, float64(p.CallsActive)})
-			viol.pts = append(viol.pts, [2]float64{p.T, float64(p.Violations)})
-			if i > 0 {
-				dt := p.T - tl[i-1].T
-				if dt > 0 {
-					ops.pts = append(ops.pts, [2]float64{p.T, float64(p.Ops-tl[i-1].Ops) / dt})
-					errs.pts = append(errs.pts, [2]float64{p.T, float64(p.OpErrors-tl[i-1].OpErrors) / dt})
-				}
-			}
+	for i, vi := range s.Violations {
+		r := violRow{Violation: vi, N: i + 1, T: "-", Link: vi.Evidence, Repro: vi.Repro}
+		if !vi.At.IsZero() {
+			r.T = secs(rel(s, vi.At))
 		}
-		v.Charts = append(v.Charts,
-			chart("Active users and calls", users, calls),
-			chart("Throughput (requests to the target)", ops, errs),
-			chart("Violations over time", viol))
+		if vi.Shard != "" && vi.Evidence != "" {
+			r.Link = vi.Shard + "/" + vi.Evidence
+		}
+		if r.Repro == "" {
+			r.Repro = s.Repro
+		}
+		v.Violations = append(v.Violations, r)
 	}
+	for _, t := range s.Thresholds {
+		v.Thresholds = append(v.Thresholds, thrRow{thresholdName(t), thresholdValue(t), t.Limit, t.Note, t.Pass})
+	}
+	var bands []band
+	for _, w := range s.FaultWindows {
+		from, to := rel(s, w.Start), s.DurationSeconds
+		end := "open at the end"
+		if !w.End.IsZero() {
+			to, end = rel(s, w.End), secs(rel(s, w.End))
+		}
+		label := w.Fault
+		if len(w.Params) > 0 {
+			label += " " + params(w.Params)
+		}
+		if w.Err != "" {
+			label += " (error: " + w.Err + ")"
+		}
+		bands = append(bands, band{from: from, to: to, label: label, failed: w.Err != ""})
+		v.Faults = append(v.Faults, faultRow{w.Fault, params(w.Params), w.Trigger, secs(from), end, w.Err, w.Shard})
+	}
+	v.CovFaults, v.Coverage = coverageTable(s.Coverage)
+	var marks []float64
+	for _, vi := range s.Violations {
+		if !vi.At.IsZero() {
+			marks = append(marks, rel(s, vi.At))
+		}
+	}
+	v.Charts, v.LatCharts = timelinePlots(s, bands, marks)
 	return v
 }
 
-// chart renders line series as an inline SVG (x: seconds since start).
-func chart(title string, ss ...series) template.HTML {
-	const w, h, pad = 720.0, 200.0, 40.0
-	var maxX, maxY float64
-	for _, s := range ss {
-		for _, p := range s.pts {
-			maxX, maxY = math.Max(maxX, p[0]), math.Max(maxY, p[1])
+func params(p map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		parts = append(parts, k+"="+p[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// coverageTable lays out path -> fault -> count with "none" first.
+func coverageTable(c map[string]map[string]int64) ([]string, []covRow) {
+	if len(c) == 0 {
+		return nil, nil
+	}
+	set := map[string]bool{}
+	for _, m := range c {
+		for f := range m {
+			set[f] = true
 		}
 	}
-	if maxX <= 0 {
-		maxX = 1
-	}
-	if maxY <= 0 {
-		maxY = 1
-	}
-	x := func(v float64) float64 { return pad + v/maxX*(w-2*pad) }
-	y := func(v float64) float64 { return h - pad + -v/maxY*(h-2*pad) }
-	var b strings.Builder
-	fmt.Fprintf(&b, `<figure><figcaption>%s</figcaption><svg viewBox="0 0 %g %g" width="%g" height="%g" role="img">`,
-		html.EscapeString(title), w, h, w, h)
-	fmt.Fprintf(&b, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="#999"/>`, pad, h-pad, w-pad, h-pad)
-	fmt.Fprintf(&b, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="#999"/>`, pad, pad, pad, h-pad)
-	fmt.Fprintf(&b, `<text x="%g" y="%g" font-size="11" text-anchor="end">%.4g</text>`, pad-4, pad+4, maxY)
-	fmt.Fprintf(&b, `<text x="%g" y="%g" font-size="11" text-anchor="end">0</text>`, pad-4, h-pad+4)
-	fmt.Fprintf(&b, `<text x="%g" y="%g" font-size="11" text-anchor="end">%.0fs</text>`, w-pad, h-pad+16, maxX)
-	for i, s := range ss {
-		var pts strings.Builder
-		for _, p := range s.pts {
-			fmt.Fprintf(&pts, "%.1f,%.1f ", x(p[0]), y(p[1]))
+	faults := slices.Sorted(maps.Keys(set))
+	sort.SliceStable(faults, func(i, j int) bool { return faults[i] == "none" && faults[j] != "none" })
+	var rows []covRow
+	for _, p := range slices.Sorted(maps.Keys(c)) {
+		r := covRow{Path: p}
+		for _, f := range faults {
+			r.Counts = append(r.Counts, c[p][f])
 		}
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`, s.color, strings.TrimSpace(pts.String()))
-		fmt.Fprintf(&b, `<text x="%g" y="%g" font-size="11" fill="%s">%s</text>`, pad+8+float64(i)*180, pad-12, s.color, html.EscapeString(s.name))
+		rows = append(rows, r)
 	}
-	b.WriteString(`</svg></figure>`)
-	return template.HTML(b.String()) // built from numbers and escaped names only
+	return faults, rows
+}
+
+// timelinePlots draws the run's timeline: throughput, active users and calls,
+// media frames, violations, and one latency plot per timed op.
+func timelinePlots(s *Summary, bands []band, marks []float64) (main, lat []template.HTML) {
+	tl := s.Timeline
+	if len(tl) < 2 {
+		return nil, nil
+	}
+	maxX := max(s.DurationSeconds, tl[len(tl)-1].T)
+	mk := func(id, title, unit string, ss ...series) plot {
+		return plot{id: id, title: title, unit: unit, maxX: maxX, series: ss, bands: bands, marks: marks}
+	}
+	rate := func(name, color string, f func(Sample) int64) series {
+		sr := series{name: name, color: color}
+		for i := 1; i < len(tl); i++ {
+			if dt := tl[i].T - tl[i-1].T; dt > 0 {
+				sr.pts = append(sr.pts, [2]float64{tl[i].T, float64(f(tl[i])-f(tl[i-1])) / dt})
+			}
+		}
+		return sr
+	}
+	level := func(name, color string, f func(Sample) int64) series {
+		sr := series{name: name, color: color}
+		for _, p := range tl {
+			sr.pts = append(sr.pts, [2]float64{p.T, float64(f(p))})
+		}
+		return sr
+	}
+	main = append(main,
+		mk("plot-ops", "Operations per second (requests to the target)", "req/s",
+			rate("requests/s", palette[0], func(p Sample) int64 { return p.Ops }),
+			rate("errors/s", "#d62728", func(p Sample) int64 { return p.OpErrors })).render(),
+		mk("plot-active", "Active users and calls", "count",
+			level("users active", palette[0], func(p Sample) int64 { return p.UsersActive }),
+			level("calls active", palette[1], func(p Sample) int64 { return p.CallsActive })).render(),
+		mk("plot-frames", "Media frames per second", "frames/s",
+			rate("sent/s", palette[0], func(p Sample) int64 { return p.FramesSent }),
+			rate("received live/s", palette[1], func(p Sample) int64 { return p.FramesReceived }),
+			rate("checked by the oracle/s", palette[2], func(p Sample) int64 { return p.FramesChecked })).render(),
+		mk("plot-violations", "Violations over time (cumulative; markers on the axis: first detection of each)", "violations",
+			level("violations", "#d62728", func(p Sample) int64 { return p.Violations })).render(),
+	)
+	ops := map[string]bool{}
+	for _, p := range tl {
+		for op := range p.Latency {
+			ops[op] = true
+		}
+	}
+	for _, op := range slices.Sorted(maps.Keys(ops)) {
+		var p50, p95, p99 series
+		p50 = series{name: "p50", color: palette[0]}
+		p95 = series{name: "p95", color: palette[3]}
+		p99 = series{name: "p99", color: "#d62728", dash: true}
+		for _, p := range tl {
+			l, ok := p.Latency[op]
+			if !ok || l.N == 0 {
+				continue
+			}
+			p50.pts = append(p50.pts, [2]float64{p.T, l.P50 * 1000})
+			p95.pts = append(p95.pts, [2]float64{p.T, l.P95 * 1000})
+			p99.pts = append(p99.pts, [2]float64{p.T, l.P99 * 1000})
+		}
+		pl := mk("plot-latency-"+op, "Latency of "+op+" over time (ops completed in each step)", "ms", p50, p95, p99)
+		pl.w, pl.h = 880, 180
+		lat = append(lat, pl.render())
+	}
+	return main, lat
 }
 
 var htmlTmpl = template.Must(template.New("report").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>telechaos {{.S.Scenario}} {{.S.RunID}}</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>telechaos {{.S.Verdict}}: {{.S.Scenario}} {{.S.RunID}}</title>
 <style>
-body{font-family:system-ui,sans-serif;margin:2em;max-width:60em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}
-.pass{color:#2a7a2a}.fail{color:#b00020}code{background:#f4f4f4;padding:.1em .3em}figure{margin:1em 0}
+body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:940px;padding:0 1em;color:#222}
+h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:.92em}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}
+th{background:#f6f6f6}.num{text-align:right}
+.pass{color:#1b6e1b}.fail{color:#b00020}code{background:#f4f4f4;padding:.1em .3em;word-break:break-all}
+.verdict{padding:.8em 1em;border-radius:6px;margin:0 0 1em}.verdict h1{margin:0;font-size:1.6em}
+.verdict.ok{background:#e6f4e6;border:1px solid #9c9}.verdict.bad{background:#fbe9eb;border:1px solid #e99}
+figure{margin:.8em 0}figcaption{font-weight:600;font-size:.95em;margin-bottom:.2em}
+.meta td:first-child{color:#555}
 </style></head><body>
-<h1>telechaos: <span class="{{if eq .S.Verdict "pass"}}pass{{else}}fail{{end}}">{{.S.Verdict}}</span> (exit {{.S.ExitCode}})</h1>
-<p>scenario <b>{{.S.Scenario}}</b>, seed {{.S.Seed}}, target {{.S.Target}}{{if .S.Bugs}}, bugs {{range .S.Bugs}}<code>{{.}}</code> {{end}}{{end}};
-run {{.S.RunID}} started {{.Started}}, {{printf "%.1f" .S.DurationSeconds}} s.</p>
+<div class="verdict {{if .Pass}}ok{{else}}bad{{end}}" id="verdict">
+<h1>{{if .Pass}}PASS{{else}}{{.S.Verdict}}{{end}} <small>(exit {{.S.ExitCode}})</small></h1>
+<div>{{.Headline}}</div>
+</div>
+<table class="meta">
+<tr><td>scenario</td><td><b>{{.S.Scenario}}</b></td></tr>
+<tr><td>seed</td><td>{{.S.Seed}}</td></tr>
+<tr><td>target</td><td>{{.S.Target}}{{if .S.Bugs}}, bugs {{range .S.Bugs}}<code>{{.}}</code> {{end}}{{end}}</td></tr>
+<tr><td>run</td><td>{{.S.RunID}}, started {{.Started}}, {{.Duration}}{{if not .S.Media}}, media off{{end}}</td></tr>
+{{if .S.Shards}}<tr><td>merged shards</td><td>{{range .S.Shards}}<code>{{.}}</code> {{end}}</td></tr>{{end}}
+<tr><td>repro</td><td><code>{{.S.Repro}}</code></td></tr>
+{{if and .S.Expect (ne .S.Expect "pass")}}<tr><td>expect</td><td>{{.S.Expect}}: {{if .S.ExpectMet}}<span class="pass">met</span>{{else}}<span class="fail">not met</span>{{end}}</td></tr>{{end}}
+</table>
 {{if .S.Error}}<p class="fail">{{.S.Error}}</p>{{end}}
-<p>repro: <code>{{.S.Repro}}</code></p>
-{{if and .S.Expect (ne .S.Expect "pass")}}<p>expect {{.S.Expect}}: {{if .S.ExpectMet}}<span class="pass">met</span>{{else}}<span class="fail">not met</span>{{end}}</p>{{end}}
-<h2>Invariants</h2>
-<table><tr><th>invariant</th><th>distinct violations</th></tr>
+<h2>Checks</h2>
+<table id="checks"><tr><th>invariant</th><th>distinct violations</th></tr>
 {{range .Invariants}}<tr><td>{{.ID}}</td><td class="{{if .N}}fail{{else}}pass{{end}}">{{if .Checked}}{{.N}}{{else}}not checked{{end}}</td></tr>{{end}}
 </table>
-{{if .S.Violations}}<h2>Violations</h2>
-<table><tr><th>invariant</th><th>viewer</th><th>owner</th><th>recording</th><th>detail</th><th>evidence</th></tr>
-{{range .S.Violations}}<tr><td>{{.Invariant}}</td><td>{{.Viewer}}</td><td>{{.Owner}}</td><td>{{.Recording}}</td><td>{{.Detail}}</td><td>{{if .Evidence}}<a href="{{.Evidence}}">{{.Evidence}}</a>{{end}}</td></tr>{{end}}
+{{if .Thresholds}}<table id="thresholds"><tr><th>threshold</th><th>value</th><th>limit</th><th>result</th><th>note</th></tr>
+{{range .Thresholds}}<tr><td>{{.Name}}</td><td class="num">{{.Value}}</td><td>{{.Limit}}</td><td class="{{if .Pass}}pass{{else}}fail{{end}}">{{if .Pass}}ok{{else}}failed{{end}}</td><td>{{.Note}}</td></tr>{{end}}
 </table>{{end}}
-{{if .S.Thresholds}}<h2>Thresholds</h2>
-<table><tr><th>metric</th><th>stat</th><th>value</th><th>limit</th><th>result</th></tr>
-{{range .S.Thresholds}}<tr><td>{{.Metric}}</td><td>{{.Stat}}</td><td>{{printf "%.4g" .Value}}</td><td>{{.Limit}}</td><td class="{{if .Pass}}pass{{else}}fail{{end}}">{{if .Pass}}ok{{else}}failed{{end}}</td></tr>{{end}}
+{{if .Violations}}<h2>Violations</h2>
+<table id="violations"><tr><th>#</th><th>invariant</th><th>at</th><th>viewer</th><th>owner</th><th>recording</th><th>detail</th><th>evidence</th></tr>
+{{range .Violations}}<tr><td>{{.N}}</td><td>{{.Invariant}}</td><td>{{.T}}</td><td>{{.Viewer}}</td><td>{{.Owner}}</td><td>{{.Recording}}</td><td>{{.Detail}}<br>repro: <code>{{.Repro}}</code></td><td>{{if .Link}}<a href="{{.Link}}">{{.Link}}</a>{{end}}</td></tr>{{end}}
 </table>{{end}}
 <h2>Plots</h2>
+{{if .Charts}}<p>x axis: seconds since the start{{if .Faults}}; shaded: fault windows (hover for the fault){{end}}{{if .Violations}}; red markers: violations{{end}}.</p>{{end}}
 {{range .Charts}}{{.}}{{else}}<p>no timeline</p>{{end}}
+{{if .LatCharts}}<h2>Latency over time</h2>
+{{range .LatCharts}}{{.}}{{end}}{{end}}
+{{if .Faults}}<h2>Fault windows</h2>
+<table id="faults"><tr><th>fault</th><th>params</th><th>trigger</th><th>from</th><th>to</th><th>error</th>{{if .S.Shards}}<th>shard</th>{{end}}</tr>
+{{range .Faults}}<tr><td>{{.Fault}}</td><td>{{.Params}}</td><td>{{.Trigger}}</td><td>{{.From}}</td><td>{{.To}}</td><td class="{{if .Err}}fail{{end}}">{{.Err}}</td>{{if $.S.Shards}}<td>{{.Shard}}</td>{{end}}</tr>{{end}}
+</table>{{end}}
+{{if .Coverage}}<h2>Coverage</h2>
+<p>How often each risky path ran under each fault ("none": no fault active).</p>
+<table id="coverage"><tr><th>path</th>{{range .CovFaults}}<th>{{.}}</th>{{end}}</tr>
+{{range .Coverage}}<tr><td>{{.Path}}</td>{{range .Counts}}<td class="num">{{.}}</td>{{end}}</tr>{{end}}
+</table>
+{{range .S.CoverageShortfalls}}<p class="fail">{{.}}</p>{{end}}{{end}}
 <h2>Latency</h2>
-<table><tr><th>op</th><th>count</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>max</th></tr>
-{{range .Ops}}<tr><td>{{.Op}}</td><td>{{.Count}}</td><td>{{.P50}}</td><td>{{.P90}}</td><td>{{.P95}}</td><td>{{.P99}}</td><td>{{.Max}}</td></tr>{{end}}
+<table id="latency"><tr><th>op</th><th>count</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>max</th></tr>
+{{range .Ops}}<tr><td>{{.Op}}</td><td class="num">{{.Count}}</td><td class="num">{{.P50}}</td><td class="num">{{.P90}}</td><td class="num">{{.P95}}</td><td class="num">{{.P99}}</td><td class="num">{{.Max}}</td></tr>{{end}}
 </table>
 <h2>Counts</h2>
-<table>
+<table id="counts">
 <tr><td>patients / clinicians</td><td>{{.S.Counts.Patients}} / {{.S.Counts.Clinicians}}</td></tr>
 <tr><td>arrivals dropped</td><td>{{.S.Counts.ArrivalsDropped}}</td></tr>
 <tr><td>calls connected / ended / abandoned / failed</td><td>{{.S.Counts.CallsConnected}} / {{.S.Counts.CallsEnded}} / {{.S.Counts.CallsAbandoned}} / {{.S.Counts.CallsFailed}}</td></tr>
@@ -177,5 +328,6 @@ run {{.S.RunID}} started {{.Started}}, {{printf "%.1f" .S.DurationSeconds}} s.</
 <tr><td>durability checks</td><td>{{.S.Counts.DurabilityChecked}}</td></tr>
 <tr><td>requests (errors)</td><td>{{.S.Counts.Operations}} ({{.S.Counts.OperationErrors}})</td></tr>
 </table>
+<p><small>telechaos report: summary.json is the source; <code>telechaos report DIR</code> redraws this page.</small></p>
 </body></html>
 `))

@@ -89,8 +89,15 @@ func JUnit(s *Summary) JUnitSuites {
 		case n > 0:
 			var b strings.Builder
 			for _, v := range byInv[inv] {
+				ev := v.Evidence
+				if v.Shard != "" && ev != "" {
+					ev = v.Shard + "/" + ev
+				}
 				fmt.Fprintf(&b, "%s (viewer %s, owner %s, recording %s, consultation %s) evidence %s\n",
-					v.Detail, dash(v.Viewer), dash(v.Owner), dash(v.Recording), dash(v.Consultation), dash(v.Evidence))
+					v.Detail, dash(v.Viewer), dash(v.Owner), dash(v.Recording), dash(v.Consultation), dash(ev))
+				if v.Repro != "" && v.Repro != s.Repro {
+					fmt.Fprintf(&b, "  repro: %s\n", v.Repro)
+				}
 			}
 			fmt.Fprintf(&b, "repro: %s\n", s.Repro)
 			c.Failure = &JUnitFailure{Message: fmt.Sprintf("%d violation(s) of %s", n, inv), Type: "violation", Text: b.String()}
@@ -107,6 +114,16 @@ func JUnit(s *Summary) JUnitSuites {
 		if !t.Pass {
 			c.Failure = &JUnitFailure{Message: fmt.Sprintf("%s = %g, want %s", name, t.Value, t.Limit), Type: "threshold", Text: t.Note}
 			suite.Failures++
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
+	if len(s.FaultWindows) > 0 || len(s.CoverageShortfalls) > 0 {
+		// Coverage says whether the faults really met the risky paths; a
+		// shortfall is reported, not failed (the verdict does not count it).
+		c := JUnitCase{Name: "fault coverage", Classname: "telechaos.coverage"}
+		if len(s.CoverageShortfalls) > 0 {
+			c.Skipped = &JUnitSkipped{Message: strings.Join(s.CoverageShortfalls, "; ")}
+			suite.Skipped++
 		}
 		suite.Cases = append(suite.Cases, c)
 	}

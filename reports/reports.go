@@ -1,7 +1,10 @@
 // Package reports writes the results of a telechaos run: summary.json (the
 // verdict and its figures), junit.xml (one testcase per invariant and per
-// threshold, for CI), report.html (the same for humans, with plots) and one
-// evidence-N.json per distinct violation with a repro command. It knows nothing of the harness: the harness fills a Summary.
+// threshold, for CI), index.html (the same for humans, with plots), summary.md
+// (a short CI job summary) and one evidence-N.json per distinct violation with
+// a repro command. It knows nothing of the harness: the harness fills a
+// Summary, and Render redraws every file from summary.json alone; Merge joins
+// the summaries of shards into one verdict.
 package reports
 
 import (
@@ -25,9 +28,10 @@ const (
 
 // File names inside a report directory.
 const (
-	SummaryFile = "summary.json"
-	JUnitFile   = "junit.xml"
-	HTMLFile    = "report.html"
+	SummaryFile  = "summary.json"
+	JUnitFile    = "junit.xml"
+	HTMLFile     = "index.html"
+	MarkdownFile = "summary.md"
 )
 
 // EvidenceFile names the evidence file of the n-th (1-based) distinct violation.
@@ -60,8 +64,32 @@ type Summary struct {
 	Latency           map[string]Latency `json:"latency"`
 	Expect            string             `json:"expect"`
 	ExpectMet         bool               `json:"expect_met"`
+	// LatencyHistograms per timed op, in fixed log buckets (HistSchema), so
+	// merged shards get exact-to-the-bucket percentiles.
+	LatencyHistograms map[string]*Histogram `json:"latency_histograms,omitempty"`
+	// FaultWindows are the faults injected, in the order they opened.
+	FaultWindows []FaultWindow `json:"fault_windows,omitempty"`
+	// Coverage counts how often each risky path ran under each fault:
+	// path -> fault ("none" for no fault) -> count.
+	Coverage map[string]map[string]int64 `json:"coverage,omitempty"`
+	// CoverageShortfalls are unmet coverage requirements, one line each.
+	CoverageShortfalls []string `json:"coverage_shortfalls,omitempty"`
+	// Shards are the report directories a merged summary was made from.
+	Shards []string `json:"shards,omitempty"`
 	// Timeline samples the run about once a second (for plots).
 	Timeline []Sample `json:"timeline,omitempty"`
+}
+
+// FaultWindow is one fault injection: when it opened and healed (End zero
+// while still open at the end of the run) and what went wrong.
+type FaultWindow struct {
+	Fault   string            `json:"fault"`
+	Params  map[string]string `json:"params,omitempty"`
+	Trigger string            `json:"trigger,omitempty"`
+	Start   time.Time         `json:"start"`
+	End     time.Time         `json:"end"`
+	Err     string            `json:"err,omitempty"`
+	Shard   string            `json:"shard,omitempty"` // merged summaries only
 }
 
 // Sample is one point of a run's timeline; counters are cumulative.
@@ -75,6 +103,19 @@ type Sample struct {
 	FramesChecked int64   `json:"frames_checked"`
 	Violations    int64   `json:"violations"`
 	Dropped       int64   `json:"dropped"`
+	// Media frames sent and received live, cumulative.
+	FramesSent     int64 `json:"frames_sent,omitempty"`
+	FramesReceived int64 `json:"frames_received,omitempty"`
+	// Latency of the ops completed since the previous sample.
+	Latency map[string]WindowLatency `json:"latency,omitempty"`
+}
+
+// WindowLatency is one op's percentiles (seconds) over one timeline step.
+type WindowLatency struct {
+	N   int64   `json:"n"`
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
 }
 
 // Counts are the run's figures.
@@ -117,6 +158,8 @@ type Violation struct {
 	At           time.Time `json:"at"`
 	Detail       string    `json:"detail"`
 	Evidence     string    `json:"evidence,omitempty"` // file name in the report directory
+	Shard        string    `json:"shard,omitempty"`    // merged summaries: the run directory it came from
+	Repro        string    `json:"repro,omitempty"`    // merged summaries: the shard's repro command
 }
 
 // Threshold is one evaluated threshold.
@@ -127,6 +170,10 @@ type Threshold struct {
 	Value  float64 `json:"value"` // seconds for latencies
 	Pass   bool    `json:"pass"`
 	Note   string  `json:"note,omitempty"`
+	// Num and Den are the ratio's parts (errors and requests, acknowledged
+	// and sent frames, calls and seconds), so merges can add them.
+	Num float64 `json:"num,omitempty"`
+	Den float64 `json:"den,omitempty"`
 }
 
 // Latency holds one op's percentiles in seconds.
@@ -173,13 +220,31 @@ func Write(dir string, s *Summary, evidence []Evidence) error {
 	if err := writeJSON(filepath.Join(dir, SummaryFile), s); err != nil {
 		errs = append(errs, err)
 	}
+	if err := Render(dir, s); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Render writes the files derived from a summary (junit.xml, index.html,
+// summary.md) into dir, which must exist. `telechaos report DIR` calls it.
+func Render(dir string, s *Summary) error {
+	var errs []error
 	if err := WriteJUnit(filepath.Join(dir, JUnitFile), s); err != nil {
 		errs = append(errs, err)
 	}
 	if err := WriteHTML(filepath.Join(dir, HTMLFile), s); err != nil {
 		errs = append(errs, err)
 	}
+	if err := WriteMarkdown(filepath.Join(dir, MarkdownFile), s); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// WriteSummary writes s as summary.json into dir.
+func WriteSummary(dir string, s *Summary) error {
+	return writeJSON(filepath.Join(dir, SummaryFile), s)
 }
 
 // ReadSummary reads a summary.json.

@@ -113,34 +113,6 @@ func TestJUnitSkipsUncheckedAndErrorsRun(t *testing.T) {
 	}
 }
 
-func TestHTMLEscapesAndPlots(t *testing.T) {
-	s := sample()
-	s.Timeline = []Sample{{T: 0}, {T: 1, UsersActive: 5, CallsActive: 2, Ops: 10}, {T: 2, UsersActive: 3, Ops: 30, OpErrors: 1, Violations: 1}}
-	path := filepath.Join(t.TempDir(), HTMLFile)
-	if err := WriteHTML(path, s); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := string(b)
-	if strings.Contains(h, "<r_1>") || !strings.Contains(h, "&lt;r_1&gt;") {
-		t.Error("violation detail not escaped")
-	}
-	if n := strings.Count(h, "<svg"); n != 3 {
-		t.Errorf("%d plots, want 3", n)
-	}
-	if !strings.Contains(h, `href="evidence-1.json"`) {
-		t.Error("no link to the evidence")
-	}
-	// Empty timeline: still a valid page.
-	s.Timeline = nil
-	if err := WriteHTML(path, s); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestWriteRemovesStaleEvidence(t *testing.T) {
 	dir := t.TempDir()
 	stale := filepath.Join(dir, EvidenceFile(7))
@@ -152,5 +124,58 @@ func TestWriteRemovesStaleEvidence(t *testing.T) {
 	}
 	if _, err := os.Stat(stale); err == nil {
 		t.Error("stale evidence kept")
+	}
+}
+
+// TestJUnitHasTheAttributesCIParsersRead checks the XML itself (not our
+// structs) for the attributes Jenkins and GitLab read, on a run with
+// violations, thresholds and faults.
+func TestJUnitHasTheAttributesCIParsersRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), JUnitFile)
+	if err := WriteJUnit(path, richSample()); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := map[string][]string{
+		"testsuites": {"name", "tests", "failures", "errors", "time"},
+		"testsuite":  {"name", "tests", "failures", "errors", "skipped", "time", "timestamp"},
+		"testcase":   {"classname", "name", "time"},
+		"failure":    {"message", "type"},
+	}
+	seen := map[string]int{}
+	dec := xml.NewDecoder(f)
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		se, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		seen[se.Name.Local]++
+		have := map[string]bool{}
+		for _, a := range se.Attr {
+			have[a.Name.Local] = true
+		}
+		for _, a := range want[se.Name.Local] {
+			if !have[a] {
+				t.Errorf("<%s> lacks %s", se.Name.Local, a)
+			}
+		}
+	}
+	// 5 invariants + 2 thresholds + fault coverage; 2 violated invariants + 1 threshold.
+	if seen["testsuites"] != 1 || seen["testsuite"] != 1 || seen["testcase"] != 8 || seen["failure"] != 3 {
+		t.Errorf("elements %v", seen)
+	}
+	doc := JUnit(richSample())
+	for _, c := range doc.Suites[0].Cases {
+		if c.Name == "live-media-isolation" && (c.Failure == nil || !strings.Contains(c.Failure.Text, "evidence-2.json")) {
+			t.Errorf("failure lacks the evidence summary: %+v", c.Failure)
+		}
 	}
 }

@@ -1,0 +1,386 @@
+package reports
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Exit codes of a merged verdict (the same as `telechaos run`, design §10).
+const (
+	exitPass        = 0
+	exitViolation   = 1
+	exitTarget      = 3
+	exitThresholds  = 4
+	exitInterrupted = 130
+)
+
+// ErrMerge: the summaries cannot be merged (none given, or a histogram layout
+// differs).
+var ErrMerge = errors.New("cannot merge summaries")
+
+// Merge joins the summaries of shards (or of separate runs) into one verdict.
+// dirs[i] names where sums[i] came from; it is kept on every violation and
+// fault window, so evidence links resolve from the merged report's parent.
+// Counts and coverage add; every violation is kept; latency histograms add, so
+// latency thresholds are re-evaluated exactly to the bucket; ratio thresholds
+// add their parts; setup_rate adds (shards run side by side). The timeline is
+// resampled on wall-clock seconds and summed (latency windows are not).
+func Merge(sums []*Summary, dirs []string) (*Summary, error) {
+	if len(sums) == 0 {
+		return nil, fmt.Errorf("%w: no summaries", ErrMerge)
+	}
+	if len(dirs) != len(sums) {
+		return nil, fmt.Errorf("%w: %d summaries but %d directories", ErrMerge, len(sums), len(dirs))
+	}
+	first := sums[0]
+	m := &Summary{
+		RunID: "merged-" + first.RunID, Seed: first.Seed, Target: first.Target, StartedAt: first.StartedAt,
+		ViolationsByInvariant: map[string]int{}, Latency: map[string]Latency{}, Violations: []Violation{},
+		Expect: first.Expect, Shards: slices.Clone(dirs),
+	}
+	var names, repros, errs []string
+	end := time.Time{}
+	hists := map[string]*Buckets{}
+	missingHist := map[string][]string{} // op -> shards that timed it without a histogram
+	for i, s := range sums {
+		if s.StartedAt.Before(m.StartedAt) {
+			m.StartedAt = s.StartedAt
+		}
+		if e := s.StartedAt.Add(time.Duration(s.DurationSeconds * float64(time.Second))); e.After(end) {
+			end = e
+		}
+		if !slices.Contains(names, s.Scenario) {
+			names = append(names, s.Scenario)
+		}
+		if !slices.Contains(repros, s.Repro) {
+			repros = append(repros, s.Repro)
+		}
+		if s.Error != "" {
+			errs = append(errs, dirs[i]+": "+s.Error)
+		}
+		for _, b := range s.Bugs {
+			if !slices.Contains(m.Bugs, b) {
+				m.Bugs = append(m.Bugs, b)
+			}
+		}
+		for _, inv := range s.Invariants {
+			if !slices.Contains(m.Invariants, inv) {
+				m.Invariants = append(m.Invariants, inv)
+			}
+		}
+		m.Media = m.Media || s.Media
+		m.Interrupted = m.Interrupted || s.Interrupted
+		m.IgnoredViolations += s.IgnoredViolations
+		addCounts(&m.Counts, s.Counts)
+		for inv, n := range s.ViolationsByInvariant {
+			m.ViolationsByInvariant[inv] += n
+		}
+		for _, v := range s.Violations {
+			v.Shard = dirs[i]
+			if v.Repro == "" {
+				v.Repro = s.Repro
+			}
+			m.Violations = append(m.Violations, v)
+		}
+		for _, w := range s.FaultWindows {
+			w.Shard = dirs[i]
+			m.FaultWindows = append(m.FaultWindows, w)
+		}
+		for p, byFault := range s.Coverage {
+			if m.Coverage == nil {
+				m.Coverage = map[string]map[string]int64{}
+			}
+			if m.Coverage[p] == nil {
+				m.Coverage[p] = map[string]int64{}
+			}
+			for f, n := range byFault {
+				m.Coverage[p][f] += n
+			}
+		}
+		for _, sf := range s.CoverageShortfalls {
+			m.CoverageShortfalls = append(m.CoverageShortfalls, dirs[i]+": "+sf)
+		}
+		for op, l := range s.Latency {
+			h := s.LatencyHistograms[op]
+			if h == nil {
+				if l.Count > 0 {
+					missingHist[op] = append(missingHist[op], dirs[i])
+				}
+				continue
+			}
+			b, err := h.Dense()
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: latency histogram of %s: %w", ErrMerge, dirs[i], op, err)
+			}
+			if hists[op] == nil {
+				hists[op] = &Buckets{}
+			}
+			hists[op].Add(b)
+		}
+	}
+	m.Scenario = strings.Join(names, "+")
+	m.Repro = strings.Join(repros, " ; ")
+	m.Error = strings.Join(errs, "; ")
+	m.DurationSeconds = end.Sub(m.StartedAt).Seconds()
+	for _, v := range m.Violations {
+		if t := v.At.Sub(m.StartedAt).Seconds(); !v.At.IsZero() && (m.FirstViolationSeconds == nil || t < *m.FirstViolationSeconds) {
+			m.FirstViolationSeconds = &t
+		}
+	}
+	slices.SortStableFunc(m.Violations, func(a, b Violation) int { return a.At.Compare(b.At) })
+	slices.SortStableFunc(m.FaultWindows, func(a, b FaultWindow) int { return a.Start.Compare(b.Start) })
+	if len(hists) > 0 {
+		m.LatencyHistograms = map[string]*Histogram{}
+	}
+	for op, b := range hists {
+		m.LatencyHistograms[op] = b.Compact()
+		m.Latency[op] = b.Latency()
+	}
+	for op := range missingHist {
+		if _, ok := m.Latency[op]; !ok {
+			// No shard can say; keep the worst shard's figures rather than none.
+			for _, s := range sums {
+				if l, ok := s.Latency[op]; ok {
+					w := m.Latency[op]
+					m.Latency[op] = Latency{Count: w.Count + l.Count, P50: max(w.P50, l.P50), P90: max(w.P90, l.P90),
+						P95: max(w.P95, l.P95), P99: max(w.P99, l.P99), Max: max(w.Max, l.Max)}
+				}
+			}
+		}
+	}
+	m.Thresholds = mergeThresholds(sums, dirs, hists, missingHist)
+	m.Timeline = mergeTimelines(sums, m.StartedAt, m.DurationSeconds)
+
+	thresholdsOK := true
+	for _, t := range m.Thresholds {
+		thresholdsOK = thresholdsOK && t.Pass
+	}
+	errCode := 0
+	for _, s := range sums {
+		if s.Verdict == VerdictError && errCode == 0 {
+			errCode = s.ExitCode
+		}
+	}
+	switch {
+	case m.Interrupted:
+		m.Verdict, m.ExitCode = VerdictInterrupted, exitInterrupted
+	case errCode != 0:
+		m.Verdict, m.ExitCode = VerdictError, errCode
+	case len(m.Violations) > 0:
+		m.Verdict, m.ExitCode = VerdictViolation, exitViolation
+	case !thresholdsOK:
+		m.Verdict, m.ExitCode = VerdictThresholdsFailed, exitThresholds
+	default:
+		m.Verdict, m.ExitCode = VerdictPass, exitPass
+	}
+	switch m.Expect {
+	case "", "pass":
+		m.ExpectMet = m.Verdict == VerdictPass
+	default:
+		m.ExpectMet = m.ViolationsByInvariant[m.Expect] > 0
+	}
+	return m, nil
+}
+
+// addCounts adds every numeric field of b into a.
+func addCounts(a *Counts, b Counts) {
+	av, bv := reflect.ValueOf(a).Elem(), reflect.ValueOf(b)
+	for i := range av.NumField() {
+		if f := av.Field(i); f.CanInt() {
+			f.SetInt(f.Int() + bv.Field(i).Int())
+		}
+	}
+}
+
+// noteParts reads the parts of a ratio from a threshold note written by
+// summaries that predate Num and Den: "5 of 100 requests", "90 acknowledged
+// of 100 sent".
+var noteParts = regexp.MustCompile(`^(\d+) (?:\w+ )?of (\d+)`)
+
+func ratioParts(t Threshold) (num, den float64, ok bool) {
+	if t.Den > 0 {
+		return t.Num, t.Den, true
+	}
+	sm := noteParts.FindStringSubmatch(t.Note)
+	if sm == nil {
+		return 0, 0, false
+	}
+	a, _ := strconv.ParseFloat(sm[1], 64)
+	b, _ := strconv.ParseFloat(sm[2], 64)
+	if t.Metric == "media_loss" { // the note counts acknowledged frames
+		a = b - a
+	}
+	return a, b, true
+}
+
+// mergeThresholds re-evaluates every distinct threshold of the shards.
+func mergeThresholds(sums []*Summary, dirs []string, hists map[string]*Buckets, missing map[string][]string) []Threshold {
+	type key struct{ metric, stat, limit string }
+	var order []key
+	for _, s := range sums {
+		for _, t := range s.Thresholds {
+			k := key{t.Metric, t.Stat, t.Limit}
+			if !slices.Contains(order, k) {
+				order = append(order, k)
+			}
+		}
+	}
+	out := make([]Threshold, 0, len(order))
+	for _, k := range order {
+		t := Threshold{Metric: k.metric, Stat: k.stat, Limit: k.limit, Pass: true}
+		err := func() error {
+			switch {
+			case strings.HasPrefix(k.metric, "latency."):
+				op := strings.TrimPrefix(k.metric, "latency.")
+				if sh := missing[op]; len(sh) > 0 {
+					return fmt.Errorf("no latency histogram in %s: cannot merge percentiles", strings.Join(sh, ", "))
+				}
+				b := hists[op]
+				if b == nil || b.Count == 0 {
+					return errors.New("no samples: the operation never completed")
+				}
+				if k.stat == "max" {
+					t.Value = b.MaxSec
+				} else {
+					q, err := strconv.ParseFloat(strings.TrimPrefix(k.stat, "p"), 64)
+					if err != nil || !strings.HasPrefix(k.stat, "p") {
+						return fmt.Errorf("unknown stat %q", k.stat)
+					}
+					t.Value = b.Quantile(q / 100)
+				}
+				t.Note = fmt.Sprintf("%d samples, merged histograms", b.Count)
+			case k.metric == "setup_rate":
+				for _, s := range sums {
+					for _, st := range s.Thresholds {
+						if st.Metric == k.metric && st.Stat == k.stat && st.Limit == k.limit {
+							t.Value += st.Value
+							break
+						}
+					}
+				}
+				t.Note = "sum over shards (they run side by side)"
+			default:
+				var num, den float64
+				for i, s := range sums {
+					for _, st := range s.Thresholds {
+						if st.Metric != k.metric || st.Stat != k.stat || st.Limit != k.limit {
+							continue
+						}
+						a, b, ok := ratioParts(st)
+						if !ok {
+							return fmt.Errorf("%s: no counts behind %s = %g: cannot merge", dirs[i], k.metric, st.Value)
+						}
+						num, den = num+a, den+b
+						break
+					}
+				}
+				if den == 0 {
+					return errors.New("no samples")
+				}
+				t.Value, t.Num, t.Den = num/den, num, den
+				t.Note = fmt.Sprintf("%g of %g, merged", num, den)
+			}
+			return nil
+		}()
+		if err != nil {
+			t.Pass, t.Note = false, err.Error()
+			out = append(out, t)
+			continue
+		}
+		maxV, minV, err := parseLimit(k.limit)
+		if err != nil {
+			t.Pass, t.Note = false, err.Error()
+		}
+		if maxV != nil && t.Value > *maxV {
+			t.Pass = false
+		}
+		if minV != nil && t.Value < *minV {
+			t.Pass = false
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// parseLimit reads "max 750ms", "min 2" or "max 1s, min 0.5" (seconds for
+// durations), the form the harness writes in Threshold.Limit.
+func parseLimit(s string) (maxV, minV *float64, err error) {
+	for part := range strings.SplitSeq(s, ",") {
+		kind, val, ok := strings.Cut(strings.TrimSpace(part), " ")
+		if !ok {
+			return nil, nil, fmt.Errorf("limit %q: want \"max V\" or \"min V\"", s)
+		}
+		val = strings.Trim(strings.TrimSpace(val), `"`)
+		var v float64
+		if d, err := time.ParseDuration(val); err == nil {
+			v = d.Seconds()
+		} else if v, err = strconv.ParseFloat(val, 64); err != nil {
+			return nil, nil, fmt.Errorf("limit %q: %q is neither a number nor a duration", s, val)
+		}
+		switch kind {
+		case "max":
+			maxV = &v
+		case "min":
+			minV = &v
+		default:
+			return nil, nil, fmt.Errorf("limit %q: unknown bound %q", s, kind)
+		}
+	}
+	if maxV == nil && minV == nil {
+		return nil, nil, fmt.Errorf("limit %q: no bound", s)
+	}
+	return maxV, minV, nil
+}
+
+// mergeTimelines sums the shards' timelines on a common clock: at each step,
+// each shard contributes its last sample at or before that instant (its
+// counters are cumulative, its gauges current).
+func mergeTimelines(sums []*Summary, start time.Time, duration float64) []Sample {
+	some := false
+	for _, s := range sums {
+		some = some || len(s.Timeline) > 0
+	}
+	if !some || !(duration > 0) {
+		return nil
+	}
+	step := math.Max(1, math.Ceil(duration/1000))
+	var out []Sample
+	idx := make([]int, len(sums))
+	for t := 0.0; ; t += step {
+		t = math.Min(t, duration)
+		at := start.Add(time.Duration(t * float64(time.Second)))
+		var m Sample
+		m.T = t
+		for i, s := range sums {
+			off := s.StartedAt.Sub(start).Seconds()
+			for idx[i] < len(s.Timeline) && off+s.Timeline[idx[i]].T <= at.Sub(start).Seconds()+1e-9 {
+				idx[i]++
+			}
+			if idx[i] == 0 {
+				continue
+			}
+			p := s.Timeline[idx[i]-1]
+			m.UsersActive += p.UsersActive
+			m.CallsActive += p.CallsActive
+			m.Calls += p.Calls
+			m.Ops += p.Ops
+			m.OpErrors += p.OpErrors
+			m.FramesChecked += p.FramesChecked
+			m.Violations += p.Violations
+			m.Dropped += p.Dropped
+			m.FramesSent += p.FramesSent
+			m.FramesReceived += p.FramesReceived
+		}
+		out = append(out, m)
+		if t >= duration {
+			return out
+		}
+	}
+}
