@@ -669,6 +669,7 @@ func (r *run) sample(p Progress) {
 		T: p.Elapsed.Seconds(), UsersActive: p.UsersActive, CallsActive: p.CallsActive, Calls: p.Calls,
 		Ops: r.cnt.ops.Load(), OpErrors: r.cnt.opErrors.Load(), FramesChecked: p.FramesChecked,
 		Violations: p.Violations, Dropped: p.Dropped,
+		FramesSent: r.cnt.framesSent.Load(), FramesReceived: r.cnt.framesReceived.Load(), Latency: r.met.LatencyWindow(),
 	})
 	if len(r.timeline) > maxSamples {
 		kept := r.timeline[:0]

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +13,7 @@ import (
 	"telechaos/harness/driver"
 	"telechaos/harness/oracle"
 	"telechaos/models"
+	"telechaos/reports"
 )
 
 // Outcomes of an operation in telechaos_operations_total.
@@ -58,13 +60,18 @@ type Metrics struct {
 	Dropped       prometheus.Counter
 
 	samples *samples
+	// hists keep every timed op in summary.json's fixed log buckets (for
+	// merged percentiles and per-step latency plots); winMu guards the
+	// previous step's snapshot.
+	hists map[string]*opHist
+	winMu sync.Mutex
 }
 
 // NewMetrics registers the run's collectors on reg.
 func NewMetrics(reg *prometheus.Registry) *Metrics {
 	f := promauto.With(reg)
 	m := &Metrics{Registry: reg, ops: map[driver.Op]*[3]prometheus.Counter{}, durations: map[string]prometheus.Observer{},
-		violations: map[string]prometheus.Counter{}, samples: newSamples(50_000)}
+		violations: map[string]prometheus.Counter{}, samples: newSamples(50_000), hists: map[string]*opHist{}}
 	opsVec := f.NewCounterVec(prometheus.CounterOpts{
 		Name: "telechaos_operations_total",
 		Help: "Requests to the target by operation and outcome (ok, denied, error).",
@@ -83,6 +90,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	}, []string{"op"})
 	for _, op := range LatencyOps {
 		m.durations[op] = durVec.WithLabelValues(op)
+		m.hists[op] = &opHist{}
 	}
 	m.UsersActive = f.NewGauge(prometheus.GaugeOpts{Name: "telechaos_users_active", Help: "Virtual patients in their lifecycle now."})
 	m.CallsActive = f.NewGauge(prometheus.GaugeOpts{Name: "telechaos_calls_active", Help: "Calls with media flowing now."})
@@ -124,8 +132,76 @@ func outcomeIndex(o driver.Observation) int {
 func (m *Metrics) Latency(op string, d time.Duration) {
 	if h, ok := m.durations[op]; ok {
 		h.Observe(d.Seconds())
+		m.hists[op].observe(d)
 	}
 	m.samples.add(op, d)
+}
+
+// opHist is one op's latencies in reports' log buckets, lock-free on the hot
+// path; prev is the snapshot at the previous timeline step.
+type opHist struct {
+	n        [reports.HistBuckets]atomic.Int64
+	count    atomic.Int64
+	sumNanos atomic.Int64
+	maxNanos atomic.Int64
+	prev     [reports.HistBuckets]int64
+}
+
+func (h *opHist) observe(d time.Duration) {
+	h.n[reports.HistIndex(d.Seconds())].Add(1)
+	h.count.Add(1)
+	h.sumNanos.Add(int64(d))
+	for cur := h.maxNanos.Load(); int64(d) > cur && !h.maxNanos.CompareAndSwap(cur, int64(d)); cur = h.maxNanos.Load() {
+	}
+}
+
+func (h *opHist) buckets() *reports.Buckets {
+	b := &reports.Buckets{}
+	for i := range h.n {
+		b.N[i] = h.n[i].Load()
+		b.Count += b.N[i] // consistent with the buckets even mid-observe
+	}
+	b.Sum = time.Duration(h.sumNanos.Load()).Seconds()
+	b.MaxSec = time.Duration(h.maxNanos.Load()).Seconds()
+	return b
+}
+
+// LatencyHistograms returns each timed op's histogram so far (ops never
+// timed are left out), for summary.json.
+func (m *Metrics) LatencyHistograms() map[string]*reports.Histogram {
+	out := map[string]*reports.Histogram{}
+	for op, h := range m.hists {
+		if c := h.buckets().Compact(); c != nil {
+			out[op] = c
+		}
+	}
+	return out
+}
+
+// LatencyWindow returns the percentiles of the ops timed since its previous
+// call (one timeline step); ops with none are left out.
+func (m *Metrics) LatencyWindow() map[string]reports.WindowLatency {
+	m.winMu.Lock()
+	defer m.winMu.Unlock()
+	var out map[string]reports.WindowLatency
+	for op, h := range m.hists {
+		cur := h.buckets()
+		var win reports.Buckets
+		for i := range cur.N {
+			win.N[i] = cur.N[i] - h.prev[i]
+			win.Count += win.N[i]
+		}
+		h.prev = cur.N
+		if win.Count == 0 {
+			continue
+		}
+		win.MaxSec = cur.MaxSec // bounds the top bucket only
+		if out == nil {
+			out = map[string]reports.WindowLatency{}
+		}
+		out[op] = reports.WindowLatency{N: win.Count, P50: win.Quantile(.5), P95: win.Quantile(.95), P99: win.Quantile(.99)}
+	}
+	return out
 }
 
 // Sent and Received count media frames.

@@ -107,6 +107,7 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 		s.Latency[op] = reports.Latency{Count: l.Count, P50: l.P50.Seconds(), P90: l.P90.Seconds(),
 			P95: l.P95.Seconds(), P99: l.P99.Seconds(), Max: l.Max.Seconds()}
 	}
+	s.LatencyHistograms = r.met.LatencyHistograms()
 	s.Thresholds = r.evaluateThresholds()
 	thresholdsOK := true
 	for _, t := range s.Thresholds {
