@@ -1,0 +1,420 @@
+// Package gate is the release gate for pipelines, in the shape of a
+// testcontainers module: stand the release's image up with deploy.Run, front
+// it with a stable in-process HTTP proxy, attack it with a scenario (and
+// container faults, if asked) through harness.Run, and return the verdict
+// and the report directory. From a go test:
+//
+//	res, err := gate.Run(ctx, t, gate.Config{Image: "registry.local/clinic:1.4.2"})
+//	if err != nil { t.Fatal(err) }
+//	if res.ExitCode != harness.ExitPass { t.Fatalf("verdict %s, report %s", res.Verdict(), res.ReportDir) }
+//
+// Run registers the deployment's cleanup with t.Cleanup before it looks at
+// any error, so a failed start or a failed test never leaves a container,
+// network, volume or built image behind.
+//
+// The package sits below harness/deploy rather than in it so that deploy
+// never imports harness (the runner may one day import deploy).
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"telechaos/harness"
+	"telechaos/harness/chaos"
+	"telechaos/harness/deploy"
+	"telechaos/harness/driver"
+	"telechaos/reports"
+	"telechaos/scenarios"
+)
+
+// ImageClinic as Config.Image builds the reference clinic image from the
+// telechaos module (Config.RepoRoot) and removes it at Close.
+const ImageClinic = "clinic"
+
+// DefaultScenario is the scenario a gate runs when Config.Scenario is empty.
+const DefaultScenario = "release-gate"
+
+// Environment variables the clinic image reads for its bugs and seed
+// (cmd/clinic); an image of your own may ignore them.
+const (
+	EnvBugs = "CLINIC_BUGS"
+	EnvSeed = "CLINIC_SEED"
+)
+
+// Fault is one container fault of the run: Kind is one of deploy.FaultKinds,
+// Trigger says when (a clock or an event trigger of the chaos package; For
+// is how long the container stays broken before it is healed).
+type Fault struct {
+	Kind    string
+	Trigger chaos.Trigger
+	Name    string // labels the windows; default the kind (numbered if repeated)
+}
+
+// Config configures a gate. Only Image is needed; the zero value of every
+// other field is a sensible default.
+type Config struct {
+	// Image is the release's image (name[:tag] or ID) that speaks
+	// docs/api.md and takes the clinic's flags, or ImageClinic.
+	Image string
+	// RepoRoot is the telechaos module root, for ImageClinic; default: the
+	// nearest directory upwards from the working directory with a go.mod
+	// declaring module telechaos.
+	RepoRoot string
+	// Scenario is a built-in name or a YAML file; default DefaultScenario.
+	Scenario string
+	// Sets are scenario overrides KEY=VALUE, as telechaos run --set.
+	Sets []string
+	// Edit, when set, changes the loaded scenario last (population, duration,
+	// thresholds...).
+	Edit func(*scenarios.Scenario)
+	// Bugs are clinic catalogue bugs (ID or ID:P), passed with the scenario's
+	// own bugs to the container through its environment (EnvBugs), the seed
+	// as EnvSeed.
+	Bugs []string
+	// Env is more environment for the container.
+	Env map[string]string
+	// Options are more deploy.Run options (a pinned UDP port, a data
+	// volume, a logger...).
+	Options []deploy.Option
+	// Faults are container faults scheduled during the run.
+	Faults []Fault
+	// ReportDir receives the report; default (Run) tb.ArtifactDir(), (a
+	// Session) no report.
+	ReportDir string
+	// RunConfig is the base of the harness configuration (Logger, Progress,
+	// MetricsAddr, Registry, Grace, OnEvent...). Scenario, NewTarget and
+	// ReportDir are set by the gate; OnEvent is chained.
+	RunConfig harness.RunConfig
+}
+
+// Result is a gate's outcome: the harness result (verdict, exit code,
+// violations, report directory) plus what the gate measured.
+type Result struct {
+	*harness.Result
+	// Windows are the container faults' windows, in the order they opened.
+	Windows []chaos.Window
+	// URL is the stable front (proxy) address the run used.
+	URL string
+}
+
+// Session is a started deployment behind a stable HTTP front, ready to run
+// scenarios. Close always; it is safe on a partly started Session.
+type Session struct {
+	cfg        Config
+	d          *deploy.Deployment
+	proxy      *chaos.HTTPProxy
+	image      string
+	builtImage bool
+
+	// BuildTime is how long building the ImageClinic image took (0 if none
+	// was built); StartTime how long the container took to answer /healthz.
+	BuildTime, StartTime time.Duration
+}
+
+// ErrConfig wraps every configuration mistake Start reports.
+var ErrConfig = errors.New("gate: invalid configuration")
+
+// Start builds the image if asked, starts the deployment and its proxy. On
+// error it still returns the Session so that Close removes what was made.
+func Start(ctx context.Context, cfg Config) (*Session, error) {
+	s := &Session{cfg: cfg}
+	if cfg.Image == "" {
+		return s, fmt.Errorf("%w: no image (want name[:tag], an image ID or %q)", ErrConfig, ImageClinic)
+	}
+	for i, f := range cfg.Faults {
+		if !slices.Contains(deploy.FaultKinds, f.Kind) {
+			return s, fmt.Errorf("%w: faults[%d]: kind %q (want one of %v)", ErrConfig, i, f.Kind, deploy.FaultKinds)
+		}
+		if errs := f.Trigger.Validate(fmt.Sprintf("faults[%d].trigger", i)); len(errs) > 0 {
+			return s, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+		}
+	}
+	sc, err := s.scenario()
+	if err != nil {
+		return s, err
+	}
+	s.image = cfg.Image
+	if cfg.Image == ImageClinic {
+		root := cfg.RepoRoot
+		if root == "" {
+			if root, err = FindRepoRoot(); err != nil {
+				return s, err
+			}
+		}
+		t0 := time.Now()
+		id, err := deploy.BuildClinicImage(ctx, root, "telechaos/clinic:gate-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+		s.BuildTime = time.Since(t0)
+		if err != nil {
+			return s, err
+		}
+		s.image, s.builtImage = id, true
+	}
+
+	env := maps.Clone(cfg.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	if b := bugsOf(cfg, sc); len(b) > 0 {
+		env[EnvBugs] = strings.Join(b, ",")
+	}
+	if _, ok := env[EnvSeed]; !ok {
+		env[EnvSeed] = strconv.FormatUint(sc.Seed, 10)
+	}
+	opts := append([]deploy.Option{deploy.WithEnv(env)}, cfg.Options...)
+	t0 := time.Now()
+	s.d, err = deploy.Run(ctx, s.image, opts...)
+	s.StartTime = time.Since(t0)
+	if err != nil {
+		return s, err
+	}
+	if s.proxy, err = chaos.NewHTTPProxy(s.d.URL()); err != nil {
+		return s, fmt.Errorf("gate: proxy in front of %s: %w", s.d.URL(), err)
+	}
+	return s, nil
+}
+
+// bugsOf is the config's bugs and the scenario's, without repeats.
+func bugsOf(cfg Config, sc *scenarios.Scenario) []string {
+	var out []string
+	for _, b := range slices.Concat(cfg.Bugs, sc.Bugs) {
+		if !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// scenario loads and adjusts the configured scenario.
+func (s *Session) scenario() (*scenarios.Scenario, error) {
+	name := s.cfg.Scenario
+	if name == "" {
+		name = DefaultScenario
+	}
+	sc, err := scenarios.Load(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: scenario: %w", ErrConfig, err)
+	}
+	if err := sc.ApplySets(s.cfg.Sets); err != nil {
+		return nil, fmt.Errorf("%w: scenario %s: %w", ErrConfig, name, err)
+	}
+	if s.cfg.Edit != nil {
+		s.cfg.Edit(sc)
+	}
+	return sc, nil
+}
+
+// Deployment is the running deployment (nil if Start failed early).
+func (s *Session) Deployment() *deploy.Deployment { return s.d }
+
+// URL is the stable front address ("" before the proxy started).
+func (s *Session) URL() string {
+	if s.proxy == nil {
+		return ""
+	}
+	return s.proxy.URL()
+}
+
+// Image is the image the deployment runs (the built image's ID for ImageClinic).
+func (s *Session) Image() string { return s.image }
+
+// Run runs the configured scenario once against the deployment, with the
+// configured container faults. The bugs went to the container at Start;
+// the harness sees the deployment only through the proxy.
+func (s *Session) Run(ctx context.Context) (*Result, error) {
+	if s.d == nil || s.proxy == nil {
+		return nil, fmt.Errorf("%w: the session did not start", ErrConfig)
+	}
+	sc, err := s.scenario()
+	if err != nil {
+		return nil, err
+	}
+	// The bugs live in the container; the runner rejects bugs for a target
+	// other than the embedded clinic.
+	sc.Bugs = nil
+	sc.Target = s.proxy.URL()
+
+	rc := s.cfg.RunConfig
+	rc.Scenario = sc
+	if rc.ScenarioRef == "" {
+		rc.ScenarioRef = s.cfg.Scenario
+	}
+	if s.cfg.ReportDir != "" {
+		rc.ReportDir = s.cfg.ReportDir
+	}
+	if rc.Registry == nil {
+		rc.Registry = prometheus.NewRegistry()
+	}
+	rec, err := chaos.NewRecorder(rc.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("gate: %w", err)
+	}
+	sched := chaos.NewScheduler(rec, chaos.SchedulerOptions{HealTimeout: deploy.DefaultStartupTimeout + 15*time.Second})
+	env := chaos.Env{Proxy: s.proxy, Target: s.d.ChaosTarget(), Recorder: rec, Seed: sc.Seed}
+	seen := map[string]int{}
+	for _, f := range s.cfg.Faults {
+		name := f.Name
+		if name == "" {
+			name = f.Kind
+			if seen[name]++; seen[name] > 1 {
+				name += "#" + strconv.Itoa(seen[name])
+			}
+		}
+		cf, err := deploy.NewContainerFault(f.Kind, s.d, s.proxy, name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		if err := cf.Available(env); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		if err := sched.Add(cf, f.Trigger); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+
+	var target *driver.HTTPTarget
+	rc.NewTarget = func(obs driver.Observer) (driver.Target, error) {
+		t, err := driver.NewHTTP(s.proxy.URL(), driver.HTTPOptions{Observer: obs})
+		target = t
+		return t, err
+	}
+	next := rc.OnEvent
+	rc.OnEvent = func(e harness.Event) {
+		if k := chaosEvent(e.Kind); k != "" {
+			sched.Event(k)
+		}
+		if next != nil {
+			next(e)
+		}
+	}
+
+	if err := sched.Start(ctx); err != nil {
+		return nil, fmt.Errorf("gate: %w", err)
+	}
+	res, runErr := harness.Run(ctx, rc)
+	sched.Stop() // heals whatever is still broken
+	if target != nil {
+		target.Close()
+	}
+	out := &Result{Result: res, Windows: rec.Windows(), URL: s.proxy.URL()}
+	if res != nil && res.Summary != nil && len(out.Windows) > 0 && len(res.Summary.FaultWindows) == 0 {
+		// The runner does not know about the gate's faults: add their windows
+		// to the report so its plots show them.
+		for _, w := range out.Windows {
+			res.Summary.FaultWindows = append(res.Summary.FaultWindows, reports.FaultWindow{
+				Fault: w.Fault, Params: w.Params, Trigger: w.Trigger, Start: w.Start, End: w.End, Err: w.Err,
+			})
+		}
+		if res.ReportDir != "" {
+			err := errors.Join(reports.WriteSummary(res.ReportDir, res.Summary), reports.Render(res.ReportDir, res.Summary))
+			if err != nil {
+				runErr = errors.Join(runErr, fmt.Errorf("gate: add fault windows to the report: %w", err))
+			}
+		}
+	}
+	for _, w := range out.Windows {
+		if w.Err != "" {
+			// A fault that failed to inject or heal leaves the verdict
+			// unreliable: say so, whatever the run found.
+			runErr = errors.Join(runErr, fmt.Errorf("%w: fault %s: %s", harness.ErrTarget, w.Fault, w.Err))
+		}
+	}
+	return out, runErr
+}
+
+// chaosEvent maps the runner's call milestones to the chaos package's events.
+func chaosEvent(k harness.EventKind) string {
+	switch k {
+	case harness.EventSwitching:
+		return chaos.EventSwitch
+	case harness.EventEnding:
+		return chaos.EventEnd
+	case harness.EventFetching:
+		return chaos.EventFetch
+	}
+	return ""
+}
+
+// Close stops the proxy, terminates the deployment (container, network,
+// volume) and removes the image Start built. It is safe to call twice and on
+// a partly started Session, and it runs even when ctx is cancelled.
+func (s *Session) Close(ctx context.Context) error {
+	if s == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	var errs []error
+	if s.proxy != nil {
+		errs = append(errs, s.proxy.Close())
+		s.proxy = nil
+	}
+	if s.d != nil {
+		errs = append(errs, s.d.Terminate(ctx))
+	}
+	if s.builtImage {
+		errs = append(errs, deploy.RemoveImage(ctx, s.image))
+		s.builtImage = false
+	}
+	return errors.Join(errs...)
+}
+
+// Run starts a gate from a test: the deployment's cleanup is registered with
+// tb.Cleanup at once (before any error is looked at), Docker is required
+// (deploy.RequireDocker: a skip without an engine, a failure under CI=true),
+// and the report goes to tb.ArtifactDir() unless cfg.ReportDir says
+// otherwise. It returns the result and the run's error (a target or
+// infrastructure failure); a violation is not an error: read ExitCode.
+func Run(ctx context.Context, tb testing.TB, cfg Config) (*Result, error) {
+	tb.Helper()
+	deploy.RequireDocker(tb)
+	if cfg.ReportDir == "" {
+		cfg.ReportDir = tb.ArtifactDir()
+	}
+	s, err := Start(ctx, cfg)
+	tb.Cleanup(func() {
+		if err := s.Close(context.Background()); err != nil {
+			tb.Errorf("gate: cleanup: %v", err)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	tb.Logf("gate: %s healthy after %v (built in %v), front %s, udp %d",
+		s.image, s.StartTime.Round(time.Millisecond), s.BuildTime.Round(time.Millisecond), s.URL(), s.d.UDPPort())
+	return s.Run(ctx)
+}
+
+// FindRepoRoot walks up from the working directory to the telechaos module
+// root (a go.mod declaring module telechaos).
+func FindRepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(line); len(f) == 2 && f[0] == "module" && f[1] == "telechaos" {
+					return dir, nil
+				}
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("%w: no telechaos module above the working directory (set RepoRoot)", ErrConfig)
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,144 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"telechaos/harness"
+	"telechaos/harness/chaos"
+	"telechaos/harness/deploy"
+	"telechaos/scenarios"
+)
+
+// One clinic image for the package, built on first use and removed by
+// TestMain, so each test does not pay for a build.
+var (
+	imageOnce sync.Once
+	imageID   string
+	imageErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if imageID != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := deploy.RemoveImage(ctx, imageID); err != nil {
+			fmt.Fprintf(os.Stderr, "gate tests: remove test image: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+		cancel()
+	}
+	os.Exit(code)
+}
+
+func testImage(t *testing.T) string {
+	t.Helper()
+	deploy.RequireDocker(t)
+	imageOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		root, err := FindRepoRoot()
+		if err != nil {
+			imageErr = err
+			return
+		}
+		start := time.Now()
+		imageID, imageErr = deploy.BuildClinicImage(ctx, root, "telechaos/clinic:gate-test-"+fmt.Sprint(os.Getpid()))
+		t.Logf("BuildClinicImage: %v", time.Since(start).Round(time.Millisecond))
+	})
+	if imageErr != nil {
+		t.Fatalf("build clinic image: %v", imageErr)
+	}
+	return imageID
+}
+
+// small makes release-gate fit a test: about 24 patients over 12 s, real
+// WebRTC through the published UDP port, every invariant judged.
+func small(sc *scenarios.Scenario) {
+	sc.Population.Patients = 24
+	sc.Population.Clinicians = 4
+	sc.Executor.Rate = 2
+	sc.Executor.MaxInFlight = 24
+	sc.Duration.Duration = 12 * time.Second
+	sc.Settle.Duration = 8 * time.Second
+	sc.Behaviour.CallMin.Duration = 2 * time.Second
+	sc.Behaviour.CallMax.Duration = 3 * time.Second
+}
+
+// describe logs what a gate run did, for the report and for failures.
+func describe(t *testing.T, res *Result) {
+	t.Helper()
+	s := res.Summary
+	t.Logf("verdict %s exit %d, report %s", s.Verdict, res.ExitCode, res.ReportDir)
+	t.Logf("summary: %+v", s.Counts)
+	for _, v := range res.Violations {
+		t.Logf("violation %s: %s", v.Invariant, v.Detail)
+	}
+	for _, w := range res.Windows {
+		t.Logf("window %s (%s) %s..%s = %v err=%q", w.Fault, w.Trigger, w.Start.Format("15:04:05.000"),
+			w.End.Format("15:04:05.000"), w.End.Sub(w.Start).Round(time.Millisecond), w.Err)
+	}
+}
+
+// The release gate against the correct clinic with a SIGKILL and restart of
+// its container in the middle of the run: calls in flight die with it, and
+// none of that may be reported as a violation.
+func TestGateKillRestartPasses(t *testing.T) {
+	img := testImage(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	res, err := Run(ctx, t, Config{
+		Image: img,
+		Edit: func(sc *scenarios.Scenario) {
+			small(sc)
+			// A kill makes requests fail by design; the gate under chaos
+			// judges the invariants, not the error rate.
+			sc.Thresholds = nil
+		},
+		Faults: []Fault{{Kind: deploy.FaultKill, Trigger: chaos.Trigger{At: chaos.D(6 * time.Second), For: chaos.D(time.Second)}}},
+	})
+	t.Logf("gate run: %v", time.Since(start).Round(time.Millisecond))
+	if res == nil {
+		t.Fatalf("no result: %v", err)
+	}
+	describe(t, res)
+	if err != nil {
+		t.Errorf("run error: %v", err)
+	}
+	if len(res.Windows) != 1 || res.Windows[0].Open() || res.Windows[0].Err != "" {
+		t.Errorf("want one closed kill window without error, got %+v", res.Windows)
+	}
+	if n := len(res.Violations); n != 0 || res.ExitCode != harness.ExitPass {
+		t.Errorf("correct clinic with a kill: %d violations, exit %d, want 0 and %d", n, res.ExitCode, harness.ExitPass)
+	}
+}
+
+// The same gate with the switch-reuse bug switched on through the
+// container's environment must fail with a violation (exit 1).
+func TestGateSwitchReuseViaEnvFails(t *testing.T) {
+	img := testImage(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, t, Config{
+		Image: img,
+		Env:   map[string]string{EnvBugs: "switch-reuse:1"},
+		Edit: func(sc *scenarios.Scenario) {
+			small(sc)
+			sc.Behaviour.SwitchToVideo = 1
+		},
+	})
+	if res == nil {
+		t.Fatalf("no result: %v", err)
+	}
+	describe(t, res)
+	if res.ExitCode != harness.ExitViolation {
+		t.Errorf("switch-reuse through CLINIC_BUGS: exit %d (%v), want %d", res.ExitCode, err, harness.ExitViolation)
+	}
+}
