@@ -54,7 +54,13 @@ type ClientFault struct {
 	hits   atomic.Int64
 }
 
-var _ Fault = (*ClientFault)(nil)
+var (
+	_ Fault = (*ClientFault)(nil)
+	_ Quick = (*ClientFault)(nil)
+)
+
+// Quick: Inject only sets a flag.
+func (c *ClientFault) Quick() bool { return true }
 
 // NewClientFault makes a descriptor of kind with probability p (0..1); it is
 // inactive until injected.

@@ -218,7 +218,13 @@ type HTTPFault struct {
 	params map[string]string
 }
 
-var _ Fault = (*HTTPFault)(nil)
+var (
+	_ Fault = (*HTTPFault)(nil)
+	_ Quick = (*HTTPFault)(nil)
+)
+
+// Quick: Inject only adds toxics.
+func (f *HTTPFault) Quick() bool { return true }
 
 // HTTP fault kinds.
 const (

@@ -18,6 +18,7 @@ import (
 	"github.com/pion/transport/v2"
 	"github.com/pion/transport/v2/deadline"
 	"github.com/pion/transport/v2/stdnet"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Media impairment lives on the client side of the UDP path: MediaImpairment.Net
@@ -657,7 +658,13 @@ type MediaFault struct {
 	params map[string]string
 }
 
-var _ Fault = (*MediaFault)(nil)
+var (
+	_ Fault = (*MediaFault)(nil)
+	_ Quick = (*MediaFault)(nil)
+)
+
+// Quick: Inject only swaps an impairment table.
+func (f *MediaFault) Quick() bool { return true }
 
 // NewMediaFault builds a fault that sets im on m while injected.
 func NewMediaFault(name, kind string, m *MediaImpairment, im Impairment) (*MediaFault, error) {
@@ -714,5 +721,29 @@ func (f *MediaFault) Inject(context.Context) error { return f.m.Set(f.name, f.im
 
 func (f *MediaFault) Heal(context.Context) error {
 	f.m.Clear(f.name)
+	return nil
+}
+
+// RegisterMetrics exports the counters of Stats as
+// telechaos_media_impaired_packets_total{direction,action} (action: seen,
+// dropped, duplicated, delayed, reordered, overflow).
+func (m *MediaImpairment) RegisterMetrics(reg prometheus.Registerer) error {
+	for d, dir := range []string{DirUp, DirDown} {
+		c := &m.stats[d]
+		for _, a := range []struct {
+			action string
+			v      *atomic.Int64
+		}{{"seen", &c.packets}, {"dropped", &c.dropped}, {"duplicated", &c.duplicated}, {"delayed", &c.delayed}, {"reordered", &c.reordered}, {"overflow", &c.overflow}} {
+			v := a.v
+			cf := prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name:        "telechaos_media_impaired_packets_total",
+				Help:        "Packets through the clients' impaired UDP sockets, by direction and what the impairment did.",
+				ConstLabels: prometheus.Labels{"direction": dir, "action": a.action},
+			}, func() float64 { return float64(v.Load()) })
+			if err := reg.Register(cf); err != nil {
+				return fmt.Errorf("register media impairment metrics: %w", err)
+			}
+		}
+	}
 	return nil
 }

@@ -3,13 +3,17 @@ package chaos
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/transport/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // sink is a plain loopback UDP receiver recording every packet's sequence
@@ -426,4 +430,43 @@ func TestImpairmentValidate(t *testing.T) {
 	if len(m.Active()) != 0 {
 		t.Errorf("a rejected impairment is active: %v", m.Active())
 	}
+}
+
+func TestMediaMetrics(t *testing.T) {
+	m := newImpairment(t, 10)
+	reg := prometheus.NewRegistry()
+	if err := m.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	tx := listenImpaired(t, m)
+	_ = m.Set("bh", Impairment{Blackhole: true, Direction: DirUp})
+	for i := 0; i < 5; i++ {
+		_, _ = tx.WriteTo([]byte{0x80}, tx.LocalAddr())
+	}
+	want := `
+# HELP telechaos_media_impaired_packets_total Packets through the clients' impaired UDP sockets, by direction and what the impairment did.
+# TYPE telechaos_media_impaired_packets_total counter
+telechaos_media_impaired_packets_total{action="dropped",direction="up"} 5
+telechaos_media_impaired_packets_total{action="seen",direction="up"} 5
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want+otherZero()), "telechaos_media_impaired_packets_total"); err != nil {
+		t.Error(err)
+	}
+	if err := m.RegisterMetrics(reg); err == nil {
+		t.Error("registered twice")
+	}
+}
+
+// otherZero lists the zero series of TestMediaMetrics.
+func otherZero() string {
+	var b strings.Builder
+	for _, d := range []string{"down", "up"} {
+		for _, a := range []string{"delayed", "dropped", "duplicated", "overflow", "reordered", "seen"} {
+			if d == "up" && (a == "dropped" || a == "seen") {
+				continue
+			}
+			fmt.Fprintf(&b, "telechaos_media_impaired_packets_total{action=%q,direction=%q} 0\n", a, d)
+		}
+	}
+	return b.String()
 }

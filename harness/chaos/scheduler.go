@@ -130,6 +130,12 @@ func (t Trigger) String() string {
 	}
 }
 
+// Quick is implemented by faults whose Inject is cheap and never blocks (a
+// toxic added, a flag set); see Scheduler.Event.
+type Quick interface {
+	Quick() bool
+}
+
 // SchedulerOptions configures NewScheduler.
 type SchedulerOptions struct {
 	MaxWindows  int           // bound on windows per run, default 1000
@@ -229,12 +235,23 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	return nil
 }
 
-// Event reports one event of kind; triggers waiting for it fire. It never
-// blocks and is safe to call before Start (ignored) and after Stop (ignored).
+// Event reports one event of kind (the runner calls it just before the
+// request: "switch" before sending the re-offer, "end" before the end);
+// triggers waiting for it fire. Quick faults (HTTP toxics, media impairments,
+// client faults) are injected before Event returns, so the request that
+// follows meets them; others (a clinic crash) open on their own goroutine
+// and race the request, which is the point of "crash during finalisation".
+// Event never waits for a slow Inject and is safe to call before Start and
+// after Stop (ignored).
 func (s *Scheduler) Event(kind string) {
+	type fire struct {
+		e     *entry
+		label string
+	}
+	var fires []fire
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.started || s.stopped {
+		s.mu.Unlock()
 		return
 	}
 	s.events[kind]++
@@ -247,14 +264,29 @@ func (s *Scheduler) Event(kind string) {
 		if lim := e.t.limit(); lim > 0 && e.fired.Load() >= int64(lim) {
 			continue
 		}
-		label := fmt.Sprintf("%s#%d", kind, n)
-		s.wg.Add(1)
+		s.wg.Add(1) // under mu: Stop cannot be waiting yet
+		fires = append(fires, fire{e, fmt.Sprintf("%s#%d", kind, n)})
+	}
+	s.mu.Unlock()
+	for _, f := range fires {
+		e := f.e
+		if q, ok := e.f.(Quick); ok && q.Quick() && e.t.Delay.Duration == 0 {
+			// Injected before Event returns: the request that follows the
+			// event already meets the fault.
+			id, err, ok := s.open(e, f.label)
+			if !ok {
+				s.wg.Done()
+				continue
+			}
+			go func() { defer s.wg.Done(); s.hold(e, id, err, e.t.For.Duration) }()
+			continue
+		}
 		go func() {
 			defer s.wg.Done()
 			if d := e.t.Delay.Duration; d > 0 && !s.sleep(d) {
 				return
 			}
-			s.window(e, label, e.t.For.Duration)
+			s.window(e, f.label, e.t.For.Duration)
 		}()
 	}
 }
@@ -322,30 +354,44 @@ func (s *Scheduler) clock(e *entry, start time.Time) {
 // window opens one window of e's fault: Inject, wait d (d < 0: until Stop),
 // Heal (also after a failed Inject, which may have done part of its work).
 func (s *Scheduler) window(e *entry, label string, d time.Duration) {
+	if id, err, ok := s.open(e, label); ok {
+		s.hold(e, id, err, d)
+	}
+}
+
+// open claims e for a window and injects; ok false means skipped (busy, past
+// its count or MaxWindows, stopped). On ok the caller must call hold.
+func (s *Scheduler) open(e *entry, label string) (id int, injectErr error, ok bool) {
 	if s.ctx.Err() != nil {
-		return
+		return 0, nil, false
 	}
 	if !e.busy.CompareAndSwap(false, true) {
 		s.skipped.Add(1)
-		return
+		return 0, nil, false
 	}
-	defer e.busy.Store(false)
 	// Checked under busy, so two triggers cannot both take the last window.
 	if lim := e.t.limit(); lim > 0 && e.fired.Load() >= int64(lim) {
 		s.skipped.Add(1)
-		return
+		e.busy.Store(false)
+		return 0, nil, false
 	}
 	if s.windows.Add(1) > int64(s.opts.MaxWindows) {
 		s.skipped.Add(1)
-		return
+		e.busy.Store(false)
+		return 0, nil, false
 	}
 	e.fired.Add(1)
 	var params map[string]string
 	if p, ok := e.f.(Parameterised); ok {
 		params = p.Params()
 	}
-	id := s.rec.Begin(e.f.Name(), params, label)
-	err := e.f.Inject(s.ctx)
+	id = s.rec.Begin(e.f.Name(), params, label)
+	return id, e.f.Inject(s.ctx), true
+}
+
+// hold keeps an opened window for d (d < 0: until Stop), heals and closes it.
+func (s *Scheduler) hold(e *entry, id int, err error, d time.Duration) {
+	defer e.busy.Store(false)
 	if err == nil {
 		if d < 0 {
 			<-s.ctx.Done()

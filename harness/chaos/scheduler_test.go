@@ -291,3 +291,25 @@ func TestRecorderMetricsAndHooks(t *testing.T) {
 		t.Error("Windows shares its params maps with the recorder")
 	}
 }
+
+type quickFake struct{ fakeFault }
+
+func (*quickFake) Quick() bool { return true }
+
+// TestSchedulerQuickInjectsBeforeEventReturns: a quick fault is in place when
+// Event returns (the request after the event meets it); a slow one is not
+// waited for.
+func TestSchedulerQuickInjectsBeforeEventReturns(t *testing.T) {
+	q := &quickFake{fakeFault{name: "quick"}}
+	s, _ := startScheduler(t, func(s *Scheduler) {
+		_ = s.Add(q, Trigger{On: EventSwitch, For: D(time.Hour)})
+	})
+	s.Event(EventSwitch)
+	if in, _, active, _ := q.counts(); in != 1 || !active {
+		t.Errorf("after Event: injects %d active %v, want the quick fault in place", in, active)
+	}
+	s.Stop()
+	if _, he, active, _ := q.counts(); he != 1 || active {
+		t.Errorf("after Stop: heals %d active %v", he, active)
+	}
+}
