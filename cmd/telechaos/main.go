@@ -27,6 +27,9 @@ usage:
   telechaos run [flags]          run a scenario (default smoke) and write a report
   telechaos scenarios            list the built-in scenarios
   telechaos selftest [flags]     prove every catalogue bug is caught, no false positives
+  telechaos report DIR           redraw index.html, summary.md, junit.xml from DIR/summary.json
+  telechaos report merge DIR... --out DIR
+                                 merge shard reports into one verdict (exit code as run)
   telechaos help                 this text
 
 run flags:
@@ -38,6 +41,7 @@ run flags:
   --users N              number of patients
   --report DIR           report directory (default ./telechaos-report/<run-id>)
   --metrics-addr ADDR    serve Prometheus /metrics during the run, e.g. 127.0.0.1:9464
+  --push URL             push the final metrics to a Pushgateway (job telechaos)
   --media=BOOL           real WebRTC calls (default: the scenario's)
   --set KEY=VALUE        override a scenario field, repeatable
   -v                     verbose logs on stderr
@@ -74,6 +78,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdScenarios(stdout)
 	case "selftest":
 		return cmdSelftest(ctx, args[1:], stdout, stderr)
+	case "report":
+		return cmdReport(args[1:], stdout, stderr)
 	case "bench":
 		return cmdBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

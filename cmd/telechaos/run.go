@@ -20,6 +20,7 @@ import (
 // runFlags are the flags of `telechaos run`.
 type runFlags struct {
 	scenario, target, report, metricsAddr string
+	push                                  string
 	bugs, sets                            multiFlag
 	seed                                  uint64
 	duration                              time.Duration
@@ -39,6 +40,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.IntVar(&f.users, "users", 0, "number of patients")
 	fs.StringVar(&f.report, "report", "", "report directory")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address during the run")
+	fs.StringVar(&f.push, "push", "", "push the final metrics to this Pushgateway URL")
 	fs.BoolVar(&f.media, "media", true, "real WebRTC calls")
 	fs.Var(&f.sets, "set", "override a scenario field KEY=VALUE, repeatable")
 	fs.BoolVar(&f.verbose, "v", false, "verbose logs")
@@ -142,6 +144,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
+	}
+	if f.push != "" {
+		pushMetrics(ctx, f.push, res, stderr)
 	}
 	printVerdict(stdout, res.Summary, res.ReportDir)
 	return res.ExitCode
