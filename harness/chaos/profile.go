@@ -188,7 +188,7 @@ func allowedFields(kind string) ([]string, bool) {
 func (p Profile) Validate() []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s: %s", ErrInvalidProfile, field, fmt.Sprintf(format, args...)))
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	if p.MaxWindows < 0 {
 		bad("max_windows", "%d must be >= 0", p.MaxWindows)
@@ -249,7 +249,7 @@ func (p Profile) Validate() []error {
 func (f FaultSpec) validateValues(at string) []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s.%s: %s", ErrInvalidProfile, at, field, fmt.Sprintf(format, args...)))
+		errs = append(errs, &FieldError{Field: at + "." + field, Msg: fmt.Sprintf(format, args...)})
 	}
 	prob := func(field string, v float64) {
 		if v < 0 || v > 1 || v != v {
@@ -314,6 +314,19 @@ func (f FaultSpec) validateValues(at string) []error {
 	}
 	return errs
 }
+
+// FieldError is one problem of a Profile, located by its field path
+// (faults[2].trigger.on), so a scenario loader can add the file and line.
+// It matches ErrInvalidProfile (errors.Is).
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Is makes every FieldError match ErrInvalidProfile.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalidProfile }
 
 // ApplyCoverage adds the profile's coverage requirements to c.
 func (p Profile) ApplyCoverage(c *Coverage) {

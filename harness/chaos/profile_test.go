@@ -229,3 +229,19 @@ func TestClientFaultDecide(t *testing.T) {
 		t.Error("probability 2 accepted")
 	}
 }
+
+func TestProfileFieldErrors(t *testing.T) {
+	p := Profile{Faults: []FaultSpec{{Kind: "media-loss", Loss: 2, Trigger: Trigger{On: "lunch"}}}}
+	errs := p.Validate()
+	var fields []string
+	for _, err := range errs {
+		var fe *FieldError
+		if !errors.As(err, &fe) || !errors.Is(err, ErrInvalidProfile) {
+			t.Fatalf("%v is not a FieldError matching ErrInvalidProfile", err)
+		}
+		fields = append(fields, fe.Field)
+	}
+	if strings.Join(fields, ",") != "faults[0].loss,faults[0].trigger.on" {
+		t.Errorf("fields %v", fields)
+	}
+}

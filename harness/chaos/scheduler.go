@@ -56,11 +56,12 @@ func (t Trigger) limit() int {
 	return 1
 }
 
-// Validate names every bad field (prefix is prepended, e.g. "faults[2].trigger").
+// Validate names every bad field (prefix is prepended, e.g. "faults[2].trigger");
+// the errors are *FieldError.
 func (t Trigger) Validate(prefix string) []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s.%s: %s", ErrInvalidProfile, prefix, field, fmt.Sprintf(format, args...)))
+		errs = append(errs, &FieldError{Field: prefix + "." + field, Msg: fmt.Sprintf(format, args...)})
 	}
 	for _, d := range []struct {
 		name string
