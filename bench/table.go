@@ -48,8 +48,8 @@ func (s *suite) judge() {
 // WriteTable prints the report as a readable table.
 func (r *Report) WriteTable(w io.Writer) {
 	m := r.Machine
-	fmt.Fprintf(w, "telechaos bench (quick=%t) on %d cores, %d MiB, %s, %s, kernel %s; %s; %.0fs\n\n",
-		r.Quick, m.Cores, m.MemoryMiB, m.CPUModel, m.GoVersion, m.Kernel, r.Pinning, r.Seconds)
+	fmt.Fprintf(w, "telechaos bench (quick=%t) on %d cores, %d MiB, %s, %s, kernel %s; %s; %.0fs; load average %s at start, %s at end\n\n",
+		r.Quick, m.Cores, m.MemoryMiB, m.CPUModel, m.GoVersion, m.Kernel, r.Pinning, r.Seconds, r.LoadAvgStart, r.LoadAvgEnd)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "figure\tmedian\tspread (min..max, runs)\tgoal\tmet")
 	goals := map[string]Goal{}

@@ -248,13 +248,15 @@ func runWrk(ctx context.Context, pin pinning, bin, base, token, dir string, conn
 
 // apiScenario is the media-free closed loop telechaos runs for the CPU
 // comparison: every patient's full lifecycle (register, book, end, list,
-// replay, probe) with no think time, vus at once, for d.
+// replay, probe) with no think time, vus at once, for d. Many clinicians,
+// so that no clinician's replay list grows long within the run (a long list
+// would make telechaos decode far more than the tools' empty lists).
 func apiScenario(vus, patients int, d time.Duration) string {
 	return fmt.Sprintf(`name: bench-api
 description: media-free closed loop for client CPU per operation
 seed: 1
 media: false
-population: {patients: %d, clinicians: 20}
+population: {patients: %d, clinicians: 500}
 executor: {type: closed, vus: %d}
 duration: %s
 settle: 2s
