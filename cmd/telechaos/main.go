@@ -44,6 +44,13 @@ run flags:
   --push URL             push the final metrics to a Pushgateway (job telechaos)
   --media=BOOL           real WebRTC calls (default: the scenario's)
   --set KEY=VALUE        override a scenario field, repeatable
+  --deploy IMAGE|clinic  start IMAGE[:TAG] in Docker (clinic: build the reference
+                         image) and run against it; --bug goes to the container
+                         (CLINIC_BUGS); everything is removed at the end
+  --deploy-env KEY=VAL   container environment, repeatable
+  --deploy-udp-port N    pin the media UDP port (default: a free one)
+  --deploy-fault K@AT[+FOR]  container fault: kill, stop, pause or disconnect AT
+                         into the run, healed FOR later, repeatable
   -v                     verbose logs on stderr
 
 selftest flags:

@@ -27,6 +27,7 @@ type runFlags struct {
 	users                                 int
 	media, verbose                        bool
 	given                                 map[string]bool
+	deploy                                deployFlags
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
@@ -44,6 +45,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.BoolVar(&f.media, "media", true, "real WebRTC calls")
 	fs.Var(&f.sets, "set", "override a scenario field KEY=VALUE, repeatable")
 	fs.BoolVar(&f.verbose, "v", false, "verbose logs")
+	f.deploy.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -135,6 +137,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if f.verbose {
 		cfg.MediaLogger, cfg.ClinicLogger = logger, logger
+	}
+	if f.deploy.image != "" {
+		return runDeployed(ctx, f, cfg, pr, stdout, stderr)
 	}
 	res, err := harness.Run(ctx, cfg)
 	pr.done()

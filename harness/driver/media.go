@@ -19,6 +19,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
+	"github.com/pion/transport/v2"
 	"github.com/pion/webrtc/v3"
 
 	"telechaos/models"
@@ -61,6 +62,10 @@ type MediaOptions struct {
 	// ICEDisconnectedTimeout and ICEFailedTimeout override pion's defaults
 	// (5 s and 25 s) when > 0: chaos runs want a dead target noticed sooner.
 	ICEDisconnectedTimeout, ICEFailedTimeout time.Duration
+	// Net, when set, is the network pion opens its sockets through
+	// (SettingEngine.SetNet): chaos runs pass an impaired one
+	// (chaos.MediaImpairment.Net) so media faults hit real packets.
+	Net transport.Net
 }
 
 // MediaFactory builds client peers. Everything that can be shared is: one
@@ -102,6 +107,9 @@ func NewMediaFactory(opts MediaOptions) (*MediaFactory, error) {
 	// (prflx acceptance) before nominating. The address is the one the answer
 	// announces, so there is nothing to wait for.
 	s.SetPrflxAcceptanceMinWait(0)
+	if opts.Net != nil {
+		s.SetNet(opts.Net)
+	}
 	if opts.ICEDisconnectedTimeout > 0 || opts.ICEFailedTimeout > 0 {
 		d, f := opts.ICEDisconnectedTimeout, opts.ICEFailedTimeout
 		if d <= 0 {

@@ -76,6 +76,10 @@ type Config struct {
 	Scenario string
 	// Sets are scenario overrides KEY=VALUE, as telechaos run --set.
 	Sets []string
+	// Loaded, when set, is the scenario to run, already loaded and adjusted
+	// (the CLI's); Scenario and Sets are then ignored. It is copied, not
+	// changed.
+	Loaded *scenarios.Scenario
 	// Edit, when set, changes the loaded scenario last (population, duration,
 	// thresholds...).
 	Edit func(*scenarios.Scenario)
@@ -198,6 +202,14 @@ func bugsOf(cfg Config, sc *scenarios.Scenario) []string {
 
 // scenario loads and adjusts the configured scenario.
 func (s *Session) scenario() (*scenarios.Scenario, error) {
+	if s.cfg.Loaded != nil {
+		sc := *s.cfg.Loaded
+		sc.Bugs = slices.Clone(sc.Bugs)
+		if s.cfg.Edit != nil {
+			s.cfg.Edit(&sc)
+		}
+		return &sc, nil
+	}
 	name := s.cfg.Scenario
 	if name == "" {
 		name = DefaultScenario
@@ -403,6 +415,7 @@ func FindRepoRoot() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	start := dir
 	for {
 		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
 			for _, line := range strings.Split(string(b), "\n") {
@@ -413,7 +426,7 @@ func FindRepoRoot() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("%w: no telechaos module above the working directory (set RepoRoot)", ErrConfig)
+			return "", fmt.Errorf("%w: building the reference clinic needs the telechaos source: no telechaos module at or above %s (run from a checkout, or set RepoRoot)", ErrConfig, start)
 		}
 		dir = parent
 	}

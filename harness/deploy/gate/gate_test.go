@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -140,5 +141,51 @@ func TestGateSwitchReuseViaEnvFails(t *testing.T) {
 	describe(t, res)
 	if res.ExitCode != harness.ExitViolation {
 		t.Errorf("switch-reuse through CLINIC_BUGS: exit %d (%v), want %d", res.ExitCode, err, harness.ExitViolation)
+	}
+}
+
+// Pause, network disconnect and a graceful stop of the container, one after
+// the other in one run: each window opens and heals without error and the
+// correct clinic still passes with zero violations.
+func TestGateOtherContainerFaultsPass(t *testing.T) {
+	img := testImage(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	at := func(a, d time.Duration) chaos.Trigger { return chaos.Trigger{At: chaos.D(a), For: chaos.D(d)} }
+	res, err := Run(ctx, t, Config{
+		Image: img,
+		Edit: func(sc *scenarios.Scenario) {
+			small(sc)
+			sc.Duration.Duration = 15 * time.Second
+			sc.Thresholds = nil
+		},
+		Faults: []Fault{
+			{Kind: deploy.FaultPause, Trigger: at(3*time.Second, 2*time.Second)},
+			{Kind: deploy.FaultDisconnect, Trigger: at(7*time.Second, 2*time.Second)},
+			{Kind: deploy.FaultStop, Trigger: at(11*time.Second, time.Second)},
+		},
+	})
+	if res == nil {
+		t.Fatalf("no result: %v", err)
+	}
+	describe(t, res)
+	if err != nil {
+		t.Errorf("run error: %v", err)
+	}
+	var kinds []string
+	for _, w := range res.Windows {
+		kinds = append(kinds, w.Params[chaos.ParamKind])
+		if w.Open() || w.Err != "" {
+			t.Errorf("window %s: open %v, err %q", w.Fault, w.Open(), w.Err)
+		}
+	}
+	if want := []string{deploy.FaultPause, deploy.FaultDisconnect, deploy.FaultStop}; !slices.Equal(kinds, want) {
+		t.Errorf("windows %v, want %v", kinds, want)
+	}
+	if n := len(res.Violations); n != 0 || res.ExitCode != harness.ExitPass {
+		t.Errorf("correct clinic under container faults: %d violations, exit %d, want 0 and %d", n, res.ExitCode, harness.ExitPass)
+	}
+	if res.Summary.Counts.CallsEnded == 0 {
+		t.Error("no call ended: the run did not exercise the clinic")
 	}
 }

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"telechaos/harness"
+	"telechaos/harness/chaos"
+	"telechaos/harness/deploy"
+	"telechaos/harness/deploy/gate"
+)
+
+// deployFlags are the flags of `telechaos run --deploy`.
+type deployFlags struct {
+	image   string
+	env     multiFlag
+	udpPort int
+	faults  multiFlag
+}
+
+func (d *deployFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&d.image, "deploy", "", "start IMAGE[:TAG] (or \"clinic\": build the reference image) in Docker and run against it")
+	fs.Var(&d.env, "deploy-env", "container environment KEY=VALUE for --deploy, repeatable")
+	fs.IntVar(&d.udpPort, "deploy-udp-port", 0, "pin the deployment's media UDP port (default: a free one)")
+	fs.Var(&d.faults, "deploy-fault", "container fault KIND@AT[+FOR] for --deploy (kill, stop, pause, disconnect), repeatable")
+}
+
+// gateConfig turns the flags into a gate configuration; errors are usage errors.
+func (d *deployFlags) gateConfig(given map[string]bool) (gate.Config, error) {
+	var cfg gate.Config
+	if given["target"] {
+		return cfg, errors.New("--deploy and --target exclude each other: the deployment is the target")
+	}
+	cfg.Image = d.image
+	for _, kv := range d.env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return cfg, fmt.Errorf("--deploy-env %q: want KEY=VALUE", kv)
+		}
+		if cfg.Env == nil {
+			cfg.Env = map[string]string{}
+		}
+		cfg.Env[k] = v
+	}
+	if given["deploy-udp-port"] {
+		if d.udpPort < 1 || d.udpPort > 65535 {
+			return cfg, fmt.Errorf("--deploy-udp-port %d: want 1..65535", d.udpPort)
+		}
+		cfg.Options = append(cfg.Options, deploy.WithUDPPort(d.udpPort))
+	}
+	for _, spec := range d.faults {
+		f, err := parseDeployFault(spec)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Faults = append(cfg.Faults, f)
+	}
+	return cfg, nil
+}
+
+// parseDeployFault reads KIND@AT[+FOR], e.g. kill@10s+2s: kill the container
+// 10 s into the run and start it again 2 s later.
+func parseDeployFault(spec string) (gate.Fault, error) {
+	bad := func(format string, a ...any) (gate.Fault, error) {
+		return gate.Fault{}, fmt.Errorf("--deploy-fault %q: %s (want KIND@AT[+FOR], KIND one of kill, stop, pause, disconnect)", spec, fmt.Sprintf(format, a...))
+	}
+	kind, when, ok := strings.Cut(spec, "@")
+	if !ok {
+		return bad("no @AT")
+	}
+	if !strings.HasPrefix(kind, "container-") {
+		kind = "container-" + kind
+	}
+	if !slices.Contains(deploy.FaultKinds, kind) {
+		return bad("unknown kind")
+	}
+	at, dur, hasFor := strings.Cut(when, "+")
+	var tr chaos.Trigger
+	d, err := time.ParseDuration(at)
+	if err != nil || d < 0 {
+		return bad("AT %q is not a duration >= 0", at)
+	}
+	tr.At = chaos.D(d)
+	if hasFor {
+		d, err := time.ParseDuration(dur)
+		if err != nil || d < 0 {
+			return bad("FOR %q is not a duration >= 0", dur)
+		}
+		tr.For = chaos.D(d)
+	}
+	return gate.Fault{Kind: kind, Trigger: tr}, nil
+}
+
+// runDeployed is `telechaos run --deploy`: start the deployment, run cfg
+// against it, and always clean up (container, network, volume, and the image
+// when --deploy clinic built it), also on errors and interrupts.
+func runDeployed(ctx context.Context, f *runFlags, cfg harness.RunConfig, pr *progressPrinter, stdout, stderr io.Writer) int {
+	gc, err := f.deploy.gateConfig(f.given)
+	if err != nil {
+		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
+		return harness.ExitUsage
+	}
+	gc.Loaded, gc.ReportDir, gc.RunConfig = cfg.Scenario, cfg.ReportDir, cfg
+	if gc.Image == gate.ImageClinic {
+		fmt.Fprintf(stderr, "telechaos: building the reference clinic image\n")
+	}
+	s, err := gate.Start(ctx, gc)
+	defer func() {
+		// Cleanup runs on a context of its own: ctx may be cancelled (Ctrl-C).
+		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := s.Close(cctx); err != nil {
+			fmt.Fprintf(stderr, "telechaos run: clean up the deployment: %v\n", err)
+		}
+	}()
+	if err != nil {
+		fmt.Fprintf(stderr, "telechaos run: deploy %s: %v\n", f.deploy.image, err)
+		switch {
+		case errors.Is(err, gate.ErrConfig), errors.Is(err, deploy.ErrInvalidOption):
+			return harness.ExitUsage
+		case ctx.Err() != nil:
+			return harness.ExitInterrupted
+		}
+		return harness.ExitTarget
+	}
+	d := s.Deployment()
+	fmt.Fprintf(stderr, "telechaos: deployed %s at %s (udp %d, healthy after %v), harness front %s\n",
+		f.deploy.image, d.URL(), d.UDPPort(), s.StartTime.Round(time.Millisecond), s.URL())
+	res, err := s.Run(ctx)
+	pr.done()
+	if res == nil || res.Result == nil {
+		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
+		if errors.Is(err, gate.ErrConfig) {
+			return harness.ExitUsage
+		}
+		return exitCodeOf(err)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
+	}
+	for _, w := range res.Windows {
+		fmt.Fprintf(stderr, "telechaos: fault %s (%s) %v%s\n", w.Fault, w.Trigger,
+			w.End.Sub(w.Start).Round(time.Millisecond), map[bool]string{true: " error: " + w.Err}[w.Err != ""])
+	}
+	if f.push != "" {
+		pushMetrics(ctx, f.push, res.Result, stderr)
+	}
+	printVerdict(stdout, res.Summary, res.ReportDir)
+	code := res.ExitCode
+	if code == harness.ExitPass && err != nil {
+		code = harness.ExitTarget // a fault that failed leaves the verdict unreliable
+	}
+	return code
+}
