@@ -1,0 +1,76 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSpreadOf(t *testing.T) {
+	s, ok := spreadOf([]float64{3, math.NaN(), 1, 2, math.Inf(1)})
+	if !ok || s.Median != 2 || s.Min != 1 || s.Max != 3 || len(s.Runs) != 3 {
+		t.Errorf("spreadOf = %+v, %t; want median 2 of 1..3 over 3 runs", s, ok)
+	}
+	if s, ok := spreadOf([]float64{4, 1}); !ok || s.Median != 2.5 {
+		t.Errorf("even median = %+v", s)
+	}
+	if _, ok := spreadOf([]float64{math.NaN()}); ok {
+		t.Error("spreadOf of no finite runs reported ok")
+	}
+}
+
+// Every scenario the suite builds must pass the loader's validation.
+func TestScenariosValid(t *testing.T) {
+	for name, y := range map[string]string{
+		"api":    apiScenario(200, 1000, 5*time.Second),
+		"media":  mediaScenario(100, 5*time.Second, 15*time.Second),
+		"users":  usersScenario("u", 20000, 10*time.Second, 6*time.Second, false, 200*time.Millisecond),
+		"mixedm": usersScenario("m", 200, 10*time.Second, time.Second, true, 15*time.Second),
+	} {
+		if _, err := parseScenario(name, y); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestRunRejectsUnknownSection(t *testing.T) {
+	_, err := Run(context.Background(), Config{Self: []string{"x"}, OutDir: t.TempDir(), Only: []string{"nope"}})
+	if err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("err = %v, want one naming the section", err)
+	}
+	if _, err := Run(context.Background(), Config{OutDir: t.TempDir()}); err == nil {
+		t.Error("no Self: want an error")
+	}
+}
+
+// The floor section alone runs in a blink and produces the figures, the
+// goals and a table with nulls for what did not run.
+func TestFloorOnlyReport(t *testing.T) {
+	dir := t.TempDir()
+	rep, err := Run(context.Background(), Config{Quick: true, Self: []string{"unused"}, OutDir: dir, Only: []string{"floor"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.LoopbackFloorPPS == nil || *rep.LoopbackFloorPPS <= 0 || rep.LoopbackFloorConsultations == nil {
+		t.Errorf("floor figures missing: %+v", rep.Floor)
+	}
+	if rep.MediaConsultations != nil || rep.K6ClientCPUusPerOp != nil {
+		t.Error("figures of sections that did not run are not null")
+	}
+	var buf bytes.Buffer
+	rep.WriteTable(&buf)
+	for _, want := range []string{"loopback_floor_pps", "k6_client_cpu_us_per_op", "null", "detect_median_s"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	if err := rep.WriteJSON(dir + "/b.json"); err != nil {
+		t.Error(err)
+	}
+	if rep.Machine.Cores <= 0 || rep.Machine.GoVersion == "" {
+		t.Errorf("machine = %+v", rep.Machine)
+	}
+}
