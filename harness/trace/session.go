@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,11 @@ const (
 	// drain lets frames in flight reach the target before an end, so what the
 	// target acknowledges (and records) does not depend on scheduling luck.
 	drain = 80 * time.Millisecond
+	// settle: after a send op, frames reach the target and its recorder
+	// (tracks open on their first packet) before the next op, so that one
+	// sequence of ops does the same thing every time (rapid only shrinks
+	// reproducible failures, and a trace must replay).
+	settle = 40 * time.Millisecond
 )
 
 // ErrUnbound: an op names a symbol whose defining op did not succeed.
@@ -82,6 +88,7 @@ type Session struct {
 	roles    map[string]models.Role
 	users    map[string]*driver.Session
 	consults map[string]*consState
+	lists    map[string][]driver.ReplaySummary // user symbol -> last list
 	closed   bool
 }
 
@@ -109,6 +116,7 @@ func NewSession(target driver.Target, media *driver.MediaFactory, ledger *models
 	return &Session{
 		target: target, media: media, ledger: ledger, or: or,
 		roles: map[string]models.Role{}, users: map[string]*driver.Session{}, consults: map[string]*consState{},
+		lists: map[string][]driver.ReplaySummary{},
 	}
 }
 
@@ -153,6 +161,41 @@ func (s *Session) Recording(sym string) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.recording, c.ended
+}
+
+// Symbolize replaces the real ids of users, consultations and recordings in
+// text with their symbols (a recording as "rec(k1)"), so messages read like
+// the trace and do not change from one execution to the next.
+func (s *Session) Symbolize(text string) string {
+	s.mu.Lock()
+	var pairs []string
+	for sym, u := range s.users {
+		pairs = append(pairs, u.ID, sym)
+	}
+	cs := make(map[string]*consState, len(s.consults))
+	for sym, c := range s.consults {
+		cs[sym] = c
+	}
+	s.mu.Unlock()
+	for sym, c := range cs {
+		pairs = append(pairs, c.c.ID, sym)
+		c.mu.Lock()
+		if c.recording != "" {
+			pairs = append(pairs, c.recording, "rec("+sym+")")
+		}
+		for _, t := range c.tracks {
+			pairs = append(pairs, t.ID, "track("+sym+"/"+t.Owner+"/"+t.Kind+")")
+		}
+		c.mu.Unlock()
+	}
+	return strings.NewReplacer(pairs...).Replace(text)
+}
+
+// LastList returns what the last list op of a user symbol got.
+func (s *Session) LastList(sym string) []driver.ReplaySummary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.lists[sym])
 }
 
 // Close closes every peer. Idempotent.
@@ -405,6 +448,7 @@ func (s *Session) send(u driver.Session, c *consState, op Op) error {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
+	time.Sleep(settle)
 	return nil
 }
 
@@ -467,6 +511,9 @@ func (s *Session) list(ctx context.Context, op Op) error {
 		return fmt.Errorf("list: %w", err)
 	}
 	s.or.NoteOp(u.ID, fmt.Sprintf("list: %d replays", len(items)))
+	s.mu.Lock()
+	s.lists[op.User] = items
+	s.mu.Unlock()
 	li := make([]oracle.ListItem, len(items))
 	listed := map[string]bool{}
 	for k, it := range items {
