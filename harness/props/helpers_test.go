@@ -77,7 +77,7 @@ func (c *captureTB) Logf(format string, args ...any) {
 		c.logs = append(c.logs, fmt.Sprintf(format, args...))
 	}
 }
-func (c *captureTB) Log(args ...any)                 { c.Logf("%s", fmt.Sprint(args...)) }
+func (c *captureTB) Log(args ...any)                  { c.Logf("%s", fmt.Sprint(args...)) }
 func (c *captureTB) Skipf(format string, args ...any) { c.Logf("skip: "+format, args...) }
 func (c *captureTB) Skip(args ...any)                 { c.Log(args...) }
 func (c *captureTB) SkipNow()                         {}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"telechaos/harness"
+	"telechaos/harness/trace"
+)
+
+const reproUsage = `usage: telechaos repro FILE [--target URL] [--times K]
+
+Replays a trace file K times (default 1), each against a fresh embedded clinic
+(or the --target URL, with new users), and prints how often the trace's
+expected violation reproduced. Exit 1 if it reproduced at least once, 0 if
+never, 2 for usage errors or a bad trace, 3 if the target is unreachable.
+`
+
+// cmdRepro is `telechaos repro FILE [--target URL] [--times K]`.
+func cmdRepro(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("repro", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	target := fs.String("target", "", "target base URL (default: the trace's)")
+	times := fs.Int("times", 1, "executions")
+	// FILE may come before or after the flags.
+	var file string
+	rest := args
+	for {
+		if err := fs.Parse(rest); err != nil {
+			fmt.Fprintf(stderr, "telechaos repro: %v\n\n%s", err, reproUsage)
+			return harness.ExitUsage
+		}
+		rest = fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if file != "" {
+			fmt.Fprintf(stderr, "telechaos repro: one trace file, got %q and %q\n\n%s", file, rest[0], reproUsage)
+			return harness.ExitUsage
+		}
+		file, rest = rest[0], rest[1:]
+	}
+	if file == "" {
+		fmt.Fprintf(stderr, "telechaos repro: no trace file\n\n%s", reproUsage)
+		return harness.ExitUsage
+	}
+	if *times < 1 || *times > 10000 {
+		fmt.Fprintf(stderr, "telechaos repro: --times %d: want 1..10000\n", *times)
+		return harness.ExitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, total, err := trace.Repro(ctx, file, trace.ReproOptions{Options: trace.Options{Target: *target}, Times: *times})
+	var pe *trace.ParseError
+	switch {
+	case errors.As(err, &pe):
+		fmt.Fprintf(stderr, "telechaos repro: bad trace: %v\n", err)
+		return harness.ExitUsage
+	case err != nil && errors.Is(err, context.Canceled):
+		fmt.Fprintf(stdout, "reproduced %d/%d (interrupted)\n", n, total)
+		return harness.ExitInterrupted
+	case err != nil && errors.Is(err, trace.ErrTarget):
+		fmt.Fprintf(stderr, "telechaos repro: %v\n", err)
+		if total > 0 {
+			fmt.Fprintf(stdout, "reproduced %d/%d\n", n, total)
+		}
+		return harness.ExitTarget
+	case err != nil:
+		// The file could not be opened, or another setup failure.
+		fmt.Fprintf(stderr, "telechaos repro: %v\n", err)
+		return harness.ExitUsage
+	}
+	fmt.Fprintf(stdout, "reproduced %d/%d\n", n, total)
+	if n > 0 {
+		return harness.ExitViolation
+	}
+	return harness.ExitPass
+}
