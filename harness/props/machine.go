@@ -42,6 +42,9 @@ type Config struct {
 	DataDir string               // parent of each check's clinic data directory ("" = os.TempDir())
 	// MaxUsers bounds the users a sequential check registers (default 5).
 	MaxUsers int
+	// Tries: executions of one concurrent schedule, failing if any shows a
+	// violation (default 1).
+	Tries int
 }
 
 // Failure is the first broken invariant of a check.

@@ -1,0 +1,73 @@
+package props
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"telechaos/harness/trace"
+)
+
+// The concurrent property passes on the correct clinic.
+func TestConcurrentCleanClinic(t *testing.T) {
+	withRapidFlags(t, map[string]string{"rapid.checks": "8"}, nil)
+	rec := &Recorder{}
+	rapid.Check(t, ConcurrentProperty(Config{Media: media(t), DataDir: t.TempDir()}, rec))
+	if rec.Runs() < 2 {
+		t.Errorf("only %d checks ran", rec.Runs())
+	}
+}
+
+// switch-race shows only when switches of different calls overlap: the
+// concurrent property finds it and shrinks the schedule, the shrunk schedule
+// is a trace Repro replays; the sequential property, with the bug on too,
+// does not find it.
+func TestConcurrentFindsSwitchRace(t *testing.T) {
+	m := media(t)
+	rec := &Recorder{}
+	cfg := Config{Bugs: []string{"switch-race:1"}, BugSeed: 1, Media: m, DataDir: t.TempDir(), Tries: 4}
+	s := expectFailure(t, "switch-race", 50, ConcurrentProperty(cfg, rec), rec)
+	if !s.tb.Failed() || s.run == nil || s.run.Failure == nil {
+		t.Fatalf("switch-race not found in %d schedules: %v", s.checks, s.tb.errs)
+	}
+	tr := s.run.Trace
+	groups := map[int]int{}
+	for _, op := range tr.Ops {
+		if op.Group != nil {
+			groups[*op.Group]++
+		}
+	}
+	t.Logf("switch-race: shrunk in %v (%d executions) to %d users, %d ops, %d concurrent groups: %s: %s",
+		s.elapsed.Round(time.Millisecond), s.checks, len(tr.Users), len(tr.Ops), len(groups), s.run.Failure.Invariant, s.run.Failure.Detail)
+	if len(groups) == 0 {
+		t.Errorf("the shrunk schedule has no concurrent group: a sequential run found switch-race")
+	}
+	path := filepath.Join(t.TempDir(), "switch-race.trace")
+	if err := tr.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	n, total, err := trace.Repro(ctx, path, trace.ReproOptions{Options: trace.Options{Media: m, DataDir: t.TempDir()}, Times: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("repro of the shrunk schedule: %d/%d", n, total)
+	if n == 0 {
+		t.Errorf("the shrunk schedule never reproduced (0/%d)", total)
+	}
+
+	// The sequential property with switch-race on: a bounded number of
+	// checks, and it must pass (switches never overlap).
+	withRapidFlags(t, map[string]string{"rapid.checks": "15"}, map[string]string{"rapid.nofailfile": "true", "rapid.failfile": ""})
+	seq := &captureTB{name: "props-sequential-switch-race"}
+	srec := &Recorder{}
+	rapid.Check(seq, SequentialProperty(cfg, srec))
+	if seq.Failed() {
+		t.Errorf("the sequential property found switch-race, which needs concurrency: %v", seq.errs)
+	}
+	t.Logf("sequential property with switch-race: %d checks, no failure", srec.Runs())
+}
