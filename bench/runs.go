@@ -3,11 +3,13 @@ package bench
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,8 +29,38 @@ func parseScenario(name, yaml string) (*scenarios.Scenario, error) {
 	return sc, nil
 }
 
+// errLog keeps the first few failed steps a run logs (at debug level), so a
+// figure with errors says what they were.
+type errLog struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (e *errLog) Enabled(context.Context, slog.Level) bool { return true }
+func (e *errLog) WithAttrs([]slog.Attr) slog.Handler       { return e }
+func (e *errLog) WithGroup(string) slog.Handler            { return e }
+func (e *errLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "step failed" {
+		return nil
+	}
+	var msg string
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "step" || a.Key == "err" {
+			msg += a.Value.String() + ": "
+		}
+		return true
+	})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.errs) < 3 {
+		e.errs = append(e.errs, strings.TrimSuffix(msg, ": "))
+	}
+	return nil
+}
+
 // peaks tracks the highest values progress reported.
 type peaks struct {
+	errs         errLog
 	mu           sync.Mutex
 	users, calls int64
 	callsAt      map[int64]time.Duration // first time Calls reached a value
@@ -78,7 +110,7 @@ func runOnce(ctx context.Context, sc *scenarios.Scenario, every time.Duration, s
 	pk := &peaks{}
 	var stopped atomic.Bool
 	cfg := harness.RunConfig{
-		Scenario: sc, Grace: 5 * time.Second, ProgressEvery: every, NewTarget: newTarget,
+		Scenario: sc, Grace: 5 * time.Second, ProgressEvery: every, NewTarget: newTarget, Logger: slog.New(&pk.errs),
 		Progress: func(p harness.Progress) {
 			var h uint64
 			if sampleHeap {
@@ -218,14 +250,15 @@ behaviour: {switch_to_video: 0, replay: 0, abandon: 0, probe_other: 0, call_min:
 
 // UsersRun is a media-free (or mixed) scale run against the clinic process.
 type UsersRun struct {
-	Users        int     `json:"users"` // asked for
-	PeakActive   int64   `json:"peak_active"`
-	BytesPerUser float64 `json:"bytes_per_user"` // live-heap growth at the peak / users active then
-	Operations   int     `json:"operations"`
-	OpErrors     int     `json:"operation_errors"`
-	CallsFailed  int     `json:"calls_failed"`
-	Violations   int     `json:"violations"`
-	Seconds      float64 `json:"seconds"`
+	Users        int      `json:"users"` // asked for
+	PeakActive   int64    `json:"peak_active"`
+	BytesPerUser float64  `json:"bytes_per_user"` // live-heap growth at the peak / users active then
+	Operations   int      `json:"operations"`
+	OpErrors     int      `json:"operation_errors"`
+	CallsFailed  int      `json:"calls_failed"`
+	Violations   int      `json:"violations"`
+	Seconds      float64  `json:"seconds"`
+	FirstErrors  []string `json:"first_errors,omitempty"`
 	// Mixed runs only.
 	MediaCalls   int     `json:"media_calls,omitempty"`
 	MediaPeak    int64   `json:"media_peak_active,omitempty"`
@@ -280,6 +313,7 @@ func fillUsers(u *UsersRun, res *harness.Result, pk *peaks, h0 uint64) {
 	}
 	u.Operations, u.OpErrors, u.CallsFailed = c.Operations, c.OperationErrors, c.CallsFailed
 	u.Violations = len(res.Violations)
+	u.FirstErrors = append(u.FirstErrors, pk.errs.errs...)
 }
 
 // mixedRun drives n users of whom 2% carry real media: a media-free run of

@@ -101,7 +101,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("vegeta_ops_per_s", r.VegetaOpsPerS)
 	row("wrk_ops_per_s", r.WrkOpsPerS)
 	row("oracle_overhead_pct", r.OracleOverheadPct)
-	row("oracle_cpu_overhead_pct", r.OracleCPUOverheadPct)
+	row("oracle_throughput_cost_pct", r.OracleThroughputCostPct)
 	row("detect_median_s", r.DetectMedianS)
 	tw.Flush()
 	if len(r.MediaSteps) > 0 {
