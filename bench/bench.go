@@ -397,6 +397,10 @@ func (s *suite) users(ctx context.Context) error {
 			s.rep.HTTPUsers = f64(float64(u.PeakActive))
 			s.rep.BytesPerHTTPUser = f64(u.BytesPerUser)
 		}
+		s.rep.Notes["http_users"] = "peak concurrent media-free users (whole lifecycle) against the clinic process on one core; bytes = live-heap growth at the peak / users then"
+		if u.CallsFailed*100 > u.Users {
+			s.rep.Notes["http_users"] += fmt.Sprintf("; %d of %d lifecycles failed, first: %s", u.CallsFailed, u.Users, strings.Join(u.FirstErrors[:min(1, len(u.FirstErrors))], ""))
+		}
 		return err
 	})
 }
@@ -413,6 +417,9 @@ func (s *suite) mixed(ctx context.Context) error {
 		if u.PeakActive > 0 {
 			s.rep.MixedUsers = f64(float64(u.PeakActive))
 			s.rep.MixedMediaLossPct = f64(u.MediaLossPct)
+		}
+		if u.CallsFailed*100 > u.Users {
+			s.rep.Notes["mixed_users"] = fmt.Sprintf("%d of %d lifecycles failed, first: %s", u.CallsFailed, u.Users, strings.Join(u.FirstErrors[:min(1, len(u.FirstErrors))], ""))
 		}
 		return err
 	})
