@@ -38,8 +38,7 @@ race: ## run the tests of the pure and concurrent packages under the race detect
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./models/... ./harness/oracle/... ./clinic/bugs/... ./scenarios/...
 
 .PHONY: bench
-bench: ## run the benchmarks and print their figures
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 30m $(PKGS)
+bench: bench-suite ## the performance suite (telechaos bench): figures, JSON and a table
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target briefly (FUZZTIME=30s)
@@ -58,3 +57,4 @@ build: ## build both binaries into ./bin
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
 
 -include build/image.mk
+-include build/bench.mk
