@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"telechaos/dashboards"
 	"telechaos/reports"
 )
 
@@ -269,11 +270,21 @@ scrape_configs:
 	eventually(t, promURL, `max_over_time(up{job="live"}[5m])`, func(v float64) bool { return v == 1 }, "live target up")
 	live := eventually(t, promURL, `max_over_time(sum(telechaos_operations_total{job="live"})[5m:1s])`,
 		func(v float64) bool { return v > 0 && v <= ops }, "live requests scraped")
-	eventually(t, promURL, `count(telechaos_violations_total{job="live"})`, func(v float64) bool { return v == 5 },
+	eventually(t, promURL, `count(count_over_time(telechaos_violations_total{job="live"}[5m]))`, func(v float64) bool { return v == 5 },
 		"violation series per invariant")
 	eventually(t, promURL, `sum(max_over_time(telechaos_operation_duration_seconds_count{job="live",op="book"}[5m]))`,
 		func(v float64) bool { return v > 0 }, "latency histogram scraped")
 	t.Logf("live scrape saw up to %g of %g requests", live, ops)
+
+	// The Grafana dashboard's queries parse and evaluate on this Prometheus.
+	for where, q := range dashboards.PromQL() {
+		var r struct {
+			Status string `json:"status"`
+		}
+		if err := getJSON(promURL+"/api/v1/query?query="+url.QueryEscape(q), &r); err != nil || r.Status != "success" {
+			t.Errorf("dashboard %s: %q: %v %s", where, q, err, r.Status)
+		}
+	}
 	if t.Failed() {
 		var targets any
 		getJSON(promURL+"/api/v1/targets", &targets)

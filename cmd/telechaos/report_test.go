@@ -1,0 +1,100 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"telechaos/reports"
+)
+
+// writeShard writes a shard's report whose switch latencies are all lat.
+func writeShard(t *testing.T, dir string, lat float64, n int, viol bool) {
+	t.Helper()
+	var b reports.Buckets
+	for range n {
+		b.Observe(lat)
+	}
+	s := &reports.Summary{
+		Verdict: reports.VerdictPass, RunID: filepath.Base(dir), Seed: 1, Scenario: "launch-video-switch",
+		Target: "embedded", StartedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), DurationSeconds: 20,
+		Repro: "telechaos run --seed 1", Invariants: reports.AllInvariants, ViolationsByInvariant: map[string]int{},
+		Violations: []reports.Violation{}, Counts: reports.Counts{Patients: 5, Operations: 50},
+		Latency:           map[string]reports.Latency{"switch": b.Latency()},
+		LatencyHistograms: map[string]*reports.Histogram{"switch": b.Compact()},
+		Thresholds: []reports.Threshold{{Metric: "latency.switch", Stat: "p95", Limit: "max 750ms",
+			Value: b.Quantile(.95), Pass: b.Quantile(.95) <= .75}},
+		Expect: "pass",
+	}
+	if !s.Thresholds[0].Pass {
+		s.Verdict, s.ExitCode = reports.VerdictThresholdsFailed, 4
+	}
+	if viol {
+		s.Violations = append(s.Violations, reports.Violation{Invariant: "replay-access-control", Detail: "leak",
+			At: s.StartedAt.Add(3 * time.Second), Evidence: reports.EvidenceFile(1)})
+		s.ViolationsByInvariant["replay-access-control"] = 1
+		s.Verdict, s.ExitCode = reports.VerdictViolation, 1
+	}
+	if err := reports.Write(dir, s, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReportRerendersFromSummary(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	writeShard(t, dir, 0.1, 20, false)
+	for _, f := range []string{reports.HTMLFile, reports.MarkdownFile, reports.JUnitFile} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	code, out, stderr := runCLI(t, "report", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, f := range []string{reports.HTMLFile, reports.MarkdownFile, reports.JUnitFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s not redrawn: %v", f, err)
+		}
+	}
+	if !strings.Contains(out, "verdict: PASS") {
+		t.Errorf("no verdict printed:\n%s", out)
+	}
+	for _, args := range [][]string{{"report"}, {"report", dir, "extra"}, {"report", t.TempDir()},
+		{"report", "merge", dir}, {"report", "merge", "--out", t.TempDir()}, {"report", "merge", dir, "--nope", "--out", "x"}} {
+		if code, _, _ := runCLI(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func TestReportMergeShards(t *testing.T) {
+	root := t.TempDir()
+	a, b, out := filepath.Join(root, "shard-0"), filepath.Join(root, "shard-1"), filepath.Join(root, "merged")
+	writeShard(t, a, 0.1, 96, false)
+	writeShard(t, b, 2, 4, true) // fails p95 alone; merged p95 passes
+	code, stdout, stderr := runCLI(t, "report", "merge", a, b, "--out", out)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (a violation in shard-1)\n%s%s", code, stdout, stderr)
+	}
+	m, err := reports.ReadSummary(filepath.Join(out, reports.SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Counts.Patients != 10 || len(m.Violations) != 1 || m.Violations[0].Shard != "../shard-1" {
+		t.Errorf("merged: patients %d violations %+v", m.Counts.Patients, m.Violations)
+	}
+	if len(m.Thresholds) != 1 || !m.Thresholds[0].Pass || m.Latency["switch"].Count != 100 {
+		t.Errorf("thresholds over merged data: %+v", m.Thresholds)
+	}
+	html, _ := os.ReadFile(filepath.Join(out, reports.HTMLFile))
+	if !strings.Contains(string(html), `href="../shard-1/evidence-1.json"`) {
+		t.Error("merged report does not link the shard's evidence")
+	}
+	// Without the violation the merged verdict passes though shard-1 alone
+	// failed its threshold.
+	writeShard(t, b, 2, 4, false)
+	if code, _, stderr := runCLI(t, "report", "merge", a, b, "--out="+out); code != 0 {
+		t.Errorf("exit %d, want 0: %s", code, stderr)
+	}
+}
