@@ -189,10 +189,12 @@ func Start(ctx context.Context, cfg Config) (*Session, error) {
 	return s, nil
 }
 
-// bugsOf is the config's bugs and the scenario's, without repeats.
+// bugsOf is the config's bugs, the scenario's and those already in
+// cfg.Env[EnvBugs], without repeats.
 func bugsOf(cfg Config, sc *scenarios.Scenario) []string {
+	inEnv := strings.FieldsFunc(cfg.Env[EnvBugs], func(r rune) bool { return r == ',' || r == ' ' })
 	var out []string
-	for _, b := range slices.Concat(cfg.Bugs, sc.Bugs) {
+	for _, b := range slices.Concat(cfg.Bugs, sc.Bugs, inEnv) {
 		if !slices.Contains(out, b) {
 			out = append(out, b)
 		}
@@ -253,11 +255,13 @@ func (s *Session) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	// The bugs live in the container; the runner rejects bugs for a target
-	// other than the embedded clinic.
-	sc.Bugs = nil
-	sc.Target = s.proxy.URL()
-
+	// other than the embedded clinic. The target is NewTarget's, so the
+	// scenario names none, and the repro command carries --deploy (the
+	// proxy's address dies with the run).
 	rc := s.cfg.RunConfig
+	rc.ReproArgs = append(slices.Clone(rc.ReproArgs), s.reproArgs(sc)...)
+	sc.Bugs, sc.Target = nil, ""
+	startURL := s.d.URL()
 	rc.Scenario = sc
 	if rc.ScenarioRef == "" {
 		rc.ScenarioRef = s.cfg.Scenario
@@ -320,13 +324,16 @@ func (s *Session) Run(ctx context.Context) (*Result, error) {
 		target.Close()
 	}
 	out := &Result{Result: res, Windows: rec.Windows(), URL: s.proxy.URL()}
-	if res != nil && res.Summary != nil && len(out.Windows) > 0 && len(res.Summary.FaultWindows) == 0 {
+	if res != nil && res.Summary != nil {
+		res.Summary.Target = "deploy " + s.cfg.Image + " (" + startURL + " at the start, via " + s.proxy.URL() + ")"
 		// The runner does not know about the gate's faults: add their windows
 		// to the report so its plots show them.
-		for _, w := range out.Windows {
-			res.Summary.FaultWindows = append(res.Summary.FaultWindows, reports.FaultWindow{
-				Fault: w.Fault, Params: w.Params, Trigger: w.Trigger, Start: w.Start, End: w.End, Err: w.Err,
-			})
+		if len(res.Summary.FaultWindows) == 0 {
+			for _, w := range out.Windows {
+				res.Summary.FaultWindows = append(res.Summary.FaultWindows, reports.FaultWindow{
+					Fault: w.Fault, Params: w.Params, Trigger: w.Trigger, Start: w.Start, End: w.End, Err: w.Err,
+				})
+			}
 		}
 		if res.ReportDir != "" {
 			err := errors.Join(reports.WriteSummary(res.ReportDir, res.Summary), reports.Render(res.ReportDir, res.Summary))
@@ -343,6 +350,30 @@ func (s *Session) Run(ctx context.Context) (*Result, error) {
 		}
 	}
 	return out, runErr
+}
+
+// reproArgs are the telechaos run flags that stand this deployment up again.
+func (s *Session) reproArgs(sc *scenarios.Scenario) []string {
+	args := []string{"--deploy", s.cfg.Image}
+	for _, b := range bugsOf(s.cfg, sc) {
+		args = append(args, "--bug", b)
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.cfg.Env)) {
+		if k != EnvBugs && k != EnvSeed {
+			args = append(args, "--deploy-env", k+"="+s.cfg.Env[k])
+		}
+	}
+	for _, f := range s.cfg.Faults {
+		// Only clock faults have a flag form.
+		if t := f.Trigger; t.On == "" && t.Every.Duration == 0 && t.Count <= 1 {
+			spec := strings.TrimPrefix(f.Kind, "container-") + "@" + t.At.Duration.String()
+			if t.For.Duration > 0 {
+				spec += "+" + t.For.Duration.String()
+			}
+			args = append(args, "--deploy-fault", spec)
+		}
+	}
+	return args
 }
 
 // chaosEvent maps the runner's call milestones to the chaos package's events.

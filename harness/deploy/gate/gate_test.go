@@ -78,7 +78,11 @@ func describe(t *testing.T, res *Result) {
 	s := res.Summary
 	t.Logf("verdict %s exit %d, report %s", s.Verdict, res.ExitCode, res.ReportDir)
 	t.Logf("summary: %+v", s.Counts)
-	for _, v := range res.Violations {
+	for i, v := range res.Violations {
+		if i == 3 {
+			t.Logf("... and %d more violations", len(res.Violations)-i)
+			break
+		}
 		t.Logf("violation %s: %s", v.Invariant, v.Detail)
 	}
 	for _, w := range res.Windows {
