@@ -27,6 +27,8 @@ usage:
   telechaos run [flags]          run a scenario (default smoke) and write a report
   telechaos scenarios            list the built-in scenarios
   telechaos selftest [flags]     prove every catalogue bug is caught, no false positives
+  telechaos repro FILE [--target URL] [--times K]
+                                 replay a minimised trace K times: "reproduced N/K"
   telechaos report DIR           redraw index.html, summary.md, junit.xml from DIR/summary.json
   telechaos report merge DIR... --out DIR
                                  merge shard reports into one verdict (exit code as run)
@@ -83,6 +85,8 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdRun(ctx, args[1:], stdout, stderr)
 	case "scenarios":
 		return cmdScenarios(stdout)
+	case "repro":
+		return cmdRepro(ctx, args[1:], stdout, stderr)
 	case "selftest":
 		return cmdSelftest(ctx, args[1:], stdout, stderr)
 	case "report":

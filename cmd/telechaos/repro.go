@@ -6,9 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"telechaos/harness"
 	"telechaos/harness/trace"
@@ -23,7 +20,7 @@ never, 2 for usage errors or a bad trace, 3 if the target is unreachable.
 `
 
 // cmdRepro is `telechaos repro FILE [--target URL] [--times K]`.
-func cmdRepro(args []string, stdout, stderr io.Writer) int {
+func cmdRepro(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("repro", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	target := fs.String("target", "", "target base URL (default: the trace's)")
@@ -54,8 +51,6 @@ func cmdRepro(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "telechaos repro: --times %d: want 1..10000\n", *times)
 		return harness.ExitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	n, total, err := trace.Repro(ctx, file, trace.ReproOptions{Options: trace.Options{Target: *target}, Times: *times})
 	var pe *trace.ParseError
 	switch {
