@@ -162,6 +162,9 @@ type Result struct {
 	// FirstViolation is the time from start to the first violation, or -1.
 	FirstViolation time.Duration
 	Metrics        *Metrics
+	// Chaos is what the faults did (nil without a fault profile); also
+	// written as chaos.json.
+	Chaos *ChaosReport
 }
 
 // Verdict is the summary's verdict.
@@ -200,6 +203,7 @@ type run struct {
 	evN        sync.Map // EventKind -> *atomic.Int64
 	tlMu       sync.Mutex
 	timeline   []reports.Sample
+	chaos      *chaosRun // nil without a fault profile
 }
 
 func (r *run) interrupted() bool {
@@ -367,6 +371,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	} else {
 		runErr = r.execute(ctx, exec)
 	}
+	r.stopChaos()
 	r.or.Finish(time.Now())
 	r.finish(ctx, res, runErr)
 	if cfg.ReportDir != "" {
@@ -456,6 +461,8 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		target = t
 	} else {
 		url := r.sc.Target
+		var srv *clinic.Server
+		var ccfg clinic.Config
 		if url == "" || url == TargetEmbedded {
 			dir := r.cfg.DataDir
 			if dir == "" {
@@ -470,13 +477,35 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 			if clog == nil {
 				clog = slog.New(slog.DiscardHandler)
 			}
-			srv, err := clinic.Start(ctx, clinic.Config{Addr: "127.0.0.1:0", DataDir: dir, UDPPort: 0,
-				AdvertisedIP: "127.0.0.1", Bugs: r.sc.Bugs, Seed: r.sc.Seed, Logger: clog})
+			ccfg = clinic.Config{Addr: "127.0.0.1:0", DataDir: dir, UDPPort: 0,
+				AdvertisedIP: "127.0.0.1", Bugs: r.sc.Bugs, Seed: r.sc.Seed, Logger: clog}
+			s, err := clinic.Start(ctx, ccfg)
 			if err != nil {
 				return cleanup, fmt.Errorf("%w: start embedded clinic: %w", ErrTarget, err)
 			}
-			closers = append(closers, func() { srv.Close() })
+			srv = s
 			url = srv.URL()
+		}
+		hasChaos := len(r.sc.Chaos.Faults) > 0 || len(r.sc.Chaos.Coverage) > 0
+		switch {
+		case srv != nil && hasChaos:
+			// A restart replaces the server: close whichever runs at the end.
+			closers = append(closers, func() {
+				if r.chaos != nil && r.chaos.clinic != nil {
+					r.chaos.clinic.Close()
+					return
+				}
+				srv.Close()
+			})
+		case srv != nil:
+			closers = append(closers, func() { srv.Close() })
+		}
+		if hasChaos {
+			front, err := r.setupChaos(srv, ccfg, url, &closers)
+			if err != nil {
+				return cleanup, err
+			}
+			url = front
 		}
 		h, err := driver.NewHTTP(url, driver.HTTPOptions{Observer: r.observe, Timeout: 15 * time.Second})
 		if err != nil {
@@ -496,7 +525,15 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		if mlog == nil {
 			mlog = slog.New(slog.DiscardHandler)
 		}
-		f, err := driver.NewMediaFactory(driver.MediaOptions{LoopbackOnly: true, Logger: mlog})
+		mo := driver.MediaOptions{LoopbackOnly: true, Logger: mlog}
+		if r.chaos != nil {
+			// A dead target must be noticed in seconds, not pion's 25 s.
+			mo.ICEDisconnectedTimeout, mo.ICEFailedTimeout = 2*time.Second, 4*time.Second
+			if r.chaos.media != nil {
+				mo.Net = r.chaos.media.Net()
+			}
+		}
+		f, err := driver.NewMediaFactory(mo)
 		if err != nil {
 			return cleanup, fmt.Errorf("%w: media: %w", ErrTarget, err)
 		}
@@ -510,6 +547,13 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		}
 		r.ledger.AddUser(s.ID, models.Clinician)
 		r.clinicians = append(r.clinicians, s)
+	}
+	if r.chaos != nil {
+		if err := r.chaos.sched.Start(ctx); err != nil {
+			return cleanup, fmt.Errorf("%w: chaos: %w", ErrTarget, err)
+		}
+		// Heal before the clinic and the proxy close (closers run in reverse).
+		closers = append(closers, r.stopChaos)
 	}
 	return cleanup, nil
 }

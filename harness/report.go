@@ -113,6 +113,14 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 	for _, t := range s.Thresholds {
 		thresholdsOK = thresholdsOK && t.Pass
 	}
+	if r.chaos != nil {
+		r.fillChaos(s)
+		res.Chaos = r.chaosReport()
+		// A scenario that requires coverage fails (exit 4) when its faults
+		// did not meet the risky paths often enough: its pass would prove
+		// nothing.
+		thresholdsOK = thresholdsOK && len(s.CoverageShortfalls) == 0
+	}
 
 	interrupted := errors.Is(runErr, context.Canceled) || ctx.Err() != nil
 	switch {
@@ -197,7 +205,10 @@ func (r *run) writeReport(res *Result) error {
 				v.Invariant, v.Detail, orDash(v.Viewer), orDash(v.Owner), orDash(v.Recording), orDash(v.Consultation)),
 		})
 	}
-	return reports.Write(r.cfg.ReportDir, res.Summary, ev)
+	if err := reports.Write(r.cfg.ReportDir, res.Summary, ev); err != nil {
+		return err
+	}
+	return r.writeChaos()
 }
 
 func orDash(s string) string {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"telechaos/harness/chaos"
 	"telechaos/harness/driver"
 	"telechaos/harness/oracle"
 	"telechaos/models"
@@ -42,6 +43,16 @@ func (r *run) patient(ctx context.Context, i int) {
 	rng := planSeed(r.seed, i)
 	plan := r.beh.Draw(rng)
 	probePick := rng.Uint64()
+	var crng *rand.Rand // client faults draw here, never from the plan's stream
+	if r.chaos != nil {
+		crng = chaosSeed(r.seed, i)
+	}
+	errored := false
+	defer func() {
+		if errored && r.chaos != nil {
+			r.chaos.cnt.usersErrored.Add(1)
+		}
+	}()
 
 	r.met.UsersActive.Inc()
 	r.cnt.usersActive.Add(1)
@@ -54,6 +65,7 @@ func (r *run) patient(ctx context.Context, i int) {
 	fail := func(step string, err error) {
 		r.cnt.callsFailed.Add(1)
 		r.noteErr(step, err)
+		errored = true
 	}
 	ps, err := r.target.Register(ctx, models.Patient)
 	if err != nil {
@@ -80,7 +92,7 @@ func (r *run) patient(ctx context.Context, i int) {
 
 	var c *callOutcome
 	if r.media != nil {
-		c, err = r.mediaCall(ctx, plan, ps, cl, cons)
+		c, err = r.mediaCall(ctx, plan, ps, cl, cons, crng)
 	} else {
 		c, err = r.apiCall(ctx, plan, ps, cons)
 	}
@@ -104,7 +116,9 @@ func (r *run) patient(ctx context.Context, i int) {
 				if round > 0 && r.interrupted() {
 					break
 				}
-				r.replay(ctx, viewer, cons, rid, round == 0)
+				if !r.replay(ctx, viewer, cons, rid, round == 0) {
+					errored = true
+				}
 			}
 		}
 	}
@@ -119,8 +133,15 @@ type callOutcome struct {
 	endTried    bool
 	abandoned   bool
 	recordingID string
+	startedAt   time.Time // media connected (media calls)
 	endedAt     time.Time
 	tracks      []driver.TrackInfo
+	// ackLost: the end went through but its answer was lost to a fault (a
+	// retry was told the consultation had ended); tracks is empty.
+	ackLost bool
+	// sent counts the frames each participant's client sent, per kind, over
+	// every segment (media calls; nil for media-free calls).
+	sent map[[2]string]int
 }
 
 // settleRecording binds the acknowledged recording and tells the oracle which
@@ -131,15 +152,47 @@ func (r *run) settleRecording(cons models.Consultation, c *callOutcome) {
 		// the oracle judges content, so only note it.
 		r.noteErr("bind recording", err)
 	}
-	acked := make([]oracle.AckedTrack, 0, len(c.tracks))
 	ids := make([]string, 0, len(c.tracks))
 	for _, t := range c.tracks {
-		acked = append(acked, oracle.AckedTrack{Owner: t.Owner, Kind: t.Kind, Segment: t.Segment, Frames: t.Frames})
 		ids = append(ids, t.ID)
 		r.cnt.framesAcked.Add(int64(t.Frames))
 	}
-	r.or.ExpectRecording(cons.ID, c.recordingID, acked, c.endedAt)
+	if c.sent == nil {
+		acked := make([]oracle.AckedTrack, 0, len(c.tracks))
+		for _, t := range c.tracks {
+			acked = append(acked, oracle.AckedTrack{Owner: t.Owner, Kind: t.Kind, Segment: t.Segment, Frames: t.Frames})
+		}
+		r.or.ExpectRecording(cons.ID, c.recordingID, acked, c.endedAt)
+	} else {
+		r.or.ExpectTracks(cons.ID, c.recordingID, r.trackExpects(cons, c), c.endedAt)
+	}
 	r.pool.add(probeTarget{recording: c.recordingID, consultation: cons.ID, patient: cons.Patient, clinician: cons.Clinician, tracks: ids})
+}
+
+// trackExpects states what each participant's media must amount to: what the
+// target acknowledged and what the client sent, less what the baseline and
+// the faults that reached the call explain.
+func (r *run) trackExpects(cons models.Consultation, c *callOutcome) []oracle.TrackExpect {
+	acked := map[[2]string]int{}
+	for _, t := range c.tracks {
+		acked[[2]string{t.Owner, t.Kind}] += t.Frames
+	}
+	var out []oracle.TrackExpect
+	for _, owner := range []string{cons.Patient, cons.Clinician} {
+		for _, kind := range []models.Kind{models.Audio, models.Video} {
+			k := [2]string{owner, string(kind)}
+			sent, a := c.sent[k], acked[k]
+			if c.ackLost {
+				a = -1
+			}
+			if sent == 0 && a <= 0 {
+				continue
+			}
+			allowed, why := r.allowance(sent, c.startedAt, c.endedAt)
+			out = append(out, oracle.TrackExpect{Owner: owner, Kind: string(kind), Acked: a, Sent: sent, Allowed: allowed, Why: why})
+		}
+	}
+	return out
 }
 
 // apiCall is the media-free call: the contract has no join without an SDP offer,
@@ -162,7 +215,25 @@ func (r *run) apiCall(ctx context.Context, plan models.Plan, ps driver.Session, 
 func (r *run) end(ctx context.Context, s driver.Session, cons models.Consultation, out *callOutcome) (*callOutcome, error) {
 	out.endTried = true
 	r.event(EventEnding, cons.Patient, cons.ID, "")
-	res, err := r.target.End(ctx, s, cons.ID)
+	r.chaosEvent(chaos.EventEnd)
+	var res driver.EndResult
+	tries := 0
+	err := r.retry(ctx, func() error {
+		tries++
+		var err error
+		res, err = r.target.End(ctx, s, cons.ID)
+		return err
+	})
+	if err != nil && tries > 1 && driver.StatusCode(err) == 409 {
+		// A retried end told "already ended": the first went through and a
+		// fault lost its answer. The recording is still owed, with nothing
+		// acknowledged to compare with but the frames sent.
+		if ci, cerr := r.target.Consultation(ctx, s, cons.ID); cerr == nil && ci.RecordingID != "" {
+			res, err = driver.EndResult{ConsultationID: cons.ID, RecordingID: ci.RecordingID}, nil
+			out.ackLost = true
+			r.chaos.cnt.endAckLost.Add(1)
+		}
+	}
 	if err != nil {
 		return out, fmt.Errorf("end %s: %w", cons.ID, err)
 	}
@@ -171,6 +242,7 @@ func (r *run) end(ctx context.Context, s driver.Session, cons models.Consultatio
 	}
 	out.ended, out.recordingID, out.tracks, out.endedAt = true, res.RecordingID, res.Tracks, time.Now()
 	r.cnt.callsEnded.Add(1)
+	r.hit(chaos.PathEnd)
 	r.event(EventEnded, cons.Patient, cons.ID, res.RecordingID)
 	return out, nil
 }
@@ -185,27 +257,41 @@ type participant struct {
 	video     atomic.Bool // switched: send video too
 	seqA      uint32
 	seqV      uint32
+	sentA     int // frames the client sent, every segment
+	sentV     int
+	segment   int // last segment the target gave
 }
 
 // mediaCall joins both participants with real WebRTC peers, paces watermarked
 // frames from one ticker, switches to video when the plan says so and ends (or
-// abandons) the call.
-func (r *run) mediaCall(ctx context.Context, plan models.Plan, ps, cs driver.Session, cons models.Consultation) (_ *callOutcome, err error) {
+// abandons) the call. Under chaos it also acts out the client faults drawn
+// from crng and has both participants rejoin with new peers when the clinic
+// restarts.
+func (r *run) mediaCall(ctx context.Context, plan models.Plan, ps, cs driver.Session, cons models.Consultation, crng *rand.Rand) (_ *callOutcome, err error) {
 	out := &callOutcome{}
+	ctag := models.TagOf(cons.ID)
+	parts := [2]*participant{{s: ps, tag: models.TagOf(ps.ID)}, {s: cs, tag: models.TagOf(cs.ID)}}
+	// Frames sent are what the recording owes (settleRecording); counted
+	// whether the call ends well or fails, since a failed call is still ended.
+	defer func() {
+		out.sent = map[[2]string]int{}
+		for _, p := range parts {
+			out.sent[[2]string{p.s.ID, string(models.Audio)}] += p.sentA
+			out.sent[[2]string{p.s.ID, string(models.Video)}] += p.sentV
+		}
+	}()
 	defer func() {
 		// A call that failed (a join refused, media that never connected) is
 		// still ended, best effort, so the target does not keep it open and its
 		// recording is judged like any other.
 		if err != nil && !out.endTried && ctx.Err() == nil {
-			ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			ectx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
 			if _, endErr := r.end(ectx, ps, cons, out); endErr != nil {
 				r.noteErr("end after failure", endErr)
 			}
 		}
 	}()
-	ctag := models.TagOf(cons.ID)
-	parts := [2]*participant{{s: ps, tag: models.TagOf(ps.ID)}, {s: cs, tag: models.TagOf(cs.ID)}}
 	defer func() {
 		for _, p := range parts {
 			if p.peer != nil {
@@ -213,27 +299,20 @@ func (r *run) mediaCall(ctx context.Context, plan models.Plan, ps, cs driver.Ses
 			}
 		}
 	}()
-	// Both participants join at once, as two people would.
-	var joinErr [2]error
-	var jwg sync.WaitGroup
-	jwg.Add(1)
-	go func() {
-		defer jwg.Done()
-		joinErr[1] = r.join(ctx, parts[1], cons.ID)
-	}()
-	joinErr[0] = r.join(ctx, parts[0], cons.ID)
-	jwg.Wait()
-	if err := errors.Join(joinErr[0], joinErr[1]); err != nil {
-		return out, err
-	}
-	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
-	for _, p := range parts {
-		if err := p.peer.WaitConnected(cctx); err != nil {
-			cancel()
-			return out, fmt.Errorf("connect %s to %s: %w", p.s.ID, cons.ID, err)
+	var switchWG sync.WaitGroup
+	defer switchWG.Wait() // before the peers close (deferred after: runs first)
+	switched := false
+	// switch-during-ice: the re-offer goes out right after join's answer,
+	// before the connection is up.
+	duringICE := func() {
+		if plan.SwitchVideo && r.decide(chaos.SwitchDuringICE, crng) {
+			switched = true
+			r.switchVideo(ctx, parts[:], cons.ID, false)
 		}
 	}
-	cancel()
+	if err := r.connect(ctx, parts[:], cons.ID, duringICE); err != nil {
+		return out, err
+	}
 	r.cnt.callsConnected.Add(1)
 	r.event(EventConnected, ps.ID, cons.ID, "")
 	r.met.CallsActive.Inc()
@@ -243,18 +322,36 @@ func (r *run) mediaCall(ctx context.Context, plan models.Plan, ps, cs driver.Ses
 		r.cnt.callsActive.Add(-1)
 	}()
 
-	var switchWG sync.WaitGroup
-	defer switchWG.Wait() // before the peers close
 	start := time.Now()
+	out.startedAt = start
 	tick := time.NewTicker(audioInterval)
 	defer tick.Stop()
-	switched := false
 	var sent int64
 	defer func() {
 		if out.ended {
 			r.cnt.framesSentEnded.Add(sent)
 		}
 	}()
+	restartC := r.restartSignal()
+	restarted := "" // the clinic fault the call survived
+	// reconnect: the patient's app drops its connection once, somewhere in
+	// the middle of the call, and joins again with a new one.
+	reconnectAt := time.Duration(-1)
+	if r.chaos != nil {
+		at := plan.CallLength * time.Duration(25+crng.IntN(50)) / 100
+		if r.decide(chaos.Reconnect, crng) {
+			reconnectAt = at
+		}
+	}
+	// rejoin replaces the peers of ps and skips the frames due meanwhile
+	// (a real app does not send what it could not capture while away).
+	rejoin := func(who []*participant) error {
+		switchWG.Wait()
+		if err := r.rejoin(ctx, who, cons.ID); err != nil {
+			return err
+		}
+		return nil
+	}
 	n := 0 // frames due so far, per participant, in 20 ms steps
 loop:
 	for {
@@ -262,12 +359,21 @@ loop:
 		if el >= plan.CallLength {
 			break
 		}
+		if reconnectAt >= 0 && el >= reconnectAt {
+			reconnectAt = -1
+			if err := rejoin(parts[:1]); err != nil {
+				return out, err
+			}
+			n = int(time.Since(start) / audioInterval)
+			continue
+		}
 		if plan.SwitchVideo && !switched && el >= plan.SwitchAt {
 			switched = true
+			double := r.decide(chaos.DoubleSwitch, crng)
 			switchWG.Add(1)
 			go func() {
 				defer switchWG.Done()
-				r.switchVideo(ctx, parts, cons.ID)
+				r.switchVideo(ctx, parts[:], cons.ID, double)
 			}()
 		}
 		// Pace by the clock, not by ticks received: a loaded machine delays
@@ -280,6 +386,7 @@ loop:
 				if p.peer.SendAudio(models.AudioFrame(models.Tag{Consultation: ctag, Sender: p.tag, Seq: p.seqA}, audioFrameSize)) == nil {
 					r.met.Sent(models.Audio)
 					r.cnt.framesSent.Add(1)
+					p.sentA++
 					sent++
 				}
 				if sendVideo && p.video.Load() {
@@ -287,6 +394,7 @@ loop:
 					if p.peer.SendVideo(models.VideoFrame(models.Tag{Consultation: ctag, Sender: p.tag, Seq: p.seqV}, videoFrameSize)) == nil {
 						r.met.Sent(models.Video)
 						r.cnt.framesSent.Add(1)
+						p.sentV++
 						sent++
 					}
 				}
@@ -294,6 +402,16 @@ loop:
 		}
 		select {
 		case <-tick.C:
+		case <-restartC:
+			// The clinic restarted: these peers talk to nobody. Both join
+			// again with new PeerConnections, as real apps do.
+			restarted = r.lastRestart()
+			if err := rejoin(parts[:]); err != nil {
+				return out, err
+			}
+			r.hitAfter(chaos.PathRejoin, restarted)
+			restartC = r.restartSignal()
+			n = int(time.Since(start) / audioInterval)
 		case <-ctx.Done():
 			return out, ctx.Err()
 		case <-r.stopping:
@@ -303,18 +421,131 @@ loop:
 		}
 	}
 	switchWG.Wait()
-	if plan.Abandon {
+	if plan.Abandon || (!r.interrupted() && r.decide(chaos.Abandon, crng)) {
 		out.abandoned = true
 		r.cnt.callsAbandoned.Add(1)
+		r.hit(chaos.PathAbandon)
 		return out, nil
 	}
 	if err := r.sleep(ctx, drain); err != nil {
 		return out, err
 	}
-	return r.end(ctx, ps, cons, out)
+	// switch-racing-end: the switch and the end go out together.
+	if plan.SwitchVideo && !switched && r.decide(chaos.SwitchRacingEnd, crng) {
+		switched = true
+		switchWG.Add(1)
+		go func() {
+			defer switchWG.Done()
+			r.switchVideo(ctx, parts[:], cons.ID, false)
+		}()
+	}
+	if _, err := r.end(ctx, ps, cons, out); err != nil {
+		return out, err
+	}
+	if restarted != "" {
+		r.hitAfter(chaos.PathRecovery, restarted)
+	}
+	// retry: the app sends end again (it never saw the answer); the target
+	// must say it has ended, and nothing else may change.
+	if r.decide(chaos.Retry, crng) {
+		r.hit(chaos.PathRetry)
+		if _, err := r.target.End(ctx, ps, cons.ID); err == nil || driver.StatusCode(err) != 409 {
+			r.noteErr("retried end", fmt.Errorf("end %s again: want 409 already ended, got %v", cons.ID, err))
+		}
+	}
+	return out, nil
 }
 
-// join makes p's peer, offers audio and accepts the answer.
+// connect joins every participant of ps at once (as two people would) and
+// waits until their media is connected; afterJoin (may be nil) runs between
+// the answers and the wait. Under chaos a failure a fault explains (the
+// clinic restarting under the join, ICE cut) is retried with new peers.
+func (r *run) connect(ctx context.Context, ps []*participant, cid string, afterJoin func()) error {
+	for attempt := 0; ; attempt++ {
+		err := r.joinAll(ctx, ps, cid)
+		if err == nil {
+			if afterJoin != nil {
+				afterJoin()
+				afterJoin = nil
+			}
+			cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+			for _, p := range ps {
+				if werr := p.peer.WaitConnected(cctx); werr != nil {
+					err = fmt.Errorf("connect %s to %s: %w", p.s.ID, cid, werr)
+					break
+				}
+			}
+			cancel()
+		}
+		if err == nil {
+			return nil
+		}
+		if r.chaos == nil || attempt >= 2 || ctx.Err() != nil || r.interrupted() {
+			return err
+		}
+		r.noteErr("connect (retrying)", err)
+		r.chaos.cnt.retries.Add(1)
+		for _, p := range ps {
+			if p.peer != nil {
+				p.peer.Close()
+				p.peer = nil
+			}
+			p.video.Store(false)
+		}
+		r.waitUp(ctx, 15*time.Second)
+	}
+}
+
+// joinAll joins every participant of ps concurrently.
+func (r *run) joinAll(ctx context.Context, ps []*participant, cid string) error {
+	errs := make([]error, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.join(ctx, p, cid)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// rejoin drops the peers of ps and joins again with new ones (a new segment
+// of the recording); participants that had switched switch again.
+func (r *run) rejoin(ctx context.Context, ps []*participant, cid string) error {
+	video := make([]bool, len(ps))
+	for i, p := range ps {
+		video[i] = p.video.Load()
+		p.video.Store(false)
+		if p.peer != nil {
+			p.peer.Close()
+			p.peer = nil
+		}
+	}
+	if r.chaos != nil {
+		r.chaos.cnt.rejoins.Add(1)
+	}
+	if err := r.connect(ctx, ps, cid, nil); err != nil {
+		if r.chaos != nil {
+			r.chaos.cnt.rejoinFailed.Add(1)
+		}
+		return fmt.Errorf("rejoin: %w", err)
+	}
+	var again []*participant
+	for i, p := range ps {
+		if video[i] {
+			again = append(again, p)
+		}
+	}
+	if len(again) > 0 {
+		r.switchVideo(ctx, again, cid, false)
+	}
+	return nil
+}
+
+// join makes p's peer, offers audio and accepts the answer (the request is
+// retried under chaos while a fault explains its failure).
 func (r *run) join(ctx context.Context, p *participant, cid string) error {
 	viewer := p.s.ID
 	peer, err := r.media.NewPeer(func(kind models.Kind, payload []byte, at time.Time) {
@@ -335,28 +566,48 @@ func (r *run) join(ctx context.Context, p *participant, cid string) error {
 	if err != nil {
 		return fmt.Errorf("audio offer for %s: %w", viewer, err)
 	}
-	p.joinStart.Store(time.Now().UnixNano())
-	answer, _, err := r.target.Join(ctx, p.s, cid, offer)
+	p.joinStart.CompareAndSwap(0, time.Now().UnixNano())
+	r.chaosEvent(chaos.EventJoin)
+	var answer string
+	var seg int
+	err = r.retry(ctx, func() error {
+		var err error
+		answer, seg, err = r.target.Join(ctx, p.s, cid, offer)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("join %s as %s: %w", cid, viewer, err)
 	}
 	if err := peer.Accept(answer); err != nil {
 		return fmt.Errorf("accept join answer for %s: %w", viewer, err)
 	}
+	p.segment = seg
+	r.hit(chaos.PathJoin)
+	if seg > 1 {
+		r.hit(chaos.PathRejoin)
+	}
 	return nil
 }
 
-// switchVideo re-offers on both participants' peers, one after the other (the
+// switchVideo re-offers on the participants' peers, one after the other (the
 // reference harness switches both so that each sees the other's video).
-func (r *run) switchVideo(ctx context.Context, parts [2]*participant, cid string) {
+// double sends the first participant's re-offer twice (a double tap; the
+// second answer is discarded, as the app has moved on).
+func (r *run) switchVideo(ctx context.Context, parts []*participant, cid string, double bool) {
 	r.event(EventSwitching, parts[0].s.ID, cid, "")
+	r.chaosEvent(chaos.EventSwitch)
 	ok := true
-	for _, p := range parts {
+	for i, p := range parts {
 		st := time.Now()
 		offer, err := p.peer.OfferVideo(ctx)
 		if err == nil {
 			var answer string
 			answer, err = r.target.SwitchVideo(ctx, p.s, cid, offer)
+			if err == nil && double && i == 0 {
+				if _, derr := r.target.SwitchVideo(ctx, p.s, cid, offer); derr != nil {
+					r.noteErr("double switch", fmt.Errorf("second switch %s as %s: %w", cid, p.s.ID, derr))
+				}
+			}
 			if err == nil {
 				err = p.peer.Accept(answer)
 			}
@@ -371,6 +622,7 @@ func (r *run) switchVideo(ctx context.Context, parts [2]*participant, cid string
 	}
 	if ok {
 		r.cnt.switches.Add(1)
+		r.hit(chaos.PathSwitch)
 		r.event(EventSwitched, parts[0].s.ID, cid, "")
 	}
 }
@@ -378,7 +630,8 @@ func (r *run) switchVideo(ctx context.Context, parts [2]*participant, cid string
 // replay is one participant's look at the recording after the call: list (and
 // check) the replays, poll until the recording is listed or the settle time runs
 // out, then fetch its metadata and every track and report what was delivered.
-func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consultation, rid string, poll bool) {
+// It returns false if a step failed (the look is then incomplete).
+func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consultation, rid string, poll bool) bool {
 	deadline := time.Now().Add(r.settle)
 	if !poll {
 		deadline = time.Now()
@@ -409,18 +662,23 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 		wait = min(wait*2, time.Second)
 	}
 	if rid == "" {
-		return
+		return true
 	}
 	if !listed {
 		if !r.interrupted() && ctx.Err() == nil {
 			r.or.Delivered(s.ID, cons.ID, false, nil, time.Now())
 		}
-		return
+		return true
 	}
-	rep, err := r.target.GetReplay(ctx, s, rid)
+	var rep driver.Replay
+	err := r.retry(ctx, func() error {
+		var err error
+		rep, err = r.target.GetReplay(ctx, s, rid)
+		return err
+	})
 	if err != nil {
 		r.noteErr("replay", err)
-		return
+		return false
 	}
 	r.cnt.replaysFetched.Add(1)
 	meta := oracle.ReplayMeta{ID: rep.ID, ConsultationID: rep.ConsultationID, Participants: rep.Participants}
@@ -429,13 +687,19 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 	}
 	r.or.CheckReplay(s.ID, meta, time.Now())
 	r.event(EventFetching, s.ID, cons.ID, rid)
+	r.chaosEvent(chaos.EventFetch)
 
 	ctag := models.TagOf(cons.ID)
 	senders := map[uint64]string{models.TagOf(cons.Patient): cons.Patient, models.TagOf(cons.Clinician): cons.Clinician}
 	tagged := map[[2]string]int{}
 	complete := true
 	for _, t := range rep.Tracks {
-		b, err := r.target.FetchMedia(ctx, s, rid, t.ID)
+		var b []byte
+		err := r.retry(ctx, func() error {
+			var err error
+			b, err = r.target.FetchMedia(ctx, s, rid, t.ID)
+			return err
+		})
 		if err != nil {
 			complete = false
 			r.noteErr("media", err)
@@ -461,8 +725,10 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 		}
 	}
 	if complete {
+		r.hit(chaos.PathFetch)
 		r.or.Delivered(s.ID, cons.ID, true, tagged, time.Now())
 	}
+	return complete
 }
 
 // readTrack splits a track's bytes into frames by its container.

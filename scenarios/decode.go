@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -167,7 +168,10 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 	d.probs = append(d.probs, Problem{File: d.src.file, Line: n.Line, Field: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-var durationType = reflect.TypeOf(Duration{})
+var (
+	durationType        = reflect.TypeOf(Duration{})
+	textUnmarshalerType = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+)
 
 const maxDepth = 16 // far deeper than the scenario type; guards hostile aliases
 
@@ -194,6 +198,17 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string, depth int) {
 			return
 		}
 		v.Set(reflect.ValueOf(dur))
+		return
+	}
+	// Scalars of other packages (chaos.Duration) read themselves.
+	if v.CanAddr() && v.Addr().Type().Implements(textUnmarshalerType) {
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n, path, "want a single value, got %s", describe(n))
+			return
+		}
+		if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
+			d.fail(n, path, "%v", err)
+		}
 		return
 	}
 	switch v.Kind() {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"telechaos/harness/chaos"
 )
 
 // Scenario is one run's description. YAML field names are the snake_case tags.
@@ -32,6 +34,10 @@ type Scenario struct {
 	// Expect is "pass" or an invariant id that the run must violate (incident
 	// scenarios, selftest). A run meeting its expectation exits 0 under selftest.
 	Expect string `yaml:"expect" json:"expect"`
+	// Chaos is the fault profile (faults, triggers, coverage minimums; see
+	// harness/chaos.Profile). Empty: no faults, and the run does not front
+	// the target with the fault proxy.
+	Chaos chaos.Profile `yaml:"chaos" json:"chaos,omitzero"`
 
 	src *source // where each field came from (file line or --set), for errors and defaults
 }

@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"telechaos/harness/chaos"
 	"telechaos/harness/oracle"
 	"telechaos/models"
 )
@@ -230,6 +232,16 @@ func (s *Scenario) Validate() error {
 	for i, th := range s.Thresholds {
 		for _, p := range th.problems() {
 			bad(fmt.Sprintf("thresholds[%d]%s", i, p.field), "%s", p.msg)
+		}
+	}
+	// The fault profile names its fields from its own root (faults[2].loss);
+	// prefixed with chaos. they find their line in the file.
+	for _, err := range s.Chaos.Validate() {
+		var fe *chaos.FieldError
+		if errors.As(err, &fe) {
+			bad("chaos."+fe.Field, "%s", fe.Msg)
+		} else {
+			bad("chaos", "%v", err)
 		}
 	}
 	switch {

@@ -148,6 +148,8 @@ type Oracle struct {
 	finished     bool
 	durChecked   int64
 	durUnchecked int64
+	losses       []TrackLoss
+	lossIdx      map[[3]string]int
 }
 
 type vkey struct{ inv, viewer, subject string }

@@ -1,0 +1,388 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"telechaos/clinic"
+	"telechaos/harness/chaos"
+	"telechaos/harness/driver"
+	"telechaos/harness/oracle"
+	"telechaos/reports"
+)
+
+// Chaos in a run (design section 8). With a fault profile the runner:
+//
+//   - fronts the target's HTTP with chaos.HTTPProxy (always, for the embedded
+//     clinic: a restart changes its ports and the proxy's front stays put),
+//   - opens the clients' UDP sockets through chaos.MediaImpairment.Net,
+//   - restarts the embedded clinic through chaos.EmbeddedClinic,
+//   - reports events (join, switch, end, fetch) to the Scheduler just before
+//     the request, and counts coverage after each answer under the faults
+//     active then,
+//   - lets patients act out client faults with their own PRNG (chaosSeed),
+//     so the plan's draws never shift,
+//   - has calls in progress rejoin with new PeerConnections (a new segment)
+//     when the clinic restarts, and retries requests a fault failed.
+//
+// Durability under faults (see oracle.TrackExpect): each track must hold the
+// frames its client sent minus baselineAllowed and chaos.AllowedMissing over
+// the fault windows that reached the call.
+
+// Chaos outcome counters for the report (chaos.json) and the log.
+type chaosCounters struct {
+	rejoins, rejoinFailed, retries, restarts, usersErrored atomic.Int64
+	endAckLost, clientFaults                                atomic.Int64
+}
+
+// chaosRun is one run's fault machinery; nil without a profile.
+type chaosRun struct {
+	sched  *chaos.Scheduler
+	rec    *chaos.Recorder
+	cov    *chaos.Coverage
+	client chaos.ClientFaults
+	media  *chaos.MediaImpairment
+	proxy  *chaos.HTTPProxy
+	clinic *chaos.EmbeddedClinic
+	cnt    chaosCounters
+
+	mu      sync.Mutex
+	last    string        // the clinic fault that restarted it last
+	down    int           // clinic windows open
+	upC     chan struct{} // closed when down drops to 0, then replaced
+	restart chan struct{} // closed when a restart completes, then replaced
+}
+
+func newChaosRun() *chaosRun {
+	return &chaosRun{upC: closedChan(), restart: make(chan struct{})}
+}
+
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+func isClinicFault(w chaos.Window) bool {
+	k := w.Params[chaos.ParamKind]
+	return k == chaos.KindClinicRestart || k == chaos.KindClinicCrash
+}
+
+// onWindow follows clinic windows: down while open; a restart signal when
+// one closes (the clinic is back: calls rejoin).
+func (c *chaosRun) onWindow(w chaos.Window) {
+	if !isClinicFault(w) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w.Open() {
+		if c.down == 0 {
+			c.upC = make(chan struct{})
+		}
+		c.down++
+		return
+	}
+	c.down--
+	if c.down <= 0 {
+		c.down = 0
+		close(c.upC)
+	}
+	c.cnt.restarts.Add(1)
+	c.last = w.Fault
+	close(c.restart)
+	c.restart = make(chan struct{})
+}
+
+// restartSignal is closed at the next completed restart (nil chaos: never).
+func (r *run) restartSignal() <-chan struct{} {
+	if r.chaos == nil {
+		return nil
+	}
+	r.chaos.mu.Lock()
+	defer r.chaos.mu.Unlock()
+	return r.chaos.restart
+}
+
+// lastRestart names the clinic fault of the last restart.
+func (r *run) lastRestart() string {
+	if r.chaos == nil {
+		return ""
+	}
+	r.chaos.mu.Lock()
+	defer r.chaos.mu.Unlock()
+	return r.chaos.last
+}
+
+// hitAfter counts a path that ran because of fault (a rejoin after a
+// restart happens once the restart's window has closed).
+func (r *run) hitAfter(path, fault string) {
+	if r.chaos != nil && fault != "" {
+		r.chaos.cov.Hit(path, fault)
+	}
+}
+
+// waitUp waits (at most d) until no clinic fault is open.
+func (r *run) waitUp(ctx context.Context, d time.Duration) {
+	if r.chaos == nil {
+		return
+	}
+	r.chaos.mu.Lock()
+	up := r.chaos.upC
+	r.chaos.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-up:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// chaosEvent reports an event to the scheduler just before its request.
+func (r *run) chaosEvent(kind string) {
+	if r.chaos != nil {
+		r.chaos.sched.Event(kind)
+	}
+}
+
+// hit counts a risky path that just ran, under the faults active now.
+func (r *run) hit(path string) {
+	if r.chaos != nil {
+		r.chaos.cov.HitUnder(path, r.chaos.sched.Active())
+	}
+}
+
+// decide says whether a patient acts out a client fault (one draw from its
+// chaos PRNG, whatever the answer).
+func (r *run) decide(kind chaos.ClientFaultKind, rng *rand.Rand) bool {
+	if r.chaos == nil || rng == nil {
+		return false
+	}
+	if r.chaos.client.Decide(kind, rng) {
+		r.chaos.cnt.clientFaults.Add(1)
+		return true
+	}
+	return false
+}
+
+// chaosSeed is patient i's PRNG for client faults, separate from the plan's
+// so that adding faults never changes a plan.
+func chaosSeed(seed uint64, i int) *rand.Rand {
+	return rand.New(rand.NewPCG(seed^0xc4a05c4a05, 0x5eed^uint64(i)<<1))
+}
+
+// retryable says whether a failed request may succeed when sent again: no
+// answer, a 5xx, or a 502/503 from the proxy while the target restarts.
+func retryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	if errors.Is(err, driver.ErrUnreachable) {
+		return true
+	}
+	c := driver.StatusCode(err)
+	return c >= 500
+}
+
+// retry runs fn, and under chaos runs it again (up to 4 attempts) while it
+// fails in a way a fault explains, waiting for the clinic to be up between
+// attempts. Without chaos it runs fn once.
+func (r *run) retry(ctx context.Context, fn func() error) error {
+	err := fn()
+	if r.chaos == nil {
+		return err
+	}
+	wait := 200 * time.Millisecond
+	for attempt := 1; attempt < 4 && retryable(err) && ctx.Err() == nil; attempt++ {
+		r.chaos.cnt.retries.Add(1)
+		r.hit(chaos.PathRetry)
+		r.waitUp(ctx, 15*time.Second)
+		if r.sleep(ctx, wait) != nil {
+			break
+		}
+		wait *= 2
+		err = fn()
+	}
+	return err
+}
+
+// baselineAllowed is the loss allowed on top of what the faults explain:
+// frames a healthy path may still cost (a packet at the edge of a fault
+// window, the last frames in flight when the end overtakes them). On the
+// correct clinic at the chaos scenarios' load the gap between frames sent and
+// frames delivered is 0 on every track (see scenarios/README, "Durability
+// under faults"); 1% + 3 frames keeps a loaded machine from crying wolf.
+func baselineAllowed(sent int) int {
+	if sent <= 0 {
+		return 0
+	}
+	return int(math.Ceil(0.01*float64(sent))) + 3
+}
+
+// allowance computes how many of the sent frames of a track of a call that
+// ran from start to end may be missing, with the explanation. Calls no
+// media-losing fault reached are judged against the acknowledgement only
+// (allowed = sent): without a fault the target's own count is the reference,
+// and a machine too loaded to keep up loses frames it honestly never
+// acknowledges; that loss is measured (chaos.json) but not judged.
+func (r *run) allowance(sent int, start, end time.Time) (int, string) {
+	if r.chaos == nil || sent <= 0 || start.IsZero() {
+		return max(sent, 0), "no fault reached the call: judged against the acknowledgement only"
+	}
+	ws := r.chaos.rec.Windows()
+	extra := chaos.AllowedMissing(ws, start, end, sent)
+	if extra == 0 {
+		return sent, "no fault reached the call: judged against the acknowledgement only"
+	}
+	base := baselineAllowed(sent)
+	var names []string
+	seen := map[string]bool{}
+	for _, w := range ws {
+		if chaos.LossTolerance([]chaos.Window{w}, start, end) > 0 && !seen[w.Fault] {
+			seen[w.Fault] = true
+			names = append(names, w.Fault)
+		}
+	}
+	sort.Strings(names)
+	return min(base+extra, sent), fmt.Sprintf("baseline %d + faults %d (%s)", base, extra, strings.Join(names, ", "))
+}
+
+// setupChaos builds the profile's faults against what the run has. srv is the
+// embedded clinic (nil for a URL target); upstream is the target's URL. It
+// returns the URL the HTTP driver must use.
+func (r *run) setupChaos(srv *clinic.Server, cfg clinic.Config, upstream string, closers *[]func()) (string, error) {
+	c := newChaosRun()
+	reg := r.cfg.Registry
+	rec, err := chaos.NewRecorder(reg)
+	if err != nil {
+		return "", fmt.Errorf("%w: chaos: %w", ErrTarget, err)
+	}
+	cov, err := chaos.NewCoverage(reg)
+	if err != nil {
+		return "", fmt.Errorf("%w: chaos: %w", ErrTarget, err)
+	}
+	px, err := chaos.NewHTTPProxy(upstream)
+	if err != nil {
+		return "", fmt.Errorf("%w: chaos: %w", ErrTarget, err)
+	}
+	*closers = append(*closers, func() { px.Close() })
+	env := chaos.Env{Proxy: px, Recorder: rec, Seed: r.seed}
+	if srv != nil {
+		c.clinic = chaos.AdoptClinic(srv, cfg)
+		env.Target = c.clinic
+	}
+	if r.sc.Media {
+		m, err := chaos.NewMediaImpairment(r.seed, chaos.MediaOptions{})
+		if err != nil {
+			return "", fmt.Errorf("%w: chaos: %w", ErrTarget, err)
+		}
+		if err := m.RegisterMetrics(reg); err != nil {
+			return "", fmt.Errorf("%w: chaos: %w", ErrTarget, err)
+		}
+		c.media, env.Media = m, m
+	}
+	faults, sched, err := chaos.Build(r.sc.Chaos, env)
+	if err != nil {
+		return "", fmt.Errorf("%w: scenario %s: chaos: %w", ErrConfig, r.sc.Name, err)
+	}
+	r.sc.Chaos.ApplyCoverage(cov)
+	rec.OnWindow(c.onWindow)
+	rec.OnWindow(func(w chaos.Window) {
+		if w.Open() {
+			r.log.Info("fault", "fault", w.Fault, "trigger", w.Trigger, "params", w.Params)
+		} else {
+			r.log.Info("fault healed", "fault", w.Fault, "after", w.End.Sub(w.Start).Round(time.Millisecond), "err", w.Err)
+		}
+	})
+	c.sched, c.rec, c.cov, c.client, c.proxy = sched, rec, cov, chaos.ClientFaultsOf(faults), px
+	r.chaos = c
+	return px.URL(), nil
+}
+
+// stopChaos heals every fault and closes the clinic wrapper's current server
+// (the one the runner started may have been replaced by a restart).
+func (r *run) stopChaos() {
+	if r.chaos == nil {
+		return
+	}
+	r.chaos.sched.Stop()
+}
+
+// fillChaos copies the fault windows and the coverage into the summary.
+func (r *run) fillChaos(s *reports.Summary) {
+	for _, w := range r.chaos.rec.Windows() {
+		s.FaultWindows = append(s.FaultWindows, reports.FaultWindow{Fault: w.Fault, Params: w.Params, Trigger: w.Trigger,
+			Start: w.Start.UTC(), End: w.End.UTC(), Err: w.Err})
+	}
+	s.Coverage = r.chaos.cov.Snapshot()
+	for _, sf := range r.chaos.cov.Check() {
+		s.CoverageShortfalls = append(s.CoverageShortfalls, sf.String())
+	}
+}
+
+// ChaosFile is the report file with what the faults did to the run.
+const ChaosFile = "chaos.json"
+
+// ChaosReport is what the faults did to a run (chaos.json): the media
+// impairment's packet counts, the runner's recoveries and, per track, the
+// loss measured against what was sent and what was allowed.
+type ChaosReport struct {
+	Media        *chaos.MediaStats  `json:"media,omitempty"`
+	Rejoins      int64              `json:"rejoins"`
+	RejoinFailed int64              `json:"rejoin_failed"`
+	Retries      int64              `json:"retries"`
+	Restarts     int64              `json:"restarts"`
+	EndAckLost   int64              `json:"end_ack_lost"`
+	ClientFaults int64              `json:"client_faults"`
+	UsersErrored int64              `json:"users_errored"`
+	CallsFailed  int64              `json:"calls_failed"`
+	Events       map[string]int     `json:"events"`
+	Skipped      int64              `json:"triggers_skipped"`
+	Losses       []oracle.TrackLoss `json:"losses,omitempty"`
+}
+
+// Chaos returns what the faults did (nil for a run without a profile).
+func (r *run) chaosReport() *ChaosReport {
+	if r.chaos == nil {
+		return nil
+	}
+	c := r.chaos
+	cr := &ChaosReport{
+		Rejoins: c.cnt.rejoins.Load(), RejoinFailed: c.cnt.rejoinFailed.Load(), Retries: c.cnt.retries.Load(),
+		Restarts: c.cnt.restarts.Load(), EndAckLost: c.cnt.endAckLost.Load(), ClientFaults: c.cnt.clientFaults.Load(),
+		UsersErrored: c.cnt.usersErrored.Load(), CallsFailed: r.cnt.callsFailed.Load(),
+		Events: c.sched.Events(), Skipped: c.sched.Skipped(), Losses: r.or.Losses(),
+	}
+	if c.media != nil {
+		st := c.media.Stats()
+		cr.Media = &st
+	}
+	return cr
+}
+
+func (r *run) writeChaos() error {
+	cr := r.chaosReport()
+	if cr == nil {
+		return nil
+	}
+	b, err := json.MarshalIndent(cr, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", ChaosFile, err)
+	}
+	if err := os.WriteFile(filepath.Join(r.cfg.ReportDir, ChaosFile), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", ChaosFile, err)
+	}
+	return nil
+}
