@@ -43,7 +43,7 @@ import (
 // Chaos outcome counters for the report (chaos.json) and the log.
 type chaosCounters struct {
 	rejoins, rejoinFailed, retries, restarts, usersErrored atomic.Int64
-	endAckLost, clientFaults                                atomic.Int64
+	endAckLost, clientFaults                               atomic.Int64
 }
 
 // chaosRun is one run's fault machinery; nil without a profile.
