@@ -265,6 +265,7 @@ body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:940px;padding:
 h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:.92em}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}
 th{background:#f6f6f6}.num{text-align:right}
+table.wide{table-layout:fixed;width:100%}table.wide td{overflow-wrap:anywhere}.ids{font-size:.85em;color:#444}
 .pass{color:#1b6e1b}.fail{color:#b00020}code{background:#f4f4f4;padding:.1em .3em;word-break:break-all}
 .verdict{padding:.8em 1em;border-radius:6px;margin:0 0 1em}.verdict h1{margin:0;font-size:1.6em}
 .verdict.ok{background:#e6f4e6;border:1px solid #9c9}.verdict.bad{background:#fbe9eb;border:1px solid #e99}
@@ -293,13 +294,15 @@ figure{margin:.8em 0}figcaption{font-weight:600;font-size:.95em;margin-bottom:.2
 {{range .Thresholds}}<tr><td>{{.Name}}</td><td class="num">{{.Value}}</td><td>{{.Limit}}</td><td class="{{if .Pass}}pass{{else}}fail{{end}}">{{if .Pass}}ok{{else}}failed{{end}}</td><td>{{.Note}}</td></tr>{{end}}
 </table>{{end}}
 {{if .Violations}}<h2>Violations</h2>
-<table id="violations"><tr><th>#</th><th>invariant</th><th>at</th><th>viewer</th><th>owner</th><th>recording</th><th>detail</th><th>evidence</th></tr>
-{{range .Violations}}<tr><td>{{.N}}</td><td>{{.Invariant}}</td><td>{{.T}}</td><td>{{.Viewer}}</td><td>{{.Owner}}</td><td>{{.Recording}}</td><td>{{.Detail}}<br>repro: <code>{{.Repro}}</code></td><td>{{if .Link}}<a href="{{.Link}}">{{.Link}}</a>{{end}}</td></tr>{{end}}
+<table id="violations" class="wide"><colgroup><col style="width:2.5em"><col style="width:11em"><col style="width:4.5em"><col style="width:15em"><col><col style="width:8em"></colgroup>
+<tr><th>#</th><th>invariant</th><th>at</th><th>who</th><th>detail and repro</th><th>evidence</th></tr>
+{{range .Violations}}<tr><td>{{.N}}</td><td>{{.Invariant}}</td><td>{{.T}}</td><td class="ids">{{if .Viewer}}viewer {{.Viewer}}<br>{{end}}{{if .Owner}}owner {{.Owner}}<br>{{end}}{{if .Recording}}recording {{.Recording}}<br>{{end}}{{if .Consultation}}consultation {{.Consultation}}{{end}}</td><td>{{.Detail}}<br><code>{{.Repro}}</code></td><td>{{if .Link}}<a href="{{.Link}}">{{.Link}}</a>{{end}}</td></tr>{{end}}
 </table>{{end}}
 <h2>Plots</h2>
 {{if .Charts}}<p>x axis: seconds since the start{{if .Faults}}; shaded: fault windows (hover for the fault){{end}}{{if .Violations}}; red markers: violations{{end}}.</p>{{end}}
 {{range .Charts}}{{.}}{{else}}<p>no timeline</p>{{end}}
 {{if .LatCharts}}<h2>Latency over time</h2>
+<p>Percentiles of the operations completed in each step (about a second), from fixed log buckets (within 9%); in steps with few operations p95 and p99 are the step's slowest.</p>
 {{range .LatCharts}}{{.}}{{end}}{{end}}
 {{if .Faults}}<h2>Fault windows</h2>
 <table id="faults"><tr><th>fault</th><th>params</th><th>trigger</th><th>from</th><th>to</th><th>error</th>{{if .S.Shards}}<th>shard</th>{{end}}</tr>
