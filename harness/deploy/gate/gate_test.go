@@ -107,7 +107,8 @@ func TestGateKillRestartPasses(t *testing.T) {
 			// judges the invariants, not the error rate.
 			sc.Thresholds = nil
 		},
-		Faults: []Fault{{Kind: deploy.FaultKill, Trigger: chaos.Trigger{At: chaos.D(6 * time.Second), For: chaos.D(time.Second)}}},
+		// Down 2 s, then the start: calls in flight die with the container.
+		Faults: []Fault{{Kind: deploy.FaultKill, Trigger: chaos.Trigger{At: chaos.D(6 * time.Second), For: chaos.D(2 * time.Second)}}},
 	})
 	t.Logf("gate run: %v", time.Since(start).Round(time.Millisecond))
 	if res == nil {
@@ -150,7 +151,14 @@ func TestGateSwitchReuseViaEnvFails(t *testing.T) {
 
 // Pause, network disconnect and a graceful stop of the container, one after
 // the other in one run: each window opens and heals without error and the
-// correct clinic still passes with zero violations.
+// correct clinic breaks no ownership invariant.
+//
+// recording-durability is not judged here: the runner compares what a
+// client sent with what the recording holds, allowing only for the fault
+// windows it knows, and it does not know the gate's container windows (no
+// RunConfig hook yet). A call that straddles a disconnect loses, genuinely,
+// the frames sent into the void, and would be reported. See the package
+// report for the runner change that lifts this.
 func TestGateOtherContainerFaultsPass(t *testing.T) {
 	img := testImage(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -162,6 +170,7 @@ func TestGateOtherContainerFaultsPass(t *testing.T) {
 			small(sc)
 			sc.Duration.Duration = 15 * time.Second
 			sc.Thresholds = nil
+			sc.Invariants = []string{"replay-list-ownership", "replay-content-ownership", "replay-access-control", "live-media-isolation"}
 		},
 		Faults: []Fault{
 			{Kind: deploy.FaultPause, Trigger: at(3*time.Second, 2*time.Second)},
