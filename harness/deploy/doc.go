@@ -12,6 +12,14 @@
 // disconnect) through the Docker API, and [Sweep] removes what crashed runs
 // left behind, found by the label org.telechaos.managed=true.
 //
+// The same primitives are chaos faults: [NewContainerFault] builds a
+// chaos.Fault of kind [FaultKill], [FaultStop], [FaultPause] or
+// [FaultDisconnect] whose windows span the outage (start-up included) and
+// which retargets the harness's chaos.HTTPProxy when the HTTP port moves;
+// [Deployment.ChaosTarget] is a chaos.Stoppable. Package gate (below this
+// one, so that deploy never imports the runner) runs scenarios against a
+// deployment: the release gate for pipelines and `telechaos run --deploy`.
+//
 // Importing the package sets TESTCONTAINERS_RYUK_DISABLED=true (Ryuk is an
 // image that cannot be pulled here) and TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1
 // (otherwise testcontainers may resolve the host to the default gateway,
