@@ -87,6 +87,11 @@ func TestReportMergeShards(t *testing.T) {
 	if len(m.Thresholds) != 1 || !m.Thresholds[0].Pass || m.Latency["switch"].Count != 100 {
 		t.Errorf("thresholds over merged data: %+v", m.Thresholds)
 	}
+	for _, l := range strings.Split(stdout, "\n") {
+		if len(l) > 80 {
+			t.Errorf("verdict line wider than 80 columns: %q", l)
+		}
+	}
 	html, _ := os.ReadFile(filepath.Join(out, reports.HTMLFile))
 	if !strings.Contains(string(html), `href="../shard-1/evidence-1.json"`) {
 		t.Error("merged report does not link the shard's evidence")
