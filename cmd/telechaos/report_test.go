@@ -103,3 +103,43 @@ func TestReportMergeShards(t *testing.T) {
 		t.Errorf("exit %d, want 0: %s", code, stderr)
 	}
 }
+
+// TestRunReportIsComplete runs a small media-free scenario and checks the
+// report directory a CI job would publish: every file, histograms and
+// per-step latency for merges and plots, and plots with data.
+func TestRunReportIsComplete(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	dir := filepath.Join(t.TempDir(), "report")
+	code, out, stderr := runCLI(t, "run", "--scenario", "smoke", "--media=false", "--users", "20",
+		"--duration", "3s", "--set", "settle=1s", "--report", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, stderr)
+	}
+	for _, f := range []string{reports.SummaryFile, reports.HTMLFile, reports.MarkdownFile, reports.JUnitFile} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	s, err := reports.ReadSummary(filepath.Join(dir, reports.SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := s.LatencyHistograms["book"]; h == nil || h.Count != int64(s.Latency["book"].Count) {
+		t.Errorf("book histogram %+v, latency %+v", h, s.Latency["book"])
+	}
+	windows := 0
+	for _, p := range s.Timeline {
+		windows += int(p.Latency["book"].N)
+	}
+	if windows != s.Latency["book"].Count {
+		t.Errorf("per-step book latencies add to %d, want %d", windows, s.Latency["book"].Count)
+	}
+	html, _ := os.ReadFile(filepath.Join(dir, reports.HTMLFile))
+	for _, id := range []string{"plot-ops", "plot-active", "plot-frames", "plot-violations", "plot-latency-book"} {
+		if !strings.Contains(string(html), `id="`+id+`"`) {
+			t.Errorf("index.html lacks %s", id)
+		}
+	}
+}
