@@ -207,3 +207,47 @@ func TestMarkdownIsShort(t *testing.T) {
 		t.Error("raw HTML in markdown")
 	}
 }
+
+// TestLongRunStaysSmall: a run at the timeline's cap (2000 samples) renders
+// a page of bounded size that still shows its one spike.
+func TestLongRunStaysSmall(t *testing.T) {
+	s := richSample()
+	base := s.Timeline[len(s.Timeline)-1]
+	s.Timeline = s.Timeline[:0]
+	for i := range 2000 {
+		p := base
+		p.T = float64(i)
+		p.Ops = int64(i * 100)
+		if i == 1234 {
+			p.Ops += 5000 // one burst
+		}
+		p.Latency = map[string]WindowLatency{"book": {N: 5, P50: 0.01, P95: 0.02, P99: 0.03}}
+		s.Timeline = append(s.Timeline, p)
+	}
+	s.DurationSeconds = 2000
+	b, err := HTML(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 400_000 {
+		t.Errorf("index.html is %d bytes for 2000 samples", len(b))
+	}
+	doc, _ := html.Parse(bytes.NewReader(b))
+	ops := find(doc, func(n *html.Node) bool { return attr(n, "id") == "plot-ops" })[0]
+	line := find(ops, func(n *html.Node) bool { return attr(n, "data-series") == "requests/s" })[0]
+	pts := strings.Fields(attr(line, "points"))
+	if len(pts) > 2*maxPlotPoints || len(pts) < maxPlotPoints/3 {
+		t.Errorf("%d points drawn", len(pts))
+	}
+	// The burst is the top of the plot: its y is the smallest.
+	minY := 1e9
+	for _, p := range pts {
+		_, y, _ := strings.Cut(p, ",")
+		v, _ := strconv.ParseFloat(y, 64)
+		minY = min(minY, v)
+	}
+	if minY > 60 {
+		t.Errorf("the burst was decimated away (highest point at y=%g)", minY)
+	}
+	t.Logf("index.html for 2000 samples: %d bytes", len(b))
+}

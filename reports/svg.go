@@ -70,6 +70,39 @@ func fmtTick(v float64) string {
 	return fmt.Sprintf("%.3g", v)
 }
 
+// maxPlotPoints bounds a series' points: a long run (2000 samples) would
+// otherwise make index.html megabytes of SVG for no visible gain.
+const maxPlotPoints = 600
+
+// decimate keeps at most about maxPlotPoints points: in each group of
+// consecutive points it keeps the lowest and the highest, in time order, so
+// spikes (a latency jump, an error burst) survive.
+func decimate(pts [][2]float64) [][2]float64 {
+	if len(pts) <= maxPlotPoints {
+		return pts
+	}
+	group := (len(pts) + maxPlotPoints/2 - 1) / (maxPlotPoints / 2)
+	out := make([][2]float64, 0, maxPlotPoints+2)
+	for i := 0; i < len(pts); i += group {
+		g := pts[i:min(i+group, len(pts))]
+		lo, hi := 0, 0
+		for j, p := range g {
+			if p[1] < g[lo][1] {
+				lo = j
+			}
+			if p[1] > g[hi][1] {
+				hi = j
+			}
+		}
+		a, b := min(lo, hi), max(lo, hi)
+		out = append(out, g[a])
+		if b != a {
+			out = append(out, g[b])
+		}
+	}
+	return out
+}
+
 // render draws the plot. Every series is a polyline with class "series" and
 // a data-points count, so tests (and curious readers) can check the data.
 func (p plot) render() template.HTML {
@@ -130,6 +163,7 @@ func (p plot) render() template.HTML {
 	}
 	lx := left + 8
 	for _, s := range p.series {
+		s.pts = decimate(s.pts)
 		var pts strings.Builder
 		for _, pt := range s.pts {
 			fmt.Fprintf(&pts, "%.1f,%.1f ", x(pt[0]), y(pt[1]))
