@@ -52,6 +52,8 @@ type Summary struct {
 	DurationSeconds float64   `json:"duration_seconds"`
 	Interrupted     bool      `json:"interrupted,omitempty"`
 	Repro           string    `json:"repro"`
+	// ReproTraces are the commands replaying the minimised repro-N.trace files.
+	ReproTraces []string `json:"repro_traces,omitempty"`
 
 	Counts                Counts         `json:"counts"`
 	Invariants            []string       `json:"invariants"`
@@ -157,9 +159,10 @@ type Violation struct {
 	Track        string    `json:"track,omitempty"`
 	At           time.Time `json:"at"`
 	Detail       string    `json:"detail"`
-	Evidence     string    `json:"evidence,omitempty"` // file name in the report directory
-	Shard        string    `json:"shard,omitempty"`    // merged summaries: the run directory it came from
-	Repro        string    `json:"repro,omitempty"`    // merged summaries: the shard's repro command
+	Evidence     string    `json:"evidence,omitempty"`    // file name in the report directory
+	Shard        string    `json:"shard,omitempty"`       // merged summaries: the run directory it came from
+	Repro        string    `json:"repro,omitempty"`       // merged summaries: the shard's repro command
+	ReproTrace   string    `json:"repro_trace,omitempty"` // command replaying the minimised trace, when one was written
 }
 
 // Threshold is one evaluated threshold.
@@ -195,7 +198,9 @@ type Evidence struct {
 	Invariant string `json:"invariant"`
 	Summary   string `json:"summary"`
 	Repro     string `json:"repro"`
-	Violation any    `json:"violation"`
+	// ReproTrace replays the violation's minimised trace (when one was written).
+	ReproTrace string `json:"repro_trace,omitempty"`
+	Violation  any    `json:"violation"`
 }
 
 // Write writes summary.json, junit.xml and the evidence files into dir (created

@@ -185,6 +185,14 @@ func (p plot) render() template.HTML {
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%g" width="14" height="8" fill="#ff9900" fill-opacity="0.35"/><text x="%.1f" y="%g" font-size="11" fill="#333">fault</text>`,
 			lx, top-20, lx+18, top-13)
 		lx += 60
+		for _, bd := range p.bands {
+			if bd.failed {
+				fmt.Fprintf(&b, `<rect x="%.1f" y="%g" width="14" height="8" fill="#999999" fill-opacity="0.35"/><text x="%.1f" y="%g" font-size="11" fill="#333">fault with errors</text>`,
+					lx, top-20, lx+18, top-13)
+				lx += 120
+				break
+			}
+		}
 	}
 	for _, m := range p.marks {
 		fmt.Fprintf(&b, `<path class="violation" d="M%.1f %g l-4 7 h8 z" fill="#d62728"><title>violation at %.1fs</title></path>`, x(m), h-bottom, m)
