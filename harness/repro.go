@@ -1,0 +1,683 @@
+package harness
+
+// Repro traces. During a run the harness keeps a bounded log of what each
+// user did, built from the driver's observations (opLog). After a run with
+// violations it turns the logged ops of the users involved in each distinct
+// violation into a sequential trace, minimises it by delta debugging against a
+// fresh embedded clinic (or the same URL target with new users) and writes it
+// to the report as repro-N.trace, with the command that replays it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"telechaos/clinic/bugs"
+	"telechaos/harness/driver"
+	"telechaos/harness/oracle"
+	"telechaos/harness/trace"
+	"telechaos/models"
+)
+
+// Op log and minimisation bounds.
+const (
+	// opLogPatientCap bounds the ops kept per patient (a patient's whole
+	// lifecycle is about 15 requests); clinicians serve many patients, so
+	// they keep more, and are few.
+	opLogPatientCap   = 64
+	opLogClinicianCap = 1024
+	// opLogMaxUsers bounds the users logged; later users are not logged.
+	opLogMaxUsers = 200_000
+	// reproMaxTraces: distinct invariants minimised per run.
+	reproMaxTraces = 3
+	// reproBudget bounds the minimisation of all a run's traces together.
+	reproBudget = 60 * time.Second
+	// reproMaxCandidates bounds the executions of one minimisation.
+	reproMaxCandidates = 120
+	// ReproTimes is the --times of the repro command written to the report.
+	ReproTimes = 10
+	// Frame counts are not in observations: a trace sends this many frames
+	// after each join (audio) and each switch (video).
+	reproAudioFrames = 25
+	reproVideoFrames = 10
+	// seedSearch bounds the offline search for a bug seed whose firing
+	// decisions all fire (see fireSeed).
+	seedSearch    = 200_000
+	seedRunWanted = 12
+)
+
+// opEntry is one logged request.
+type opEntry struct {
+	seq        uint64 // completion order over the whole run
+	op         driver.Op
+	subject    string
+	start, end int64 // unix nanos
+	status     int
+	ok         bool
+}
+
+// opRing keeps a user's last cap entries.
+type opRing struct {
+	buf  []opEntry
+	next int // oldest entry once full
+	cap  int
+}
+
+func (r *opRing) add(e opEntry) {
+	if len(r.buf) < r.cap {
+		r.buf = append(r.buf, e)
+		return
+	}
+	r.buf[r.next] = e
+	r.next = (r.next + 1) % r.cap
+}
+
+// entries returns the ring's entries, oldest first.
+func (r *opRing) entries() []opEntry {
+	out := make([]opEntry, 0, len(r.buf))
+	out = append(out, r.buf[r.next:]...)
+	return append(out, r.buf[:r.next]...)
+}
+
+// opLog is the run's per-user op log. The zero value is ready to use; safe for
+// concurrent use.
+type opLog struct {
+	mu      sync.Mutex
+	seq     uint64
+	users   map[string]*opRing
+	dropped int64 // observations of users beyond opLogMaxUsers
+}
+
+// add logs an observation (register and health carry no user and are not
+// logged: trace users register implicitly).
+func (l *opLog) add(ledger *models.Ledger, o driver.Observation) {
+	if o.User == "" || o.Op == driver.OpRegister || o.Op == driver.OpHealth {
+		return
+	}
+	ok := o.Err == nil && (o.Status == 0 || o.Status/100 == 2)
+	role, _ := ledger.Role(o.User)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.users == nil {
+		l.users = map[string]*opRing{}
+	}
+	r := l.users[o.User]
+	if r == nil {
+		if len(l.users) >= opLogMaxUsers {
+			l.dropped++
+			return
+		}
+		c := opLogPatientCap
+		if role == models.Clinician {
+			c = opLogClinicianCap
+		}
+		r = &opRing{cap: c}
+		l.users[o.User] = r
+	}
+	l.seq++
+	r.add(opEntry{seq: l.seq, op: o.Op, subject: o.Subject, start: o.Start.UnixNano(), end: o.End.UnixNano(), status: o.Status, ok: ok})
+}
+
+// of returns a copy of a user's entries, oldest first.
+func (l *opLog) of(user string) []opEntry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r := l.users[user]; r != nil {
+		return r.entries()
+	}
+	return nil
+}
+
+// userEntry is an entry with its user.
+type userEntry struct {
+	user string
+	opEntry
+}
+
+// ReproTrace is one repro trace written after a run.
+type ReproTrace struct {
+	Violation int    // index in Result.Violations
+	Invariant string // the trace's expect
+	File      string // path of repro-N.trace
+	Command   string // e.g. "telechaos repro DIR/repro-1.trace --times 10"
+	Stats     trace.MinStats
+	BugSeed   uint64
+	// Verified counts the executions of the written trace that reproduced,
+	// out of VerifyRuns.
+	Verified, VerifyRuns int
+}
+
+// ErrNoRepro: the violation did not reproduce from the logged ops.
+var ErrNoRepro = errors.New("violation did not reproduce from the logged ops")
+
+// buildTrace turns the logged ops of the users involved in v into a
+// sequential trace: every op waits for the one before, in the run's
+// completion order, up to the violation. concurrent: ops that overlapped in
+// time in the run (switches on different consultations) go in one
+// concurrent_group instead, for races a sequential replay cannot show.
+func (r *run) buildTrace(v oracle.Violation, concurrent bool) (*trace.Trace, error) {
+	ledger := r.ledger
+	involved := map[string]bool{}
+	consults := map[string]bool{}
+	addConsult := func(c models.Consultation) {
+		consults[c.ID] = true
+		involved[c.Patient], involved[c.Clinician] = true, true
+	}
+	for _, u := range append([]string{v.Viewer, v.Owner}, v.Owners...) {
+		if u != "" {
+			involved[u] = true
+		}
+	}
+	if c, ok := ledger.Consultation(v.Consultation); ok {
+		addConsult(c)
+	}
+	if c, ok := ledger.RecordingConsultation(v.Recording); ok {
+		addConsult(c)
+	}
+	// resolve maps an entry's subject to the consultation it acts on.
+	resolve := func(e opEntry) (models.Consultation, bool) {
+		switch e.op {
+		case driver.OpJoin, driver.OpSwitch, driver.OpEnd, driver.OpConsultation:
+			return ledger.Consultation(e.subject)
+		case driver.OpReplay, driver.OpMedia:
+			return ledger.RecordingConsultation(e.subject)
+		}
+		return models.Consultation{}, false
+	}
+	// A patient's own consultations come with their clinicians.
+	for u := range maps(involved) {
+		if role, _ := ledger.Role(u); role != models.Patient {
+			continue
+		}
+		for _, e := range r.oplog.of(u) {
+			if c, ok := resolve(e); ok && c.Patient == u {
+				addConsult(c)
+			}
+		}
+	}
+	var all []userEntry
+	cut := v.At.UnixNano()
+	for u := range involved {
+		for _, e := range r.oplog.of(u) {
+			if e.end <= cut {
+				all = append(all, userEntry{user: u, opEntry: e})
+			}
+		}
+	}
+	slices.SortFunc(all, func(a, b userEntry) int { return cmpU64(a.seq, b.seq) })
+
+	b := newTraceBuilder()
+	// book observations name the clinician, not the consultation: match them
+	// to the patient's consultations with that clinician, in order.
+	booked := map[string]bool{}
+	for _, e := range all {
+		u := e.user
+		c, hasC := resolve(e.opEntry)
+		if hasC && !consults[c.ID] {
+			continue
+		}
+		switch e.op {
+		case driver.OpBook:
+			if !e.ok {
+				continue
+			}
+			for _, x := range all {
+				cx, ok := resolve(x.opEntry)
+				if ok && consults[cx.ID] && cx.Patient == u && cx.Clinician == e.subject && !booked[cx.ID] {
+					booked[cx.ID] = true
+					b.book(u, cx, e.opEntry)
+					break
+				}
+			}
+		case driver.OpJoin:
+			if e.ok && booked[c.ID] {
+				b.op(trace.OpJoin, u, c.ID, 0, e.opEntry)
+				b.op(trace.OpSendAudio, u, c.ID, reproAudioFrames, e.opEntry)
+			}
+		case driver.OpSwitch:
+			if e.ok && booked[c.ID] {
+				b.op(trace.OpSwitch, u, c.ID, 0, e.opEntry)
+				b.op(trace.OpSendVideo, u, c.ID, reproVideoFrames, e.opEntry)
+			}
+		case driver.OpEnd:
+			if e.ok && booked[c.ID] && !b.ended[c.ID] {
+				b.ended[c.ID] = true
+				b.op(trace.OpEnd, u, c.ID, 0, e.opEntry)
+			}
+		case driver.OpList:
+			if e.ok {
+				b.op(trace.OpList, u, "", 0, e.opEntry)
+			}
+		case driver.OpReplay, driver.OpMedia, driver.OpConsultation:
+			if !hasC || !booked[c.ID] {
+				continue
+			}
+			if c.Has(u) {
+				// The run's replay and media requests are one fetch op.
+				if e.op != driver.OpConsultation && e.ok && b.ended[c.ID] && !b.lastIs(u, trace.OpFetch, c.ID) {
+					b.op(trace.OpFetch, u, c.ID, 0, e.opEntry)
+				}
+				continue
+			}
+			// Somebody else's consultation: a probe, denied or not.
+			if !b.lastIs(u, trace.OpProbe, c.ID) {
+				b.op(trace.OpProbe, u, c.ID, 0, e.opEntry)
+			}
+		}
+	}
+	tr := b.finish(ledger, concurrent)
+	tr.Header = trace.Header{
+		Version: trace.Version, Scenario: r.sc.Name, Seed: r.sc.Seed, Target: targetName(r.sc.Target),
+		BugSeed: r.sc.Seed, Expect: v.Invariant, Created: time.Now().UTC(),
+	}
+	if tr.Target == TargetEmbedded {
+		// The embedded clinic ran with the scenario's bugs seeded by the run
+		// seed (setup's clinic.Config).
+		tr.Bugs = slices.Clone(r.sc.Bugs)
+	}
+	if len(tr.Ops) == 0 {
+		return nil, fmt.Errorf("%w: no logged ops of the users involved", ErrNoRepro)
+	}
+	if err := tr.Validate(); err != nil {
+		return nil, fmt.Errorf("built trace: %w", err)
+	}
+	return tr, nil
+}
+
+func maps(m map[string]bool) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// traceBuilder collects ops with real ids and names them with symbols.
+type traceBuilder struct {
+	ops    []builtOp
+	ended  map[string]bool
+	last   map[string]int // user -> index of their last op
+	booked map[string]models.Consultation
+}
+
+type builtOp struct {
+	kind          trace.Kind
+	user, consult string // real ids
+	with          string
+	n             int
+	e             opEntry
+}
+
+func newTraceBuilder() *traceBuilder {
+	return &traceBuilder{ended: map[string]bool{}, last: map[string]int{}, booked: map[string]models.Consultation{}}
+}
+
+func (b *traceBuilder) op(k trace.Kind, user, consult string, n int, e opEntry) {
+	b.last[user] = len(b.ops)
+	b.ops = append(b.ops, builtOp{kind: k, user: user, consult: consult, n: n, e: e})
+}
+
+func (b *traceBuilder) book(patient string, c models.Consultation, e opEntry) {
+	b.booked[c.ID] = c
+	b.last[patient] = len(b.ops)
+	b.ops = append(b.ops, builtOp{kind: trace.OpBook, user: patient, consult: c.ID, with: c.Clinician, e: e})
+}
+
+func (b *traceBuilder) lastIs(user string, k trace.Kind, consult string) bool {
+	i, ok := b.last[user]
+	return ok && b.ops[i].kind == k && b.ops[i].consult == consult
+}
+
+// finish names users p1.., c1.. and consultations k1.. in order of first
+// appearance and chains the ops.
+func (b *traceBuilder) finish(ledger *models.Ledger, concurrent bool) *trace.Trace {
+	tr := &trace.Trace{}
+	users := map[string]string{}
+	np, nc := 0, 0
+	sym := func(id string) string {
+		if s, ok := users[id]; ok {
+			return s
+		}
+		role, _ := ledger.Role(id)
+		var s string
+		if role == models.Clinician {
+			nc++
+			s = "c" + strconv.Itoa(nc)
+		} else {
+			role = models.Patient
+			np++
+			s = "p" + strconv.Itoa(np)
+		}
+		users[id] = s
+		tr.Users = append(tr.Users, trace.User{Name: s, Role: role})
+		return s
+	}
+	consults := map[string]string{}
+	for _, o := range b.ops {
+		op := trace.Op{Op: o.kind, User: sym(o.user), N: o.n}
+		if o.with != "" {
+			op.With = sym(o.with)
+		}
+		if o.consult != "" {
+			k, ok := consults[o.consult]
+			if !ok {
+				k = "k" + strconv.Itoa(len(consults)+1)
+				consults[o.consult] = k
+			}
+			op.Consult = k
+		}
+		tr.Ops = append(tr.Ops, op)
+	}
+	chain(tr, b.ops, concurrent)
+	return tr
+}
+
+// chain makes every op wait for the one before. concurrent: a run of switch
+// ops on different consultations whose requests overlapped in the run is
+// released together as one concurrent_group (after what preceded the first);
+// the op after the group waits for all of it. A switch's send_video follows
+// the group.
+func chain(tr *trace.Trace, ops []builtOp, concurrent bool) {
+	group := 0
+	i := 0
+	prev := []int{} // what the next op waits for
+	for i < len(ops) {
+		j := i + 1
+		if concurrent && ops[i].kind == trace.OpSwitch {
+			// Gather the switches that overlap the first one's request,
+			// skipping the send_video ops between them.
+			members := []int{i}
+			k := i + 1
+			for k < len(ops) {
+				if ops[k].kind == trace.OpSendVideo {
+					k++
+					continue
+				}
+				if ops[k].kind == trace.OpSwitch && ops[k].consult != ops[i].consult && ops[k].e.start < ops[i].e.end {
+					members = append(members, k)
+					k++
+					continue
+				}
+				break
+			}
+			if len(members) > 1 {
+				reorderGroup(tr, ops, i, k, members)
+				group++
+				g := group
+				for m := range len(members) {
+					tr.Ops[i+m].After = slices.Clone(prev)
+					tr.Ops[i+m].Group = &g
+				}
+				var after []int
+				for m := range len(members) {
+					after = append(after, i+m)
+				}
+				// The sends of the group's members follow, one after the other.
+				for s := i + len(members); s < k; s++ {
+					tr.Ops[s].After = after
+					after = []int{s}
+				}
+				prev = after
+				i = k
+				continue
+			}
+		}
+		tr.Ops[i].After = slices.Clone(prev)
+		prev = []int{i}
+		i = j
+	}
+}
+
+// reorderGroup puts the group's switches first (contiguous, as groups must
+// be) and their send_video ops after them, within ops[i:k].
+func reorderGroup(tr *trace.Trace, ops []builtOp, i, k int, members []int) {
+	var sw, rest []trace.Op
+	var swB, restB []builtOp
+	for x := i; x < k; x++ {
+		if slices.Contains(members, x) {
+			sw, swB = append(sw, tr.Ops[x]), append(swB, ops[x])
+		} else {
+			rest, restB = append(rest, tr.Ops[x]), append(restB, ops[x])
+		}
+	}
+	copy(tr.Ops[i:], append(sw, rest...))
+	copy(ops[i:], append(swB, restB...))
+}
+
+// overlappingSwitches reports whether the trace built from the run has
+// switches that overlapped in time (worth a concurrent variant).
+func hasGroups(tr *trace.Trace) bool {
+	for _, op := range tr.Ops {
+		if op.Group != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// probabilistic returns the smallest firing probability below 1 among bugs
+// and the id that has it, or false when every bug fires always.
+func probabilistic(specs []string) (bugs.ID, float64, bool) {
+	set, err := bugs.Parse(specs, 0)
+	if err != nil {
+		return "", 0, false
+	}
+	minP, minID := 1.0, bugs.ID("")
+	for _, part := range strings.Split(set.String(), ",") {
+		name, p, ok := strings.Cut(part, ":")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(p, 64)
+		if err == nil && v < minP {
+			minP, minID = v, bugs.ID(name)
+		}
+	}
+	return minID, minP, minP < 1
+}
+
+// fireSeed searches bug seeds (offline: no execution) for one whose first
+// firing decisions all fire, so that a short sequential trace sees the
+// probabilistic bugs fire every time they are consulted. The clinic draws one
+// number per decision of any bug with probability < 1, so a seed whose draws
+// are all below the smallest probability fires whichever bug asks. It returns
+// the seed with the longest such run (at most seedRunWanted) and its length.
+func fireSeed(specs []string, from uint64) (seed uint64, run int) {
+	id, _, ok := probabilistic(specs)
+	if !ok {
+		return from, math.MaxInt
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for s := from; s < from+seedSearch; s++ {
+		if s&1023 == 0 && time.Now().After(deadline) {
+			break
+		}
+		set, err := bugs.Parse(specs, s)
+		if err != nil {
+			return from, 0
+		}
+		n := 0
+		for n < seedRunWanted && set.Fire(id) {
+			n++
+		}
+		if n > run {
+			seed, run = s, n
+			if n == seedRunWanted {
+				break
+			}
+		}
+	}
+	return seed, run
+}
+
+// racy reports whether a bug of specs only shows under concurrency.
+func racy(specs []string) bool {
+	set, err := bugs.Parse(specs, 0)
+	return err == nil && set.Enabled(bugs.SwitchRace)
+}
+
+// writeReproTraces minimises the run's distinct violations (up to
+// reproMaxTraces invariants) into repro-N.trace files in the report directory
+// and records the repro commands in the summary. It does nothing without a
+// report directory, without violations or when the run was interrupted.
+func (r *run) writeReproTraces(ctx context.Context, res *Result) {
+	if r.cfg.ReportDir == "" || len(res.Violations) == 0 || ctx.Err() != nil || res.Summary == nil {
+		return
+	}
+	if r.cfg.NewTarget != nil && !strings.HasPrefix(r.sc.Target, "http") {
+		return // an opaque target: nothing to replay a trace against
+	}
+	var picked []int
+	seen := map[string]bool{}
+	for i, v := range res.Violations {
+		if !seen[v.Invariant] && len(picked) < reproMaxTraces {
+			seen[v.Invariant] = true
+			picked = append(picked, i)
+		}
+	}
+	media, err := driver.NewMediaFactory(driver.MediaOptions{LoopbackOnly: true})
+	if err != nil {
+		r.log.Error("repro traces: media", "err", err)
+		return
+	}
+	deadline := time.Now().Add(reproBudget)
+	for n, idx := range picked {
+		budget := time.Until(deadline) / time.Duration(len(picked)-n)
+		if budget < time.Second || ctx.Err() != nil {
+			break
+		}
+		v := res.Violations[idx]
+		r.log.Warn(fmt.Sprintf("minimising violation %d...", idx+1), "invariant", v.Invariant, "budget", budget.Round(time.Second))
+		file := filepath.Join(r.cfg.ReportDir, fmt.Sprintf("repro-%d.trace", n+1))
+		rt, err := r.reproOne(ctx, v, file, budget, media)
+		if err != nil {
+			r.log.Warn("no repro trace", "violation", idx+1, "invariant", v.Invariant, "err", err)
+			continue
+		}
+		rt.Violation = idx
+		if idx < len(res.Summary.Violations) {
+			res.Summary.Violations[idx].ReproTrace = rt.Command
+		}
+		res.Summary.ReproTraces = append(res.Summary.ReproTraces, rt.Command)
+		st := rt.Stats
+		r.log.Warn("repro trace written: "+rt.Command, "invariant", v.Invariant,
+			"users", fmt.Sprintf("%d->%d", st.UsersBefore, st.UsersAfter), "ops", fmt.Sprintf("%d->%d", st.OpsBefore, st.OpsAfter),
+			"candidates", st.Candidates, "took", st.Duration.Round(100*time.Millisecond), "bug_seed", rt.BugSeed,
+			"verified", fmt.Sprintf("%d/%d", rt.Verified, rt.VerifyRuns))
+	}
+}
+
+// reproOne builds, checks, minimises, verifies and writes one violation's trace.
+func (r *run) reproOne(ctx context.Context, v oracle.Violation, file string, budget time.Duration, media *driver.MediaFactory) (ReproTrace, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, budget+30*time.Second) // the verification runs after the budget
+	defer cancel()
+	tr, err := r.buildTrace(v, false)
+	if err != nil {
+		return ReproTrace{}, err
+	}
+	opts := trace.Options{Media: media}
+	// Seeds to try: the one that worked last, then one whose probabilistic
+	// bugs fire on every decision of a short trace.
+	cur := tr.BugSeed
+	alt, altRun := fireSeed(tr.Bugs, tr.BugSeed+1)
+	_, _, prob := probabilistic(tr.Bugs)
+	fails := func(ctx context.Context, c *trace.Trace) (bool, error) {
+		seeds := []uint64{cur}
+		if prob && alt != cur && altRun > 0 {
+			seeds = append(seeds, alt)
+		}
+		for _, s := range seeds {
+			c.BugSeed = s
+			out, err := trace.RunOnce(ctx, c, opts)
+			if err != nil {
+				return false, err
+			}
+			if out.Reproduced {
+				cur = s
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	tries := 1
+	if racy(tr.Bugs) {
+		tries = 3
+	}
+	reproduces := func(c *trace.Trace) (bool, error) {
+		for range tries {
+			ok, err := fails(ctx, c)
+			if ok || err != nil {
+				return ok, err
+			}
+		}
+		return false, nil
+	}
+	ok, err := reproduces(tr)
+	if err != nil {
+		return ReproTrace{}, err
+	}
+	if !ok {
+		// A race a sequential replay cannot show: release the switches that
+		// overlapped in the run together.
+		if ctr, cerr := r.buildTrace(v, true); cerr == nil && hasGroups(ctr) {
+			if ok, err = reproduces(ctr); err != nil {
+				return ReproTrace{}, err
+			}
+			if ok {
+				tr = ctr
+			}
+		}
+	}
+	if !ok {
+		return ReproTrace{}, fmt.Errorf("%w (%d users, %d ops)", ErrNoRepro, len(tr.Users), len(tr.Ops))
+	}
+	tr.BugSeed = cur
+	left := budget - time.Since(start)
+	small, st, err := trace.Minimise(ctx, tr, trace.MinOptions{
+		Options: opts, Budget: max(left, time.Second), MaxCandidates: reproMaxCandidates, Tries: tries, Fails: fails,
+	})
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return ReproTrace{}, fmt.Errorf("minimise: %w", err)
+	}
+	if err != nil {
+		small = tr // the context ran out before anything smaller was found
+	}
+	st.Duration = time.Since(start)
+	small.Created = time.Now().UTC()
+	rt := ReproTrace{Invariant: v.Invariant, File: file, Stats: st, BugSeed: small.BugSeed}
+	// The written trace must replay: check it twice with the seed it carries.
+	rt.VerifyRuns = 2
+	for range rt.VerifyRuns {
+		out, err := trace.RunOnce(ctx, small, opts)
+		if err == nil && out.Reproduced {
+			rt.Verified++
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return ReproTrace{}, fmt.Errorf("report directory: %w", err)
+	}
+	if err := small.WriteFile(file); err != nil {
+		return ReproTrace{}, err
+	}
+	rt.Command = "telechaos repro " + shellQuote(file) + " --times " + strconv.Itoa(ReproTimes)
+	return rt, nil
+}
