@@ -204,6 +204,7 @@ type run struct {
 	tlMu       sync.Mutex
 	timeline   []reports.Sample
 	chaos      *chaosRun // nil without a fault profile
+	oplog      opLog     // per-user recent ops, for repro traces
 }
 
 func (r *run) interrupted() bool {
@@ -272,6 +273,7 @@ func (r *run) think(ctx context.Context, d time.Duration) {
 // per-user recent operations and the timed-op samples.
 func (r *run) observe(o driver.Observation) {
 	r.met.observe(o)
+	r.oplog.add(r.ledger, o)
 	r.cnt.ops.Add(1)
 	ok := o.Err == nil && (o.Status == 0 || o.Status/100 == 2)
 	if !ok {
@@ -374,6 +376,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	r.stopChaos()
 	r.or.Finish(time.Now())
 	r.finish(ctx, res, runErr)
+	r.writeReproTraces(ctx, res) // minimised repro-N.trace files, before the report names them
 	if cfg.ReportDir != "" {
 		if err := r.writeReport(res); err != nil {
 			r.log.Error("write report", "err", err)
