@@ -201,6 +201,7 @@ func (r *run) writeReport(res *Result) error {
 		}
 		ev = append(ev, reports.Evidence{
 			N: i + 1, RunID: r.cfg.RunID, Invariant: v.Invariant, Repro: res.Summary.Repro, Violation: v,
+			ReproTrace: res.Summary.Violations[i].ReproTrace,
 			Summary: fmt.Sprintf("%s: %s (viewer %s, owner %s, recording %s, consultation %s)",
 				v.Invariant, v.Detail, orDash(v.Viewer), orDash(v.Owner), orDash(v.Recording), orDash(v.Consultation)),
 		})
