@@ -10,3 +10,7 @@ test-deps: ## install prometheus, pushgateway, chromium for e2e tests (CI=true o
 	else \
 	  echo "test-deps: skipped (CI=true or OBS_DEPS=1 installs prometheus, pushgateway, chromium)"; \
 	fi
+
+.PHONY: obs-up
+obs-up: ## prometheus + pushgateway on loopback to watch a run (--metrics-addr 127.0.0.1:9464)
+	sh scripts/prom-dev.sh
