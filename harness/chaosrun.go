@@ -52,10 +52,12 @@ type chaosRun struct {
 	rec    *chaos.Recorder
 	cov    *chaos.Coverage
 	client chaos.ClientFaults
-	media  *chaos.MediaImpairment
-	proxy  *chaos.HTTPProxy
-	clinic *chaos.EmbeddedClinic
-	cnt    chaosCounters
+	// clientNames are the client faults' names (left out of coverage).
+	clientNames map[string]bool
+	media       *chaos.MediaImpairment
+	proxy       *chaos.HTTPProxy
+	clinic      *chaos.EmbeddedClinic
+	cnt         chaosCounters
 
 	mu      sync.Mutex
 	last    string        // the clinic fault that restarted it last
@@ -158,10 +160,20 @@ func (r *run) chaosEvent(kind string) {
 }
 
 // hit counts a risky path that just ran, under the faults active now.
+// Client faults are left out: "active" only means a user may act one out,
+// and their own paths (abandon, retry, rejoin) are counted where they happen.
 func (r *run) hit(path string) {
-	if r.chaos != nil {
-		r.chaos.cov.HitUnder(path, r.chaos.sched.Active())
+	if r.chaos == nil {
+		return
 	}
+	active := r.chaos.sched.Active()
+	kept := active[:0:0]
+	for _, f := range active {
+		if _, isClient := r.chaos.clientNames[f]; !isClient {
+			kept = append(kept, f)
+		}
+	}
+	r.chaos.cov.HitUnder(path, kept)
 }
 
 // decide says whether a patient acts out a client fault (one draw from its
@@ -307,6 +319,10 @@ func (r *run) setupChaos(srv *clinic.Server, cfg clinic.Config, upstream string,
 		}
 	})
 	c.sched, c.rec, c.cov, c.client, c.proxy = sched, rec, cov, chaos.ClientFaultsOf(faults), px
+	c.clientNames = map[string]bool{}
+	for _, cf := range c.client {
+		c.clientNames[cf.Name()] = true
+	}
 	r.chaos = c
 	return px.URL(), nil
 }
