@@ -278,7 +278,7 @@ figure{margin:.8em 0}figcaption{font-weight:600;font-size:.95em;margin-bottom:.2
 </div>
 <table class="meta">
 <tr><td>scenario</td><td><b>{{.S.Scenario}}</b></td></tr>
-<tr><td>seed</td><td>{{.S.Seed}}</td></tr>
+<tr><td>seed</td><td>{{if .S.Seeds}}{{range $i, $s := .S.Seeds}}{{if $i}}, {{end}}{{$s}}{{end}} (one per shard){{else}}{{.S.Seed}}{{end}}</td></tr>
 <tr><td>target</td><td>{{.S.Target}}{{if .S.Bugs}}, bugs {{range .S.Bugs}}<code>{{.}}</code> {{end}}{{end}}</td></tr>
 <tr><td>run</td><td>{{.S.RunID}}, started {{.Started}}, {{.Duration}}{{if not .S.Media}}, media off{{end}}</td></tr>
 {{if .S.Shards}}<tr><td>merged shards</td><td>{{range .S.Shards}}<code>{{.}}</code> {{end}}</td></tr>{{end}}

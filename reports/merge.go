@@ -56,6 +56,9 @@ func Merge(sums []*Summary, dirs []string) (*Summary, error) {
 		if e := s.StartedAt.Add(time.Duration(s.DurationSeconds * float64(time.Second))); e.After(end) {
 			end = e
 		}
+		if !slices.Contains(m.Seeds, s.Seed) {
+			m.Seeds = append(m.Seeds, s.Seed)
+		}
 		if !slices.Contains(names, s.Scenario) {
 			names = append(names, s.Scenario)
 		}
@@ -124,6 +127,9 @@ func Merge(sums []*Summary, dirs []string) (*Summary, error) {
 			}
 			hists[op].Add(b)
 		}
+	}
+	if len(m.Seeds) == 1 {
+		m.Seeds = nil
 	}
 	m.Scenario = strings.Join(names, "+")
 	m.Repro = strings.Join(repros, " ; ")

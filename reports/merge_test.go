@@ -160,6 +160,9 @@ func TestMergeAddsAndReevaluates(t *testing.T) {
 	if m.Latency["switch"].Count != 100 || m.Latency["switch"].Max != 1.5 {
 		t.Errorf("latency %+v", m.Latency["switch"])
 	}
+	if m.Seeds != nil {
+		t.Errorf("one seed reported as %v", m.Seeds)
+	}
 	if m.DurationSeconds != 32 || len(m.Timeline) < 30 {
 		t.Errorf("duration %g timeline %d", m.DurationSeconds, len(m.Timeline))
 	}

@@ -76,8 +76,10 @@ type Summary struct {
 	Coverage map[string]map[string]int64 `json:"coverage,omitempty"`
 	// CoverageShortfalls are unmet coverage requirements, one line each.
 	CoverageShortfalls []string `json:"coverage_shortfalls,omitempty"`
-	// Shards are the report directories a merged summary was made from.
+	// Shards are the report directories a merged summary was made from, and
+	// Seeds their seeds when they differ (Seed is the first).
 	Shards []string `json:"shards,omitempty"`
+	Seeds  []uint64 `json:"seeds,omitempty"`
 	// Timeline samples the run about once a second (for plots).
 	Timeline []Sample `json:"timeline,omitempty"`
 }
