@@ -67,7 +67,14 @@ func (r *run) patient(ctx context.Context, i int) {
 		r.noteErr(step, err)
 		errored = true
 	}
-	ps, err := r.target.Register(ctx, models.Patient)
+	// Registering again after a lost answer leaves at most an unused user;
+	// booking is not retried (a second appointment the ledger never saw).
+	var ps driver.Session
+	err := r.retry(ctx, func() error {
+		var err error
+		ps, err = r.target.Register(ctx, models.Patient)
+		return err
+	})
 	if err != nil {
 		fail("register patient", err)
 		return
