@@ -171,21 +171,44 @@ func Minimise(ctx context.Context, tr *Trace, opts MinOptions) (*Trace, MinStats
 	}
 
 	best := tr.Clone()
+	byUsers := func(t *Trace, keep []string) *Trace {
+		return t.Subset(func(u string) bool { return slices.Contains(keep, u) }, nil)
+	}
+	// byOps keeps the ops of the kept units and every op no unit covers.
+	byOps := func(units [][]int) func(t *Trace, keep [][]int) *Trace {
+		covered := map[int]bool{}
+		for _, u := range units {
+			for _, i := range u {
+				covered[i] = true
+			}
+		}
+		return func(t *Trace, keep [][]int) *Trace {
+			kept := map[int]bool{}
+			for _, u := range keep {
+				for _, i := range u {
+					kept[i] = true
+				}
+			}
+			return t.Subset(nil, func(i int) bool { return kept[i] || !covered[i] })
+		}
+	}
 	var err error
 	// Users first: dropping one drops a whole slice of the schedule.
-	best, err = ddmin(best, userUnits(best), func(t *Trace, keep []string) *Trace {
-		return t.Subset(func(u string) bool { return slices.Contains(keep, u) }, nil)
-	}, test)
+	best, err = ddmin(best, userUnits(best), byUsers, test)
 	if err == nil {
-		best, err = ddmin(best, opUnits(best), func(t *Trace, keep []int) *Trace {
-			return t.Subset(nil, func(i int) bool { return slices.Contains(keep, i) })
-		}, test)
+		// Then ops, a join or switch together with the sends that follow
+		// it (a send without them only fails, slowly).
+		units := opUnits(best, true)
+		best, err = ddmin(best, units, byOps(units), test)
 	}
 	if err == nil {
 		// Dropping ops can leave users without a part: one more pass.
-		best, err = ddmin(best, userUnits(best), func(t *Trace, keep []string) *Trace {
-			return t.Subset(func(u string) bool { return slices.Contains(keep, u) }, nil)
-		}, test)
+		best, err = ddmin(best, userUnits(best), byUsers, test)
+	}
+	if err == nil {
+		// Finally the sends on their own: some violations need no frames.
+		units := opUnits(best, false)
+		best, err = ddmin(best, units, byOps(units), test)
 	}
 	st.UsersAfter, st.OpsAfter = len(best.Users), len(best.Ops)
 	st.Duration = time.Since(start)
@@ -204,13 +227,29 @@ func userUnits(tr *Trace) []string {
 	return out
 }
 
-// opUnits are the ops ddmin may drop: registrations go with their users.
-func opUnits(tr *Trace) []int {
-	var out []int
+// opUnits are the ops ddmin may drop, as units dropped together
+// (registrations go with their users). withJoins: every op, each send with the
+// closest earlier join or switch of the same user and consultation (a send
+// without them only fails, slowly); otherwise the send ops alone, one unit
+// each.
+func opUnits(tr *Trace, withJoins bool) [][]int {
+	var out [][]int
+	owner := map[[2]string]int{} // user, consult -> unit of its last join/switch
 	for i, op := range tr.Ops {
-		if op.Op != OpRegister {
-			out = append(out, i)
+		if op.Op == OpRegister || (!withJoins && !op.Op.needsN()) {
+			continue
 		}
+		k := [2]string{op.User, op.Consult}
+		if withJoins && op.Op.needsN() {
+			if u, ok := owner[k]; ok {
+				out[u] = append(out[u], i)
+				continue
+			}
+		}
+		if op.Op == OpJoin || op.Op == OpSwitch {
+			owner[k] = len(out)
+		}
+		out = append(out, []int{i})
 	}
 	return out
 }
