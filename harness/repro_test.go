@@ -1,0 +1,144 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"telechaos/harness/driver"
+	"telechaos/harness/trace"
+	"telechaos/models"
+	"telechaos/reports"
+	"telechaos/scenarios"
+)
+
+func TestOpRingKeepsTheLastEntries(t *testing.T) {
+	r := &opRing{cap: 3}
+	for i := range 5 {
+		r.add(opEntry{seq: uint64(i)})
+	}
+	var got []uint64
+	for _, e := range r.entries() {
+		got = append(got, e.seq)
+	}
+	if len(got) != 3 || got[0] != 2 || got[1] != 3 || got[2] != 4 {
+		t.Errorf("ring entries %v, want [2 3 4]", got)
+	}
+}
+
+func TestOpLogBoundsAndSkipsUserless(t *testing.T) {
+	var l opLog
+	ledger := models.NewLedger()
+	ledger.AddUser("c", models.Clinician)
+	ledger.AddUser("p", models.Patient)
+	now := time.Now()
+	l.add(ledger, driver.Observation{Op: driver.OpRegister, Subject: "patient", Start: now, End: now})
+	for range 2 * opLogPatientCap {
+		l.add(ledger, driver.Observation{Op: driver.OpList, User: "p", Start: now, End: now, Status: 200})
+		l.add(ledger, driver.Observation{Op: driver.OpList, User: "c", Start: now, End: now, Status: 200})
+	}
+	if n := len(l.of("p")); n != opLogPatientCap {
+		t.Errorf("patient keeps %d ops, want %d", n, opLogPatientCap)
+	}
+	if n := len(l.of("c")); n != 2*opLogPatientCap {
+		t.Errorf("clinician keeps %d ops, want all %d", n, 2*opLogPatientCap)
+	}
+	if len(l.users) != 2 {
+		t.Errorf("users logged %d, want 2 (register has no user)", len(l.users))
+	}
+	if e := l.of("p"); e[len(e)-1].seq != l.seq-1 || !e[0].ok {
+		t.Errorf("last patient entry seq %d (log seq %d), ok %v", e[len(e)-1].seq, l.seq, e[0].ok)
+	}
+}
+
+func TestFireSeedFiresEveryDecision(t *testing.T) {
+	seed, run := fireSeed([]string{"switch-reuse:0.3"}, 2)
+	if run < 6 {
+		t.Fatalf("best run %d decisions at seed %d, want >= 6", run, seed)
+	}
+	if _, _, prob := probabilistic([]string{"list-scope"}); prob {
+		t.Error("list-scope (p=1) counted as probabilistic")
+	}
+}
+
+// A small list-scope run: the violation is minimised into repro-1.trace,
+// which replays it every time.
+func TestRunWritesMinimisedReproTrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real WebRTC calls and minimisation")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	sc := &scenarios.Scenario{
+		Name: "repro-list-scope", Seed: 3, Media: true, Target: TargetEmbedded, Bugs: []string{"list-scope:1"},
+		Population: scenarios.Population{Patients: 4, Clinicians: 1},
+		Executor:   scenarios.Executor{Type: ExecClosed, VUs: 2},
+		Duration:   dur(20 * time.Second),
+		Settle:     dur(3 * time.Second),
+		Behaviour: scenarios.Behaviour{SwitchToVideo: 0, Replay: 1, ProbeOther: 0,
+			CallMin: dur(300 * time.Millisecond), CallMax: dur(500 * time.Millisecond),
+			ThinkMin: dur(0), ThinkMax: dur(10 * time.Millisecond)},
+		Expect: "replay-list-ownership",
+	}
+	dir := filepath.Join(t.TempDir(), "report")
+	res, err := Run(ctx, RunConfig{Scenario: sc, ReportDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != ExitViolation {
+		t.Fatalf("exit %d, want a violation (%+v)", res.ExitCode, res.Summary.Violations)
+	}
+	file := filepath.Join(dir, "repro-1.trace")
+	tr, err := trace.ParseFile(file)
+	if err != nil {
+		t.Fatalf("repro-1.trace: %v", err)
+	}
+	patients := 0
+	for _, u := range tr.Users {
+		if u.Role == models.Patient {
+			patients++
+		}
+	}
+	t.Logf("repro-1.trace: %d users (%d patients), %d ops, bug seed %d", len(tr.Users), patients, len(tr.Ops), tr.BugSeed)
+	if patients > 2 || tr.Expect != "replay-list-ownership" || tr.Target != trace.TargetEmbedded || len(tr.Bugs) != 1 {
+		t.Errorf("trace header %+v with %d patients", tr.Header, patients)
+	}
+	// summary.json and the evidence name the repro command.
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s reports.Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	want := "telechaos repro " + file + " --times 10"
+	if len(s.ReproTraces) != 1 || s.ReproTraces[0] != want {
+		t.Errorf("summary repro_traces %q, want [%q]", s.ReproTraces, want)
+	}
+	found := false
+	for _, v := range s.Violations {
+		if v.ReproTrace == want {
+			found = true
+			ev, err := os.ReadFile(filepath.Join(dir, v.Evidence))
+			if err != nil || !strings.Contains(string(ev), "repro-1.trace") {
+				t.Errorf("evidence %s does not name the trace (%v)", v.Evidence, err)
+			}
+		}
+	}
+	if !found {
+		t.Error("no violation in the summary carries the repro trace command")
+	}
+	m, err := driver.NewMediaFactory(driver.MediaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, total, err := trace.Repro(ctx, file, trace.ReproOptions{Options: trace.Options{Media: m, DataDir: t.TempDir()}, Times: 3})
+	if err != nil || n != 3 || total != 3 {
+		t.Errorf("repro: reproduced %d/%d, err %v", n, total, err)
+	}
+}
