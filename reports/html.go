@@ -45,6 +45,7 @@ type view struct {
 	Invariants []invRow
 	Violations []violRow
 	Faults     []faultRow
+	MoreFaults int
 	CovFaults  []string
 	Coverage   []covRow
 	Thresholds []thrRow
@@ -143,9 +144,12 @@ func htmlView(s *Summary) view {
 		if w.Err != "" {
 			label += " (error: " + w.Err + ")"
 		}
-		bands = append(bands, band{from: from, to: to, label: label, failed: w.Err != ""})
-		v.Faults = append(v.Faults, faultRow{w.Fault, params(w.Params), w.Trigger, secs(from), end, w.Err, w.Shard})
+		bands = append(bands, band{fault: w.Fault, from: from, to: to, label: label, failed: w.Err != ""})
+		if len(v.Faults) < maxFaultRows {
+			v.Faults = append(v.Faults, faultRow{w.Fault, params(w.Params), w.Trigger, secs(from), end, w.Err, w.Shard})
+		}
 	}
+	v.MoreFaults = len(s.FaultWindows) - len(v.Faults)
 	v.CovFaults, v.Coverage = coverageTable(s.Coverage)
 	var marks []float64
 	for _, vi := range s.Violations {
@@ -153,8 +157,97 @@ func htmlView(s *Summary) view {
 			marks = append(marks, rel(s, vi.At))
 		}
 	}
-	v.Charts, v.LatCharts = timelinePlots(s, bands, marks)
+	shade, always := faultShading(bands, s.DurationSeconds)
+	v.Charts, v.LatCharts = timelinePlots(s, shade, marks)
+	if len(bands) > 0 {
+		maxX := s.DurationSeconds
+		if n := len(s.Timeline); n > 0 {
+			maxX = max(maxX, s.Timeline[n-1].T)
+		}
+		lanes := faultLanes(bands)
+		title := "Fault windows, one lane per fault (red: injection or heal failed)"
+		if len(always) > 0 {
+			title += "; not shaded in the other plots, active nearly all run: " + strings.Join(always, ", ")
+		}
+		v.Charts = append(v.Charts, lanesPlot("plot-faults", title, maxX, lanes, marks))
+	}
 	return v
+}
+
+// maxFaultRows bounds the fault table; summary.json keeps every window.
+const maxFaultRows = 100
+
+// faultShading turns fault windows into the shading of the time plots: the
+// union of the windows, so overlapping faults do not stack into one dark
+// smear. Faults active for nearly the whole run (client faults drawn with a
+// probability) would paint every plot: they are left to the lanes plot.
+func faultShading(bands []band, duration float64) (shade []band, always []string) {
+	cover := map[string]float64{}
+	byFault := map[string][]band{}
+	for _, b := range bands {
+		byFault[b.fault] = append(byFault[b.fault], b)
+	}
+	var kept []band
+	for _, f := range slices.Sorted(maps.Keys(byFault)) {
+		for _, u := range union(byFault[f]) {
+			cover[f] += u.to - u.from
+		}
+		if duration > 0 && cover[f] >= 0.9*duration {
+			always = append(always, f)
+			continue
+		}
+		kept = append(kept, byFault[f]...)
+	}
+	return union(kept), always
+}
+
+// union merges overlapping bands; a merged band names its faults and is
+// failed when any of its windows failed.
+func union(bands []band) []band {
+	bs := slices.Clone(bands)
+	slices.SortFunc(bs, func(a, b band) int { return cmpFloat(a.from, b.from) })
+	var out []band
+	for _, b := range bs {
+		if n := len(out); n > 0 && b.from <= out[n-1].to {
+			u := &out[n-1]
+			u.to = max(u.to, b.to)
+			u.failed = u.failed || b.failed
+			if !slices.Contains(strings.Split(u.fault, ", "), b.fault) {
+				u.fault += ", " + b.fault
+			}
+			u.label = "faults: " + u.fault
+			continue
+		}
+		b.label = "fault: " + b.label
+		out = append(out, b)
+	}
+	return out
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// faultLanes groups windows by fault, in order of first appearance.
+func faultLanes(bands []band) []lane {
+	var lanes []lane
+	idx := map[string]int{}
+	for _, b := range bands {
+		i, ok := idx[b.fault]
+		if !ok {
+			i = len(lanes)
+			idx[b.fault] = i
+			lanes = append(lanes, lane{name: b.fault})
+		}
+		lanes[i].bars = append(lanes[i].bars, b)
+	}
+	return lanes
 }
 
 func params(p map[string]string) string {
@@ -203,8 +296,15 @@ func timelinePlots(s *Summary, bands []band, marks []float64) (main, lat []templ
 	rate := func(name, color string, f func(Sample) int64) series {
 		sr := series{name: name, color: color}
 		for i := 1; i < len(tl); i++ {
-			if dt := tl[i].T - tl[i-1].T; dt > 0 {
-				sr.pts = append(sr.pts, [2]float64{tl[i].T, float64(f(tl[i])-f(tl[i-1])) / dt})
+			// The final sample comes moments after the last tick: a rate over
+			// a sliver of a second is noise, so reach back at least half a
+			// second.
+			j := i - 1
+			for j > 0 && tl[i].T-tl[j].T < 0.5 {
+				j--
+			}
+			if dt := tl[i].T - tl[j].T; dt > 0 {
+				sr.pts = append(sr.pts, [2]float64{tl[i].T, float64(f(tl[i])-f(tl[j])) / dt})
 			}
 		}
 		return sr
@@ -307,7 +407,7 @@ figure{margin:.8em 0}figcaption{font-weight:600;font-size:.95em;margin-bottom:.2
 {{if .Faults}}<h2>Fault windows</h2>
 <table id="faults"><tr><th>fault</th><th>params</th><th>trigger</th><th>from</th><th>to</th><th>error</th>{{if .S.Shards}}<th>shard</th>{{end}}</tr>
 {{range .Faults}}<tr><td>{{.Fault}}</td><td>{{.Params}}</td><td>{{.Trigger}}</td><td>{{.From}}</td><td>{{.To}}</td><td class="{{if .Err}}fail{{end}}">{{.Err}}</td>{{if $.S.Shards}}<td>{{.Shard}}</td>{{end}}</tr>{{end}}
-</table>{{end}}
+</table>{{if .MoreFaults}}<p>… {{.MoreFaults}} more windows in summary.json.</p>{{end}}{{end}}
 {{if .Coverage}}<h2>Coverage</h2>
 <p>How often each risky path ran under each fault ("none": no fault active).</p>
 <table id="coverage"><tr><th>path</th>{{range .CovFaults}}<th>{{.}}</th>{{end}}</tr>

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/html"
 )
@@ -120,8 +121,18 @@ func TestHTMLStructure(t *testing.T) {
 			t.Errorf("%s: %d violation markers, want %d", id, n, len(s.Violations))
 		}
 	}
-	if len(figs) != len(wantPlots) {
-		t.Errorf("plots %d, want %d", len(figs), len(wantPlots))
+	if f := figs["plot-faults"]; f == nil {
+		t.Error("no fault lanes plot")
+	} else {
+		if n := len(find(f, func(n *html.Node) bool { return n.Data == "rect" && hasClass(n, "window") })); n != len(s.FaultWindows) {
+			t.Errorf("fault lanes: %d windows drawn, want %d", n, len(s.FaultWindows))
+		}
+		if n := len(find(f, func(n *html.Node) bool { return hasClass(n, "violation") })); n != len(s.Violations) {
+			t.Errorf("fault lanes: %d violation markers, want %d", n, len(s.Violations))
+		}
+	}
+	if len(figs) != len(wantPlots)+1 {
+		t.Errorf("plots %d, want %d", len(figs), len(wantPlots)+1)
 	}
 
 	vt := find(doc, func(n *html.Node) bool { return attr(n, "id") == "violations" })
@@ -250,4 +261,35 @@ func TestLongRunStaysSmall(t *testing.T) {
 		t.Errorf("the burst was decimated away (highest point at y=%g)", minY)
 	}
 	t.Logf("index.html for 2000 samples: %d bytes", len(b))
+}
+
+// TestFaultShading: overlapping windows shade once, and a fault active all
+// run (a client fault drawn by probability) is left to the lanes plot rather
+// than painting every plot.
+func TestFaultShading(t *testing.T) {
+	s := richSample()
+	s.FaultWindows = append(s.FaultWindows,
+		FaultWindow{Fault: "media-jitter", Start: t0.Add(20 * time.Second), End: t0.Add(30 * time.Second)}, // overlaps http-latency
+		FaultWindow{Fault: "client-retry", Start: t0, End: t0.Add(60 * time.Second)})
+	b, err := HTML(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := html.Parse(bytes.NewReader(b))
+	ops := find(doc, func(n *html.Node) bool { return attr(n, "id") == "plot-ops" })[0]
+	bands := find(ops, func(n *html.Node) bool { return n.Data == "rect" && hasClass(n, "fault") })
+	// http-latency 15-25 + media-jitter 20-30 merge; clinic-restart 38-41; media-loss 50-end.
+	if len(bands) != 3 {
+		t.Errorf("%d shaded bands, want 3", len(bands))
+	}
+	if len(bands) > 0 && !strings.Contains(text(bands[0]), "http-latency, media-jitter") {
+		t.Errorf("merged band title %q", text(bands[0]))
+	}
+	lanes := find(doc, func(n *html.Node) bool { return attr(n, "id") == "plot-faults" })[0]
+	if !strings.Contains(text(lanes), "client-retry") {
+		t.Error("the always-on fault is missing from the lanes")
+	}
+	if n := len(find(lanes, func(n *html.Node) bool { return hasClass(n, "window") })); n != len(s.FaultWindows) {
+		t.Errorf("lanes draw %d windows, want %d", n, len(s.FaultWindows))
+	}
 }

@@ -18,11 +18,76 @@ type series struct {
 	pts         [][2]float64
 }
 
-// band is a shaded x-range (a fault window).
+// band is a shaded x-range (a fault window, or the union of several).
 type band struct {
+	fault    string
 	from, to float64
 	label    string
 	failed   bool
+}
+
+// lane is one fault's windows in the lanes plot.
+type lane struct {
+	name string
+	bars []band
+}
+
+// lanesPlot draws fault windows as a Gantt chart on the run's time axis: one
+// lane per fault, a bar per window, violations marked on the axis.
+func lanesPlot(id, title string, maxX float64, lanes []lane, marks []float64) template.HTML {
+	// The same x geometry as plot.render, so bars line up with the shading
+	// above; lane names sit inside their lanes.
+	const w, left, right, top, bottom, row = 880.0, 52.0, 14.0, 8.0, 30.0, 18.0
+	h := top + bottom + row*float64(len(lanes))
+	if !(maxX > 0) {
+		maxX = 1
+	}
+	x := func(v float64) float64 { return left + math.Min(math.Max(v, 0), maxX)/maxX*(w-left-right) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<figure class="plot lanes" id="%s"><figcaption>%s</figcaption>`, html.EscapeString(id), html.EscapeString(title))
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %g %g" width="%g" height="%g" role="img" aria-label="%s">`,
+		w, h, w, h, html.EscapeString(title))
+	var labels []string // drawn last, over the bars
+	for i, l := range lanes {
+		y := top + row*float64(i)
+		if i%2 == 0 {
+			fmt.Fprintf(&b, `<rect x="%g" y="%g" width="%g" height="%g" fill="#f7f7f7"/>`, left, y, w-left-right, row)
+		}
+		name := l.name
+		if len(name) > 24 {
+			name = name[:23] + "…"
+		}
+		color := palette[i%len(palette)]
+		labels = append(labels, fmt.Sprintf(`<text x="%g" y="%g" font-size="10" fill="#222" stroke="#fff" stroke-width="3" paint-order="stroke">%s</text>`,
+			left+3, y+row-5, html.EscapeString(name)))
+		for _, bar := range l.bars {
+			x0, x1 := x(bar.from), x(bar.to)
+			if x1-x0 < 2 {
+				x1 = x0 + 2
+			}
+			fill := color
+			if bar.failed {
+				fill = "#d62728"
+			}
+			fmt.Fprintf(&b, `<rect class="window" x="%.1f" y="%g" width="%.1f" height="%g" fill="%s" fill-opacity="0.75"><title>%s %.1fs–%.1fs</title></rect>`,
+				x0, y+3, x1-x0, row-6, fill, html.EscapeString(bar.label), bar.from, bar.to)
+		}
+	}
+	base := h - bottom
+	fmt.Fprintf(&b, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="#888"/>`, left, base, w-right, base)
+	for _, v := range niceTicks(maxX, 8) {
+		if v > maxX*1.0001 {
+			break
+		}
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%g" x2="%.1f" y2="%g" stroke="#999"/>`, x(v), base, x(v), base+4)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%g" font-size="11" text-anchor="middle" fill="#555">%ss</text>`, x(v), base+16, fmtTick(v))
+	}
+	for _, m := range marks {
+		fmt.Fprintf(&b, `<path class="violation" d="M%.1f %g l-4 7 h8 z" fill="#d62728"><title>violation at %.1fs</title></path>`, x(m), base, m)
+	}
+	b.WriteString(strings.Join(labels, ""))
+	b.WriteString(`</svg></figure>`)
+	return template.HTML(b.String()) // numbers and escaped names only
 }
 
 // plot is one chart.
@@ -141,9 +206,6 @@ func (p plot) render() template.HTML {
 		}
 		fmt.Fprintf(&b, `<rect class="fault" x="%.1f" y="%g" width="%.1f" height="%g" fill="%s" fill-opacity="0.18"><title>%s</title></rect>`,
 			x0, top, x1-x0, h-top-bottom, fill, html.EscapeString(bd.label))
-		if name, _, _ := strings.Cut(bd.label, " "); x1-x0 >= 6.5*float64(len(name))+4 {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%g" font-size="10" fill="#8a5a00">%s</text>`, x0+3, top+11, html.EscapeString(name))
-		}
 	}
 	for _, v := range yt {
 		fmt.Fprintf(&b, `<line x1="%g" y1="%.1f" x2="%g" y2="%.1f" stroke="#e4e4e4"/>`, left, y(v), w-right, y(v))
