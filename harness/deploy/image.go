@@ -18,6 +18,7 @@ import (
 
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
 )
 
 // Paths inside the repository that BuildClinicImage uses.
@@ -70,6 +71,31 @@ func buildImage(ctx context.Context, repoRoot, pkg, dockerfile, tag string) (str
 		return "", err
 	}
 
+	// The engine's build is not cut short by ctx: a build interrupted
+	// half-way leaves its intermediate images behind, untagged. It finishes
+	// (FROM scratch takes seconds) and, if ctx ended meanwhile, the image
+	// is removed with its parents.
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	id, err := engineBuild(bctx, cli, df, bin, tag)
+	if ctx.Err() != nil {
+		if id == "" {
+			if ins, ierr := cli.ImageInspect(bctx, tag); ierr == nil {
+				id = ins.ID
+			}
+		}
+		if id != "" {
+			if _, rmErr := removeImage(bctx, cli, id, []string{tag}); rmErr != nil {
+				err = errors.Join(err, rmErr)
+			}
+		}
+		return "", fmt.Errorf("%w: image build %s: %w", ErrBuild, tag, errors.Join(ctx.Err(), err))
+	}
+	return id, err
+}
+
+// engineBuild sends the context to the engine and reads the build to its end.
+func engineBuild(ctx context.Context, cli *testcontainers.DockerClient, df []byte, bin, tag string) (string, error) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(writeContext(pw, df, bin)) }()
 	defer pr.Close()
