@@ -112,6 +112,8 @@ type RunConfig struct {
 	// MediaLogger receives the WebRTC stack's logs (noisy at teardown);
 	// default discard.
 	MediaLogger *slog.Logger
+	// Shard runs one slice of the population (see shard.go); zero: all.
+	Shard Shard
 }
 
 // Progress is a live snapshot for progress lines.
@@ -205,6 +207,8 @@ type run struct {
 	timeline   []reports.Sample
 	chaos      *chaosRun // nil without a fault profile
 	oplog      opLog     // per-user recent ops, for repro traces
+	// clinicianSlots[k] is the round-robin slot of clinicians[k] (shard.go).
+	clinicianSlots []int
 }
 
 func (r *run) interrupted() bool {
@@ -325,6 +329,10 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: scenario %s: %w", ErrConfig, sc.Name, err)
 	}
+	if err := cfg.Shard.check(sc.Population.Patients); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	exec = cfg.Shard.executor(exec)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -450,7 +458,7 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		if err != nil {
 			return cleanup, fmt.Errorf("%w: metrics listener on %s: %w", ErrTarget, r.cfg.MetricsAddr, err)
 		}
-		srv := &http.Server{Handler: metricsMux(r.cfg.Registry), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: r.metricsHandler(), ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		closers = append(closers, func() { srv.Close() })
 		r.log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
@@ -542,14 +550,14 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		}
 		r.media = f
 	}
-	n := max(r.sc.Population.Clinicians, 1)
-	for range n {
+	for _, slot := range r.cfg.Shard.ClinicianSlots(r.sc.Population.Patients, r.sc.Population.Clinicians) {
 		s, err := target.Register(ctx, models.Clinician)
 		if err != nil {
 			return cleanup, fmt.Errorf("%w: register clinician: %w", ErrTarget, err)
 		}
 		r.ledger.AddUser(s.ID, models.Clinician)
 		r.clinicians = append(r.clinicians, s)
+		r.clinicianSlots = append(r.clinicianSlots, slot)
 	}
 	if r.chaos != nil {
 		if err := r.chaos.sched.Start(ctx); err != nil {
@@ -595,7 +603,8 @@ func (r *run) execute(ctx context.Context, exec Executor) error {
 			slots = sc.Population.Patients
 		}
 	}
-	l := newLauncher(work, sc.Population.Patients, slots, r.stopping, r.patient, func() {
+	sh := r.cfg.Shard // the whole run unless sharded
+	l := newLauncher(work, sh.Patients(sc.Population.Patients), sh.Split(slots), r.stopping, r.shardPatient, func() {
 		r.met.Dropped.Inc()
 		r.cnt.dropped.Add(1)
 	})
