@@ -83,7 +83,7 @@ func (r *run) patient(ctx context.Context, i int) {
 	defer r.or.ForgetUser(ps.ID)
 	r.think(ctx, plan.Think)
 
-	cl := r.clinicians[i%len(r.clinicians)]
+	cl := r.clinicianFor(i)
 	bk, err := r.target.Book(ctx, ps, cl.ID)
 	if err != nil {
 		fail("book", err)
