@@ -21,6 +21,8 @@ import (
 type runFlags struct {
 	scenario, target, report, metricsAddr string
 	push                                  string
+	shard, runID                          string
+	shards                                int
 	bugs, sets                            multiFlag
 	seed                                  uint64
 	duration                              time.Duration
@@ -45,6 +47,9 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.BoolVar(&f.media, "media", true, "real WebRTC calls")
 	fs.Var(&f.sets, "set", "override a scenario field KEY=VALUE, repeatable")
 	fs.BoolVar(&f.verbose, "v", false, "verbose logs")
+	fs.StringVar(&f.shard, "shard", "", "run shard I/N of the population (harness/shard.go)")
+	fs.IntVar(&f.shards, "shards", 0, "run shard $JOB_COMPLETION_INDEX of N (Kubernetes Indexed Job)")
+	fs.StringVar(&f.runID, "run-id", "", "run id (shards of one run must share it)")
 	f.deploy.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -109,10 +114,22 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
 		return harness.ExitUsage
 	}
-	runID := harness.NewRunID(sc.Seed)
+	shard, err := f.parseShard()
+	if err != nil {
+		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
+		return harness.ExitUsage
+	}
+	runID := f.runID
+	if runID == "" {
+		runID = harness.NewRunID(sc.Seed)
+	}
 	dir := f.report
 	if dir == "" {
 		dir = filepath.Join("telechaos-report", runID)
+	}
+	if shard.Sharded() {
+		// <report>/<run-id>/shard-I, so `report merge <report>/<run-id>/shard-*` finds them.
+		dir = shardReportDir(f.report, runID, shard)
 	}
 	level := slog.LevelWarn
 	if f.verbose {
@@ -122,9 +139,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pr := newProgressPrinter(stderr)
 	fmt.Fprintf(stderr, "telechaos: run %s, scenario %s, seed %d, target %s, %d patients\n",
 		runID, sc.Name, sc.Seed, orDefault(sc.Target, harness.TargetEmbedded), sc.Population.Patients)
+	if shard.Sharded() {
+		fmt.Fprintf(stderr, "telechaos: shard %s: %d of the patients (global index i mod %d = %d)\n",
+			shard, shard.Patients(sc.Population.Patients), shard.Count, shard.Index)
+	}
 	cfg := harness.RunConfig{
 		Scenario: sc, ScenarioRef: f.scenario, RunID: runID, ReportDir: dir, MetricsAddr: f.metricsAddr,
-		Logger: logger, Progress: pr.update,
+		Logger: logger, Progress: pr.update, Shard: shard,
+	}
+	if shard.Sharded() {
+		cfg.ReproArgs = append(cfg.ReproArgs, "--shard", shard.String())
 	}
 	for _, kv := range f.sets {
 		cfg.ReproArgs = append(cfg.ReproArgs, "--set", kv)
@@ -150,7 +174,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
 	}
-	if f.push != "" {
+	if f.push != "" && shard.Sharded() {
+		pushShardMetrics(ctx, f.push, res, shard, stderr)
+	} else if f.push != "" {
 		pushMetrics(ctx, f.push, res, stderr)
 	}
 	printVerdict(stdout, res.Summary, res.ReportDir)
