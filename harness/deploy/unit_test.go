@@ -214,9 +214,10 @@ func TestSweepRemovesOnlyStale(t *testing.T) {
 	if err != nil {
 		t.Errorf("sweep: %v", err)
 	}
-	if removed < 2 {
-		t.Errorf("sweep removed %d, want at least the dead volume and network", removed)
-	}
+	// Not asserted on removed: test packages run in parallel and another
+	// package's start-up Sweep may take the dead resources first. What
+	// matters is the state below: dead gone, live kept.
+	t.Logf("sweep removed %d resources", removed)
 	if _, err := cli.VolumeInspect(ctx, deadVol, client.VolumeInspectOptions{}); err == nil {
 		t.Error("sweep left the volume of a dead owner")
 	}
