@@ -29,7 +29,7 @@ clinic: ## start the reference clinic on 127.0.0.1:8088 (data in ./clinic-data)
 	$(GO) run ./cmd/clinic --data ./clinic-data --addr 127.0.0.1:8088
 
 .PHONY: test
-test: deps ## run every test (Docker tests skip without an engine unless CI=true)
+test: deps test-deps ## run every test (Docker tests skip without an engine unless CI=true)
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
@@ -57,4 +57,5 @@ build: ## build both binaries into ./bin
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
 
 -include build/image.mk
+-include build/obs.mk
 -include build/bench.mk
