@@ -19,6 +19,9 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "merge" {
 		return cmdReportMerge(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "verdict" { // prom.go: --from-prometheus
+		return cmdReportVerdict(context.Background(), args[1:], stdout, stderr)
+	}
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintf(stderr, "telechaos report: want one report directory (or: report merge DIR... --out DIR)\n")
 		return harness.ExitUsage
