@@ -40,6 +40,42 @@ import (
 // frames its client sent minus baselineAllowed and chaos.AllowedMissing over
 // the fault windows that reached the call.
 
+// ExternalChaos is fault machinery a caller brings to a run whose target it
+// manages (a container deployment, a remote system): the runner schedules
+// these faults with the scenario's own, records their windows (the summary's
+// fault windows and coverage, the loss recording-durability allows), retries
+// requests across their outages and has calls rejoin after the faults that
+// restart the target. Set RunConfig.Chaos to use it; it works with a URL
+// target and with NewTarget (there Proxy, if any, is only for the faults:
+// the target NewTarget returns is what the runner talks to).
+type ExternalChaos struct {
+	// Proxy is the target's HTTP front, for faults that act on it or
+	// retarget it. With a URL target it replaces the runner's own proxy: the
+	// driver talks to Proxy.URL(). The caller closes it.
+	Proxy *chaos.HTTPProxy
+	// Target restarts the target (the scenario's clinic-* faults need it).
+	Target chaos.Restartable
+	// Faults are scheduled by the run, with the scenario's profile.
+	Faults []ExternalFault
+}
+
+// ExternalFault is one fault of an ExternalChaos with its trigger.
+type ExternalFault struct {
+	Fault   chaos.Fault
+	Trigger chaos.Trigger
+	// Restarts says the target is unreachable while the window is open and
+	// comes back without its calls' media state (killed, stopped, cut off
+	// its network): requests wait for the heal, and calls in progress
+	// rejoin with new PeerConnections when the window closes, as after a
+	// clinic restart.
+	Restarts bool
+}
+
+// wantsChaos says whether the run has faults or coverage to set up.
+func (r *run) wantsChaos() bool {
+	return len(r.sc.Chaos.Faults) > 0 || len(r.sc.Chaos.Coverage) > 0 || (r.cfg.Chaos != nil && len(r.cfg.Chaos.Faults) > 0)
+}
+
 // Chaos outcome counters for the report (chaos.json) and the log.
 type chaosCounters struct {
 	rejoins, rejoinFailed, retries, restarts, usersErrored atomic.Int64
@@ -58,6 +94,9 @@ type chaosRun struct {
 	proxy       *chaos.HTTPProxy
 	clinic      *chaos.EmbeddedClinic
 	cnt         chaosCounters
+
+	// restarts names the external faults that restart the target.
+	restarts map[string]bool
 
 	mu      sync.Mutex
 	last    string        // the clinic fault that restarted it last
@@ -81,10 +120,17 @@ func isClinicFault(w chaos.Window) bool {
 	return k == chaos.KindClinicRestart || k == chaos.KindClinicCrash
 }
 
-// onWindow follows clinic windows: down while open; a restart signal when
-// one closes (the clinic is back: calls rejoin).
+// restartsTarget says whether w is an outage that restarts the target: a
+// clinic fault of the profile or an external fault marked Restarts.
+func (c *chaosRun) restartsTarget(w chaos.Window) bool {
+	return isClinicFault(w) || c.restarts[w.Fault]
+}
+
+// onWindow follows the windows of faults that restart the target: down
+// while open; a restart signal when one closes (the target is back: calls
+// rejoin).
 func (c *chaosRun) onWindow(w chaos.Window) {
-	if !isClinicFault(w) {
+	if !c.restartsTarget(w) {
 		return
 	}
 	c.mu.Lock()
@@ -271,11 +317,16 @@ func (r *run) allowance(sent int, start, end time.Time) (int, string) {
 	return min(base+extra, sent), fmt.Sprintf("baseline %d + faults %d (%s)", base, extra, strings.Join(names, ", "))
 }
 
-// setupChaos builds the profile's faults against what the run has. srv is the
-// embedded clinic (nil for a URL target); upstream is the target's URL. It
-// returns the URL the HTTP driver must use.
+// setupChaos builds the profile's faults, and RunConfig.Chaos's, against
+// what the run has. srv is the embedded clinic (nil otherwise); upstream is
+// the target's URL ("" for NewTarget). It returns the URL the HTTP driver
+// must use ("" when there is no proxy).
 func (r *run) setupChaos(srv *clinic.Server, cfg clinic.Config, upstream string, closers *[]func()) (string, error) {
 	c := newChaosRun()
+	ext := r.cfg.Chaos
+	if ext == nil {
+		ext = &ExternalChaos{}
+	}
 	reg := r.cfg.Registry
 	rec, err := chaos.NewRecorder(reg)
 	if err != nil {
@@ -285,12 +336,14 @@ func (r *run) setupChaos(srv *clinic.Server, cfg clinic.Config, upstream string,
 	if err != nil {
 		return "", fmt.Errorf("%w: chaos: %w", ErrTarget, err)
 	}
-	px, err := chaos.NewHTTPProxy(upstream)
-	if err != nil {
-		return "", fmt.Errorf("%w: chaos: %w", ErrTarget, err)
+	px := ext.Proxy
+	if px == nil && upstream != "" {
+		if px, err = chaos.NewHTTPProxy(upstream); err != nil {
+			return "", fmt.Errorf("%w: chaos: %w", ErrTarget, err)
+		}
+		*closers = append(*closers, func() { px.Close() })
 	}
-	*closers = append(*closers, func() { px.Close() })
-	env := chaos.Env{Proxy: px, Recorder: rec, Seed: r.seed}
+	env := chaos.Env{Proxy: px, Target: ext.Target, Recorder: rec, Seed: r.seed}
 	if srv != nil {
 		c.clinic = chaos.AdoptClinic(srv, cfg)
 		env.Target = c.clinic
@@ -309,6 +362,28 @@ func (r *run) setupChaos(srv *clinic.Server, cfg clinic.Config, upstream string,
 	if err != nil {
 		return "", fmt.Errorf("%w: scenario %s: chaos: %w", ErrConfig, r.sc.Name, err)
 	}
+	c.restarts = map[string]bool{}
+	taken := map[string]bool{}
+	for _, n := range r.sc.Chaos.Names() {
+		taken[n] = true
+	}
+	for i, ef := range ext.Faults {
+		if ef.Fault == nil {
+			return "", fmt.Errorf("%w: chaos.faults[%d]: nil fault", ErrConfig, i)
+		}
+		// Windows are told apart by name: a shared one would mix outages.
+		if n := ef.Fault.Name(); taken[n] {
+			return "", fmt.Errorf("%w: chaos.faults[%d]: name %q is already taken by another fault", ErrConfig, i, n)
+		}
+		taken[ef.Fault.Name()] = true
+		if err := ef.Fault.Available(env); err != nil {
+			return "", fmt.Errorf("%w: chaos.faults[%d]: %w", ErrConfig, i, err)
+		}
+		if err := sched.Add(ef.Fault, ef.Trigger); err != nil {
+			return "", fmt.Errorf("%w: chaos.faults[%d]: %w", ErrConfig, i, err)
+		}
+		c.restarts[ef.Fault.Name()] = ef.Restarts
+	}
 	r.sc.Chaos.ApplyCoverage(cov)
 	rec.OnWindow(c.onWindow)
 	rec.OnWindow(func(w chaos.Window) {
@@ -324,6 +399,9 @@ func (r *run) setupChaos(srv *clinic.Server, cfg clinic.Config, upstream string,
 		c.clientNames[cf.Name()] = true
 	}
 	r.chaos = c
+	if px == nil {
+		return upstream, nil
+	}
 	return px.URL(), nil
 }
 
