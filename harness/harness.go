@@ -114,6 +114,10 @@ type RunConfig struct {
 	MediaLogger *slog.Logger
 	// Shard runs one slice of the population (see shard.go); zero: all.
 	Shard Shard
+	// Chaos brings faults the caller built (container faults of a
+	// deployment) into the run, for URL and NewTarget targets too (see
+	// ExternalChaos); nil: only the scenario's profile.
+	Chaos *ExternalChaos
 }
 
 // Progress is a live snapshot for progress lines.
@@ -465,6 +469,11 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 	}
 	var target driver.Target
 	if r.cfg.NewTarget != nil {
+		if r.cfg.Chaos != nil && r.wantsChaos() {
+			if _, err := r.setupChaos(nil, clinic.Config{}, "", &closers); err != nil {
+				return cleanup, err
+			}
+		}
 		t, err := r.cfg.NewTarget(r.observe)
 		if err != nil {
 			return cleanup, fmt.Errorf("%w: target: %w", ErrTarget, err)
@@ -497,7 +506,7 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 			srv = s
 			url = srv.URL()
 		}
-		hasChaos := len(r.sc.Chaos.Faults) > 0 || len(r.sc.Chaos.Coverage) > 0
+		hasChaos := r.wantsChaos()
 		switch {
 		case srv != nil && hasChaos:
 			// A restart replaces the server: close whichever runs at the end.
