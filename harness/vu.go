@@ -646,7 +646,12 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 	wait := 100 * time.Millisecond
 	listed := false
 	for {
-		items, err := r.target.ListReplays(ctx, s)
+		var items []driver.ReplaySummary
+		err := r.retry(ctx, func() error { // under chaos: across an outage
+			var err error
+			items, err = r.target.ListReplays(ctx, s)
+			return err
+		})
 		if err == nil {
 			r.cnt.replaysListed.Add(1)
 			li := make([]oracle.ListItem, len(items))
