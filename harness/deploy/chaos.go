@@ -174,6 +174,12 @@ func (f *ContainerFault) OnHeal(fn func(url string)) {
 	f.mu.Unlock()
 }
 
+// RestartsTarget says whether the fault takes the calls' media state with
+// it (kill, stop, disconnect: DTLS state or the UDP path is gone), so that a
+// runner must treat its window as down time and have calls in progress
+// rejoin once it heals; a pause keeps both (harness.ExternalFault.Restarts).
+func (f *ContainerFault) RestartsTarget() bool { return f.kind != FaultPause }
+
 // movesPort says whether healing publishes the HTTP port anew.
 func (f *ContainerFault) movesPort() bool { return f.kind != FaultPause }
 
