@@ -29,8 +29,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"telechaos/harness"
 	"telechaos/harness/chaos"
 	"telechaos/harness/deploy"
@@ -98,8 +96,8 @@ type Config struct {
 	// Session) no report.
 	ReportDir string
 	// RunConfig is the base of the harness configuration (Logger, Progress,
-	// MetricsAddr, Registry, Grace, OnEvent...). Scenario, NewTarget and
-	// ReportDir are set by the gate; OnEvent is chained.
+	// MetricsAddr, Registry, Grace, OnEvent...). Scenario, NewTarget,
+	// Chaos (the container faults) and ReportDir are set by the gate.
 	RunConfig harness.RunConfig
 }
 
@@ -107,7 +105,8 @@ type Config struct {
 // violations, report directory) plus what the gate measured.
 type Result struct {
 	*harness.Result
-	// Windows are the container faults' windows, in the order they opened.
+	// Windows are the run's fault windows (the container faults' and the
+	// scenario's own), in the order they opened, as in the summary.
 	Windows []chaos.Window
 	// URL is the stable front (proxy) address the run used.
 	URL string
@@ -269,15 +268,12 @@ func (s *Session) Run(ctx context.Context) (*Result, error) {
 	if s.cfg.ReportDir != "" {
 		rc.ReportDir = s.cfg.ReportDir
 	}
-	if rc.Registry == nil {
-		rc.Registry = prometheus.NewRegistry()
-	}
-	rec, err := chaos.NewRecorder(rc.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("gate: %w", err)
-	}
-	sched := chaos.NewScheduler(rec, chaos.SchedulerOptions{HealTimeout: deploy.DefaultStartupTimeout + 15*time.Second})
-	env := chaos.Env{Proxy: s.proxy, Target: s.d.ChaosTarget(), Recorder: rec, Seed: sc.Seed}
+	// The container faults go to the runner, which schedules them with the
+	// scenario's own: it records their windows (report, coverage, the loss
+	// recording-durability allows), waits out their outages and has calls
+	// rejoin after a kill, stop or disconnect.
+	ext := &harness.ExternalChaos{Proxy: s.proxy, Target: s.d.ChaosTarget()}
+	env := chaos.Env{Proxy: ext.Proxy, Target: ext.Target}
 	seen := map[string]int{}
 	for _, f := range s.cfg.Faults {
 		name := f.Name
@@ -294,10 +290,9 @@ func (s *Session) Run(ctx context.Context) (*Result, error) {
 		if err := cf.Available(env); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
-		if err := sched.Add(cf, f.Trigger); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-		}
+		ext.Faults = append(ext.Faults, harness.ExternalFault{Fault: cf, Trigger: f.Trigger, Restarts: cf.RestartsTarget()})
 	}
+	rc.Chaos = ext
 
 	var target *driver.HTTPTarget
 	rc.NewTarget = func(obs driver.Observer) (driver.Target, error) {
@@ -305,40 +300,27 @@ func (s *Session) Run(ctx context.Context) (*Result, error) {
 		target = t
 		return t, err
 	}
-	next := rc.OnEvent
-	rc.OnEvent = func(e harness.Event) {
-		if k := chaosEvent(e.Kind); k != "" {
-			sched.Event(k)
-		}
-		if next != nil {
-			next(e)
-		}
-	}
 
-	if err := sched.Start(ctx); err != nil {
-		return nil, fmt.Errorf("gate: %w", err)
-	}
 	res, runErr := harness.Run(ctx, rc)
-	sched.Stop() // heals whatever is still broken
 	if target != nil {
 		target.Close()
 	}
-	out := &Result{Result: res, Windows: rec.Windows(), URL: s.proxy.URL()}
-	if res != nil && res.Summary != nil {
-		res.Summary.Target = "deploy " + s.cfg.Image + " (" + startURL + " at the start, via " + s.proxy.URL() + ")"
-		// The runner does not know about the gate's faults: add their windows
-		// to the report so its plots show them.
-		if len(res.Summary.FaultWindows) == 0 {
-			for _, w := range out.Windows {
-				res.Summary.FaultWindows = append(res.Summary.FaultWindows, reports.FaultWindow{
-					Fault: w.Fault, Params: w.Params, Trigger: w.Trigger, Start: w.Start, End: w.End, Err: w.Err,
-				})
-			}
+	if res == nil {
+		if errors.Is(runErr, harness.ErrConfig) {
+			runErr = fmt.Errorf("%w: %w", ErrConfig, runErr)
 		}
+		return nil, runErr
+	}
+	out := &Result{Result: res, URL: s.proxy.URL()}
+	if res.Summary != nil {
+		out.Windows = windowsOf(res.Summary)
+		// Only the name: NewTarget leaves the runner nothing to call the
+		// target by.
+		res.Summary.Target = "deploy " + s.cfg.Image + " (" + startURL + " at the start, via " + s.proxy.URL() + ")"
 		if res.ReportDir != "" {
 			err := errors.Join(reports.WriteSummary(res.ReportDir, res.Summary), reports.Render(res.ReportDir, res.Summary))
 			if err != nil {
-				runErr = errors.Join(runErr, fmt.Errorf("gate: add fault windows to the report: %w", err))
+				runErr = errors.Join(runErr, fmt.Errorf("gate: name the deployment in the report: %w", err))
 			}
 		}
 	}
@@ -350,6 +332,15 @@ func (s *Session) Run(ctx context.Context) (*Result, error) {
 		}
 	}
 	return out, runErr
+}
+
+// windowsOf reads the run's fault windows back from its summary.
+func windowsOf(s *reports.Summary) []chaos.Window {
+	var out []chaos.Window
+	for _, w := range s.FaultWindows {
+		out = append(out, chaos.Window{Fault: w.Fault, Params: w.Params, Trigger: w.Trigger, Start: w.Start, End: w.End, Err: w.Err})
+	}
+	return out
 }
 
 // reproArgs are the telechaos run flags that stand this deployment up again.
@@ -374,19 +365,6 @@ func (s *Session) reproArgs(sc *scenarios.Scenario) []string {
 		}
 	}
 	return args
-}
-
-// chaosEvent maps the runner's call milestones to the chaos package's events.
-func chaosEvent(k harness.EventKind) string {
-	switch k {
-	case harness.EventSwitching:
-		return chaos.EventSwitch
-	case harness.EventEnding:
-		return chaos.EventEnd
-	case harness.EventFetching:
-		return chaos.EventFetch
-	}
-	return ""
 }
 
 // Close stops the proxy, terminates the deployment (container, network,
