@@ -91,6 +91,7 @@ func cmdReportVerdict(ctx context.Context, args []string, stdout, stderr io.Writ
 // promResult is the verdict computed from Prometheus.
 type promResult struct {
 	RunID, Scenario string
+	Invariants      []string // judged ones; empty = all
 	Shards          []string
 	Operations      map[string]float64 // by outcome
 	Violations      map[string]float64 // by invariant (judged ones)
@@ -110,7 +111,7 @@ func promVerdict(ctx context.Context, pc *promClient, sc *scenarios.Scenario, f 
 		}
 		return fmt.Sprintf("last_over_time(%s{%s}[%s])", metric, s, win)
 	}
-	res := &promResult{RunID: f.runID, Scenario: sc.Name, Violations: map[string]float64{}}
+	res := &promResult{RunID: f.runID, Scenario: sc.Name, Invariants: sc.Invariants, Violations: map[string]float64{}}
 
 	shards, err := pc.vector(ctx, fmt.Sprintf("count by (shard) (%s)", last("telechaos_operations_total", "")))
 	if err != nil {
@@ -306,7 +307,11 @@ func printPromVerdict(w io.Writer, v *promResult) {
 	fmt.Fprintf(w, "operations ok %g  denied %g  error %g\n", v.Operations[harness.OutcomeOK], v.Operations[harness.OutcomeDenied], v.Operations[harness.OutcomeError])
 	fmt.Fprintf(w, "%-32s %s\n", "invariant", "violations")
 	for _, inv := range reports.AllInvariants {
-		fmt.Fprintf(w, "  %-30s %g\n", inv, v.Violations[inv])
+		mark := fmt.Sprint(v.Violations[inv])
+		if len(v.Invariants) > 0 && !slices.Contains(v.Invariants, inv) {
+			mark = "not checked"
+		}
+		fmt.Fprintf(w, "  %-30s %s\n", inv, mark)
 	}
 	if v.Ignored > 0 {
 		fmt.Fprintf(w, "  (%g violations of invariants the scenario does not judge)\n", v.Ignored)
