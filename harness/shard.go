@@ -70,6 +70,9 @@ func ParseShard(s string) (Shard, error) {
 	if err1 != nil || err2 != nil {
 		return Shard{}, fmt.Errorf("%w %q: I and N must be integers", ErrShard, s)
 	}
+	if n < 1 {
+		return Shard{}, fmt.Errorf("%w %q: N must be >= 1", ErrShard, s)
+	}
 	sh := Shard{Index: i, Count: n}
 	return sh, sh.Validate()
 }
