@@ -41,7 +41,7 @@ const (
 	// reproBudget bounds the minimisation of all a run's traces together.
 	reproBudget = 60 * time.Second
 	// reproMaxCandidates bounds the executions of one minimisation.
-	reproMaxCandidates = 120
+	reproMaxCandidates = 200
 	// ReproTimes is the --times of the repro command written to the report.
 	ReproTimes = 10
 	// Frame counts are not in observations: a trace sends this many frames
@@ -278,10 +278,10 @@ func (r *run) buildTrace(v oracle.Violation, concurrent bool) (*trace.Trace, err
 			}
 		}
 	}
-	// Calls still live at the violation (live isolation) send once more:
-	// the run's frames kept flowing after the last op logged.
+	// Calls still live at a live-isolation violation send once more: the
+	// run's frames kept flowing after the last op logged.
 	for _, o := range slices.Clone(b.ops) {
-		if o.kind == trace.OpBook && !b.ended[o.consult] {
+		if v.Invariant == oracle.LiveMediaIsolation && o.kind == trace.OpBook && !b.ended[o.consult] {
 			b.ended[o.consult] = true
 			b.sendRound(b.booked[o.consult])
 		}
