@@ -112,6 +112,9 @@ type RunConfig struct {
 	// MediaLogger receives the WebRTC stack's logs (noisy at teardown);
 	// default discard.
 	MediaLogger *slog.Logger
+	// ReproBudget bounds the minimisation of the violations into
+	// repro-N.trace files after the run (ReportDir set); 0: 60s, < 0: none.
+	ReproBudget time.Duration
 	// Shard runs one slice of the population (see shard.go); zero: all.
 	Shard Shard
 	// Chaos brings faults the caller built (container faults of a
