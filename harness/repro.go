@@ -38,7 +38,8 @@ const (
 	opLogMaxUsers = 200_000
 	// reproMaxTraces: distinct invariants minimised per run.
 	reproMaxTraces = 3
-	// reproBudget bounds the minimisation of all a run's traces together.
+	// reproBudget bounds the minimisation of all a run's traces together
+	// (RunConfig.ReproBudget overrides it).
 	reproBudget = 60 * time.Second
 	// reproMaxCandidates bounds the executions of one minimisation.
 	reproMaxCandidates = 200
@@ -567,7 +568,7 @@ func racy(specs []string) bool {
 // and records the repro commands in the summary. It does nothing without a
 // report directory, without violations or when the run was interrupted.
 func (r *run) writeReproTraces(ctx context.Context, res *Result) {
-	if r.cfg.ReportDir == "" || len(res.Violations) == 0 || ctx.Err() != nil || res.Summary == nil {
+	if r.cfg.ReportDir == "" || r.cfg.ReproBudget < 0 || len(res.Violations) == 0 || ctx.Err() != nil || res.Summary == nil {
 		return
 	}
 	if r.cfg.NewTarget != nil && !strings.HasPrefix(r.sc.Target, "http") {
@@ -586,7 +587,11 @@ func (r *run) writeReproTraces(ctx context.Context, res *Result) {
 		r.log.Error("repro traces: media", "err", err)
 		return
 	}
-	deadline := time.Now().Add(reproBudget)
+	total := reproBudget
+	if r.cfg.ReproBudget > 0 {
+		total = r.cfg.ReproBudget
+	}
+	deadline := time.Now().Add(total)
 	for n, idx := range picked {
 		budget := time.Until(deadline) / time.Duration(len(picked)-n)
 		if budget < time.Second || ctx.Err() != nil {
