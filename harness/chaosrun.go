@@ -97,6 +97,9 @@ type chaosRun struct {
 
 	// restarts names the external faults that restart the target.
 	restarts map[string]bool
+	// extDown counts their windows open: frames sent meanwhile go into the
+	// void and are counted as such (see allowance).
+	extDown atomic.Int64
 
 	mu      sync.Mutex
 	last    string        // the clinic fault that restarted it last
@@ -132,6 +135,13 @@ func (c *chaosRun) restartsTarget(w chaos.Window) bool {
 func (c *chaosRun) onWindow(w chaos.Window) {
 	if !c.restartsTarget(w) {
 		return
+	}
+	if c.restarts[w.Fault] {
+		if w.Open() {
+			c.extDown.Add(1)
+		} else {
+			c.extDown.Add(-1)
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -171,6 +181,12 @@ func (r *run) lastRestart() string {
 	r.chaos.mu.Lock()
 	defer r.chaos.mu.Unlock()
 	return r.chaos.last
+}
+
+// targetDown says whether an external fault that restarts the target is
+// open: a frame sent now cannot be recorded.
+func (r *run) targetDown() bool {
+	return r.chaos != nil && r.chaos.extDown.Load() > 0
 }
 
 // hitAfter counts a path that ran because of fault (a rejoin after a
@@ -290,31 +306,57 @@ func baselineAllowed(sent int) int {
 }
 
 // allowance computes how many of the sent frames of a track of a call that
-// ran from start to end may be missing, with the explanation. Calls no
+// ran from start to end may be missing, with the explanation; intoOutage of
+// them were sent while an external fault that restarts the target was open.
+// Those windows are judged by that count rather than by their share of the
+// call: an outage of seconds is long against a call, and a track that is not
+// sent evenly (video from the switch on, nothing while rejoining) loses far
+// more than its share of the call. Their in-flight tail (frames sent just
+// before the window, not yet stored) still counts by the rule. Calls no
 // media-losing fault reached are judged against the acknowledgement only
 // (allowed = sent): without a fault the target's own count is the reference,
 // and a machine too loaded to keep up loses frames it honestly never
 // acknowledges; that loss is measured (chaos.json) but not judged.
-func (r *run) allowance(sent int, start, end time.Time) (int, string) {
+func (r *run) allowance(sent, intoOutage int, start, end time.Time) (int, string) {
 	if r.chaos == nil || sent <= 0 || start.IsZero() {
 		return max(sent, 0), "no fault reached the call: judged against the acknowledgement only"
 	}
-	ws := r.chaos.rec.Windows()
-	extra := chaos.AllowedMissing(ws, start, end, sent)
+	var ws []chaos.Window
+	for _, w := range r.chaos.rec.Windows() {
+		if !r.chaos.restarts[w.Fault] {
+			ws = append(ws, w)
+			continue
+		}
+		// Only the frames in flight when it struck, by the rule.
+		tail, _ := time.ParseDuration(w.Params[chaos.ParamTail])
+		if tail > 0 {
+			ws = append(ws, chaos.Window{Fault: w.Fault, Start: w.Start.Add(-tail), End: w.Start,
+				Params: map[string]string{chaos.ParamLoss: "1", chaos.ParamDirection: w.Params[chaos.ParamDirection]}})
+		}
+	}
+	extra := chaos.AllowedMissing(ws, start, end, sent) + intoOutage
 	if extra == 0 {
 		return sent, "no fault reached the call: judged against the acknowledgement only"
 	}
 	base := baselineAllowed(sent)
 	var names []string
 	seen := map[string]bool{}
-	for _, w := range ws {
-		if chaos.LossTolerance([]chaos.Window{w}, start, end) > 0 && !seen[w.Fault] {
+	for _, w := range r.chaos.rec.Windows() {
+		reached := chaos.LossTolerance([]chaos.Window{w}, start, end) > 0
+		if r.chaos.restarts[w.Fault] {
+			reached = w.Start.Before(end) && (w.Open() || w.End.After(start))
+		}
+		if reached && !seen[w.Fault] {
 			seen[w.Fault] = true
 			names = append(names, w.Fault)
 		}
 	}
 	sort.Strings(names)
-	return min(base+extra, sent), fmt.Sprintf("baseline %d + faults %d (%s)", base, extra, strings.Join(names, ", "))
+	why := fmt.Sprintf("baseline %d + faults %d (%s)", base, extra, strings.Join(names, ", "))
+	if intoOutage > 0 {
+		why += fmt.Sprintf(", %d of them sent while the target was down", intoOutage)
+	}
+	return min(base+extra, sent), why
 }
 
 // setupChaos builds the profile's faults, and RunConfig.Chaos's, against
