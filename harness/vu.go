@@ -149,6 +149,8 @@ type callOutcome struct {
 	// sent counts the frames each participant's client sent, per kind, over
 	// every segment (media calls; nil for media-free calls).
 	sent map[[2]string]int
+	// sentDown counts those sent while the target was down (targetDown).
+	sentDown map[[2]string]int
 }
 
 // settleRecording binds the acknowledged recording and tells the oracle which
@@ -195,7 +197,7 @@ func (r *run) trackExpects(cons models.Consultation, c *callOutcome) []oracle.Tr
 			if sent == 0 && a <= 0 {
 				continue
 			}
-			allowed, why := r.allowance(sent, c.startedAt, c.endedAt)
+			allowed, why := r.allowance(sent, c.sentDown[k], c.startedAt, c.endedAt)
 			out = append(out, oracle.TrackExpect{Owner: owner, Kind: string(kind), Acked: a, Sent: sent, Allowed: allowed, Why: why})
 		}
 	}
@@ -266,6 +268,8 @@ type participant struct {
 	seqV      uint32
 	sentA     int // frames the client sent, every segment
 	sentV     int
+	downA     int // of those, sent while the target was down
+	downV     int
 	segment   int // last segment the target gave
 }
 
@@ -281,10 +285,12 @@ func (r *run) mediaCall(ctx context.Context, plan models.Plan, ps, cs driver.Ses
 	// Frames sent are what the recording owes (settleRecording); counted
 	// whether the call ends well or fails, since a failed call is still ended.
 	defer func() {
-		out.sent = map[[2]string]int{}
+		out.sent, out.sentDown = map[[2]string]int{}, map[[2]string]int{}
 		for _, p := range parts {
 			out.sent[[2]string{p.s.ID, string(models.Audio)}] += p.sentA
 			out.sent[[2]string{p.s.ID, string(models.Video)}] += p.sentV
+			out.sentDown[[2]string{p.s.ID, string(models.Audio)}] += p.downA
+			out.sentDown[[2]string{p.s.ID, string(models.Video)}] += p.downV
 		}
 	}()
 	defer func() {
@@ -386,6 +392,7 @@ loop:
 		// Pace by the clock, not by ticks received: a loaded machine delays
 		// ticks, and catching up (a few frames at a time) keeps the rates.
 		due := min(int(el/audioInterval)+1, n+maxBurst)
+		down := r.targetDown()
 		for ; n < due; n++ {
 			sendVideo := (n+1)*videoPerSecond/audioPerSecond != n*videoPerSecond/audioPerSecond
 			for _, p := range parts {
@@ -394,6 +401,9 @@ loop:
 					r.met.Sent(models.Audio)
 					r.cnt.framesSent.Add(1)
 					p.sentA++
+					if down {
+						p.downA++
+					}
 					sent++
 				}
 				if sendVideo && p.video.Load() {
@@ -402,6 +412,9 @@ loop:
 						r.met.Sent(models.Video)
 						r.cnt.framesSent.Add(1)
 						p.sentV++
+						if down {
+							p.downV++
+						}
 						sent++
 					}
 				}
