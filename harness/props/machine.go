@@ -40,8 +40,12 @@ type Config struct {
 	BugSeed uint64
 	Media   *driver.MediaFactory // shared across checks; required
 	DataDir string               // parent of each check's clinic data directory ("" = os.TempDir())
-	// MaxUsers bounds the users a sequential check registers (default 5).
-	MaxUsers int
+	// MaxUsers and MaxConsults bound the users a sequential check registers
+	// and the consultations it books (default 5 and 4). Every catalogue bug
+	// shows with 3 users and 2 consultations: smaller bounds make rapid's
+	// failing cases, and its shrinking, shorter.
+	MaxUsers    int
+	MaxConsults int
 	// Tries: executions of one concurrent schedule, failing if any shows a
 	// violation (default 1).
 	Tries int
@@ -64,9 +68,10 @@ type Run struct {
 // Recorder keeps the last check's Run. rapid runs the minimal failing case
 // last, so after a failed rapid.Check, Last is the shrunk case.
 type Recorder struct {
-	mu   sync.Mutex
-	last *Run
-	runs int
+	mu       sync.Mutex
+	last     *Run
+	smallest *Run
+	runs     int
 }
 
 func (r *Recorder) set(run *Run) {
@@ -75,7 +80,20 @@ func (r *Recorder) set(run *Run) {
 	}
 	r.mu.Lock()
 	r.last, r.runs = run, r.runs+1
+	if run.Failure != nil && (r.smallest == nil || len(run.Actions) <= len(r.smallest.Actions)) {
+		r.smallest = run
+	}
 	r.mu.Unlock()
+}
+
+// Smallest returns the failing run with the fewest actions (the latest of
+// equals), nil if none failed. For a bug that shows only sometimes, rapid's
+// final re-run of its shrunk case may pass ("flaky test"): Smallest is then
+// the shrunk case's last failing execution.
+func (r *Recorder) Smallest() *Run {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.smallest
 }
 
 // Last returns the last check's run (nil before any).
@@ -130,6 +148,9 @@ func NewMachine(t *rapid.T, cfg Config) *Machine {
 	if cfg.MaxUsers <= 0 {
 		cfg.MaxUsers = 5
 	}
+	if cfg.MaxConsults <= 0 {
+		cfg.MaxConsults = 4
+	}
 	m := &Machine{cfg: cfg, ctx: t.Context()}
 	srv, dir, err := trace.StartClinic(m.ctx, cfg.Bugs, cfg.BugSeed, trace.Options{DataDir: cfg.DataDir})
 	if err != nil {
@@ -161,12 +182,12 @@ func (m *Machine) close() {
 // Run returns what the check did so far.
 func (m *Machine) Run() *Run { return m.run }
 
-// fail records the first failure. The check stops doing anything (actions
-// and Check become no-ops) and the property fails once, at the end, with the
-// invariant alone as the message: rapid shrinks only while a smaller case
-// fails with the same message at the same place, and ids (even symbols,
-// numbered by registration) change as the case shrinks. The detail, in
-// symbols, is in Run.Failure and the log.
+// fail records the first failure. The rest of the action is a no-op, the
+// Check after it stops t.Repeat (see stopRepeat) and the property fails once,
+// at the end, with the invariant alone as the message: rapid shrinks only
+// while a smaller case fails with the same message at the same place (the
+// same stack), and ids (even symbols, numbered by registration) change as the
+// case shrinks. The detail, in symbols, is in Run.Failure and the log.
 func (m *Machine) fail(t *rapid.T, inv, format string, args ...any) {
 	if m.run.Failure != nil {
 		return
@@ -248,7 +269,8 @@ func (m *Machine) pick(t *rapid.T, label string, ok func(*mCons) bool) *mCons {
 	return rapid.SampledFrom(cs).Draw(t, label)
 }
 
-// Actions is the action map for t.Repeat; "" is Check.
+// Actions is the action map for t.Repeat; "" is Check, which ends the
+// repetition with a panic once the check failed: run it with m.Repeat.
 func (m *Machine) Actions() map[string]func(*rapid.T) {
 	return map[string]func(*rapid.T){
 		"":                  m.Check,
@@ -268,7 +290,7 @@ func (m *Machine) Actions() map[string]func(*rapid.T) {
 // Book: a patient books with a clinician.
 func (m *Machine) Book(t *rapid.T) {
 	ps, cs := m.usersOf(models.Patient), m.usersOf(models.Clinician)
-	if len(ps) == 0 || len(cs) == 0 || len(m.consults) >= 4 {
+	if len(ps) == 0 || len(cs) == 0 || len(m.consults) >= m.cfg.MaxConsults {
 		t.Skip("nobody to book")
 	}
 	p := rapid.SampledFrom(ps).Draw(t, "patient")
@@ -381,9 +403,34 @@ func (m *Machine) Probe(t *rapid.T) {
 // ended consultations they took part in (docs/api.md: after end the recording
 // is listed for both participants and nobody else).
 func (m *Machine) Check(t *rapid.T) {
-	if m.failed() {
-		return
+	if !m.failed() {
+		m.check(t)
 	}
+	if m.failed() {
+		// Stop drawing actions: a failing case then ends at its failure,
+		// so rapid's shrinker has no trailing no-op actions to remove one
+		// expensive execution at a time.
+		panic(stopRepeat{})
+	}
+}
+
+// stopRepeat is the panic with which Check ends t.Repeat once the check has
+// failed; Repeat recovers it.
+type stopRepeat struct{}
+
+// Repeat runs t.Repeat over the actions until the check fails.
+func (m *Machine) Repeat(t *rapid.T) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(stopRepeat); !ok {
+				panic(r)
+			}
+		}
+	}()
+	t.Repeat(m.Actions())
+}
+
+func (m *Machine) check(t *rapid.T) {
 	m.checkOracle(t)
 	for _, u := range m.users {
 		m.do(t, trace.Op{Op: trace.OpList, User: u.sym})
@@ -444,7 +491,7 @@ func SequentialProperty(cfg Config, rec *Recorder) func(*rapid.T) {
 	return func(t *rapid.T) {
 		m := NewMachine(t, cfg)
 		defer rec.set(m.run)
-		t.Repeat(m.Actions())
+		m.Repeat(t)
 		m.Finish(t)
 	}
 }
