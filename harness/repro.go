@@ -159,12 +159,14 @@ type ReproTrace struct {
 // ErrNoRepro: the violation did not reproduce from the logged ops.
 var ErrNoRepro = errors.New("violation did not reproduce from the logged ops")
 
-// buildTrace turns the logged ops of the users involved in v into a
+// buildTrace turns the logged ops of the users involved in v (the viewer, the
+// owners, the consultations the violation names and the patients' own
+// consultations with their clinicians) into a
 // sequential trace: every op waits for the one before, in the run's
 // completion order, up to the violation. concurrent: ops that overlapped in
 // time in the run (switches on different consultations) go in one
 // concurrent_group instead, for races a sequential replay cannot show.
-func (r *run) buildTrace(v oracle.Violation, concurrent bool) (*trace.Trace, error) {
+func (r *run) buildTrace(v oracle.Violation, concurrent, wide bool) (*trace.Trace, error) {
 	ledger := r.ledger
 	involved := map[string]bool{}
 	consults := map[string]bool{}
@@ -193,6 +195,29 @@ func (r *run) buildTrace(v oracle.Violation, concurrent bool) (*trace.Trace, err
 		}
 		return models.Consultation{}, false
 	}
+	// Frames name the consultation they came from.
+	for _, f := range v.Frames {
+		if c, ok := ledger.Consultation(f.Consultation); ok {
+			addConsult(c)
+		}
+	}
+	cut := v.At.UnixNano()
+	// wide: the viewer's and owners' latest consultations before the
+	// violation too (a clinician's: the ones around it, not all they ever
+	// served), for when the narrow set does not reproduce.
+	for _, u := range append([]string{v.Viewer, v.Owner}, v.Owners...) {
+		if !wide {
+			break
+		}
+		es := r.oplog.of(u)
+		picked := map[string]bool{}
+		for i := len(es) - 1; i >= 0 && len(picked) < 2; i-- {
+			if c, ok := resolve(es[i]); ok && es[i].end <= cut && c.Has(u) && !picked[c.ID] {
+				picked[c.ID] = true
+				addConsult(c)
+			}
+		}
+	}
 	// A patient's own consultations come with their clinicians.
 	for u := range maps(involved) {
 		if role, _ := ledger.Role(u); role != models.Patient {
@@ -205,7 +230,6 @@ func (r *run) buildTrace(v oracle.Violation, concurrent bool) (*trace.Trace, err
 		}
 	}
 	var all []userEntry
-	cut := v.At.UnixNano()
 	for u := range involved {
 		for _, e := range r.oplog.of(u) {
 			if e.end <= cut {
@@ -574,10 +598,14 @@ func (r *run) writeReproTraces(ctx context.Context, res *Result) {
 	if r.cfg.NewTarget != nil && !strings.HasPrefix(r.sc.Target, "http") {
 		return // an opaque target: nothing to replay a trace against
 	}
+	// The scenario's expected invariant first, then the others in order.
 	var picked []int
 	seen := map[string]bool{}
-	for i, v := range res.Violations {
-		if !seen[v.Invariant] && len(picked) < reproMaxTraces {
+	for pass := range 2 {
+		for i, v := range res.Violations {
+			if (pass == 0) != (v.Invariant == r.sc.Expect) || seen[v.Invariant] || len(picked) >= reproMaxTraces {
+				continue
+			}
 			seen[v.Invariant] = true
 			picked = append(picked, i)
 		}
@@ -593,7 +621,12 @@ func (r *run) writeReproTraces(ctx context.Context, res *Result) {
 	}
 	deadline := time.Now().Add(total)
 	for n, idx := range picked {
+		// The first gets two thirds when others follow: it is the one
+		// the scenario is about.
 		budget := time.Until(deadline) / time.Duration(len(picked)-n)
+		if n == 0 && len(picked) > 1 {
+			budget = time.Until(deadline) * 2 / 3
+		}
 		if budget < time.Second || ctx.Err() != nil {
 			break
 		}
@@ -623,16 +656,12 @@ func (r *run) reproOne(ctx context.Context, v oracle.Violation, file string, bud
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, budget+30*time.Second) // the verification runs after the budget
 	defer cancel()
-	tr, err := r.buildTrace(v, false)
-	if err != nil {
-		return ReproTrace{}, err
-	}
 	opts := trace.Options{Media: media}
 	// Seeds to try: the one that worked last, then one whose probabilistic
 	// bugs fire on every decision of a short trace.
-	cur := tr.BugSeed
-	alt, altRun := fireSeed(tr.Bugs, tr.BugSeed+1)
-	_, _, prob := probabilistic(tr.Bugs)
+	cur := r.sc.Seed
+	alt, altRun := fireSeed(r.sc.Bugs, cur+1)
+	_, _, prob := probabilistic(r.sc.Bugs)
 	fails := func(ctx context.Context, c *trace.Trace) (bool, error) {
 		seeds := []uint64{cur}
 		if prob && alt != cur && altRun > 0 {
@@ -652,7 +681,7 @@ func (r *run) reproOne(ctx context.Context, v oracle.Violation, file string, bud
 		return false, nil
 	}
 	tries := 1
-	if racy(tr.Bugs) {
+	if racy(r.sc.Bugs) {
 		tries = 3
 	}
 	reproduces := func(c *trace.Trace) (bool, error) {
@@ -664,24 +693,28 @@ func (r *run) reproOne(ctx context.Context, v oracle.Violation, file string, bud
 		}
 		return false, nil
 	}
-	ok, err := reproduces(tr)
-	if err != nil {
-		return ReproTrace{}, err
-	}
-	if !ok {
-		// A race a sequential replay cannot show: release the switches that
-		// overlapped in the run together.
-		if ctr, cerr := r.buildTrace(v, true); cerr == nil && hasGroups(ctr) {
-			if ok, err = reproduces(ctr); err != nil {
-				return ReproTrace{}, err
-			}
-			if ok {
-				tr = ctr
-			}
+	// Narrow first (smaller, faster to minimise), then wide; a race a
+	// sequential replay cannot show gets the switches that overlapped in the
+	// run released together.
+	var tr *trace.Trace
+	var tried []string
+	for _, shape := range []struct{ concurrent, wide bool }{{false, false}, {false, true}, {true, true}} {
+		c, err := r.buildTrace(v, shape.concurrent, shape.wide)
+		if err != nil || (shape.concurrent && !hasGroups(c)) {
+			continue
+		}
+		tried = append(tried, fmt.Sprintf("%d users/%d ops", len(c.Users), len(c.Ops)))
+		ok, err := reproduces(c)
+		if err != nil {
+			return ReproTrace{}, err
+		}
+		if ok {
+			tr = c
+			break
 		}
 	}
-	if !ok {
-		return ReproTrace{}, fmt.Errorf("%w (%d users, %d ops)", ErrNoRepro, len(tr.Users), len(tr.Ops))
+	if tr == nil {
+		return ReproTrace{}, fmt.Errorf("%w (tried %s)", ErrNoRepro, strings.Join(tried, ", "))
 	}
 	tr.BugSeed = cur
 	left := budget - time.Since(start)
