@@ -219,7 +219,7 @@ func (r *run) buildTrace(v oracle.Violation, concurrent, wide bool) (*trace.Trac
 		}
 	}
 	// A patient's own consultations come with their clinicians.
-	for u := range maps(involved) {
+	for u := range copySet(involved) {
 		if role, _ := ledger.Role(u); role != models.Patient {
 			continue
 		}
@@ -330,7 +330,7 @@ func (r *run) buildTrace(v oracle.Violation, concurrent, wide bool) (*trace.Trac
 	return tr, nil
 }
 
-func maps(m map[string]bool) map[string]bool {
+func copySet(m map[string]bool) map[string]bool {
 	out := make(map[string]bool, len(m))
 	for k, v := range m {
 		out[k] = v
@@ -515,8 +515,8 @@ func reorderGroup(tr *trace.Trace, ops []builtOp, i, k int, members []int) {
 	copy(ops[i:], append(swB, restB...))
 }
 
-// overlappingSwitches reports whether the trace built from the run has
-// switches that overlapped in time (worth a concurrent variant).
+// hasGroups reports whether a trace built from the run has concurrent groups
+// (switches that overlapped in time: worth trying as a concurrent variant).
 func hasGroups(tr *trace.Trace) bool {
 	for _, op := range tr.Ops {
 		if op.Group != nil {
