@@ -3,6 +3,8 @@ package harness
 import (
 	"context"
 	"errors"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"io"
 	"net"
 	"net/http"
@@ -281,10 +283,37 @@ func TestMetricsServedDuringRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"telechaos_operations_total", "telechaos_users_active", `telechaos_violations_total{invariant="replay-list-ownership"} 0`} {
-		if !strings.Contains(body, want) {
-			t.Errorf("scrape lacks %q", want)
+	// Parse the exposition rather than match strings: every series carries
+	// the run's labels (run_id, and shard when sharded) beside its own.
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("scrape is not Prometheus text: %v\n%s", err, body)
+	}
+	for _, name := range []string{"telechaos_operations_total", "telechaos_users_active"} {
+		if families[name] == nil {
+			t.Errorf("scrape lacks %s", name)
 		}
+	}
+	found := false
+	for _, m := range families["telechaos_violations_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["invariant"] != "replay-list-ownership" {
+			continue
+		}
+		found = true
+		if v := m.GetCounter().GetValue(); v != 0 {
+			t.Errorf("violations{replay-list-ownership} = %v, want 0", v)
+		}
+		if labels["run_id"] == "" {
+			t.Errorf("scraped series lacks the run_id label: %v", labels)
+		}
+	}
+	if !found {
+		t.Errorf("scrape lacks telechaos_violations_total{invariant=\"replay-list-ownership\"}")
 	}
 	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		c.Close()
