@@ -75,10 +75,15 @@ func TestSequentialFindsBugs(t *testing.T) {
 		{bug: "list-scope", inv: []string{oracle.ReplayListOwnership}, maxSteps: 16, steps: "6", shrink: "10s"},
 		{bug: "bola-media", inv: []string{oracle.ReplayAccessControl}, maxSteps: 16, steps: "6", shrink: "10s"},
 		{bug: "cache-key", inv: []string{oracle.ReplayListOwnership, oracle.RecordingDurability}, maxSteps: 12, steps: "6", shrink: "10s"},
-		// preroll-leak replays stale RTP packets whose payload pion may
-		// have reused: the leaked frames are foreign (content) or garbled,
-		// then only missing (durability), from one execution to the next.
-		{bug: "preroll-leak", inv: []string{oracle.ReplayContentOwnership, oracle.RecordingDurability}, maxSteps: 18, steps: "6", shrink: "10s", flaky: true},
+		// preroll-leak: the clinic returns a pre-roll buffer to the pool at
+		// its first flush, mid-call, so which track (of this call or the
+		// next) inherits the stale frames depends on which of a call's two
+		// audio tracks flushes first: the leak shows as foreign frames
+		// (content) or only as a disturbed recording (durability), from one
+		// execution to the next. rapid then often cannot confirm a smaller
+		// case, so the bound is on the smallest failing run seen. Measured
+		// with three heavy test packages running at once: 6-23 actions.
+		{bug: "preroll-leak", inv: []string{oracle.ReplayContentOwnership, oracle.RecordingDurability}, maxSteps: 24, steps: "6", shrink: "10s", flaky: true},
 		// switch-reuse needs two video calls one after the other: longer
 		// cases to find it in the checks given.
 		{bug: "switch-reuse", inv: []string{oracle.ReplayListOwnership, oracle.ReplayContentOwnership}, maxSteps: 20, steps: "15", shrink: "20s"},
@@ -86,7 +91,7 @@ func TestSequentialFindsBugs(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.bug, func(t *testing.T) {
 			rec := &Recorder{}
-			cfg := Config{Bugs: []string{c.bug + ":1"}, BugSeed: 1, Media: media(t), DataDir: t.TempDir(), MaxUsers: 3, MaxConsults: 2}
+			cfg := Config{Bugs: []string{c.bug + ":1"}, BugSeed: 1, Media: media(t), DataDir: t.TempDir(), MaxUsers: 3, MaxConsults: 2, PreRegister: true}
 			flags := map[string]string{"rapid.checks": "400", "rapid.steps": c.steps, "rapid.shrinktime": c.shrink}
 			s := expectFailure(t, c.bug, flags, SequentialProperty(cfg, rec), rec)
 			if !s.tb.Failed() {

@@ -29,9 +29,21 @@ func TestConcurrentFindsSwitchRace(t *testing.T) {
 	m := media(t)
 	rec := &Recorder{}
 	cfg := Config{Bugs: []string{"switch-race:1"}, BugSeed: 1, Media: m, DataDir: t.TempDir(), Tries: 4}
-	s := expectFailure(t, "switch-race", map[string]string{"rapid.checks": "50", "rapid.shrinktime": "10s"}, ConcurrentProperty(cfg, rec), rec)
+	// A race need not fire again when rapid re-executes a failing schedule
+	// to confirm it (rapid then reports "flaky" and keeps nothing), more so on
+	// a loaded machine: the property gets a second bounded attempt, and the
+	// log says which attempt found it.
+	var s shrunk
+	for attempt := 1; attempt <= 2; attempt++ {
+		s = expectFailure(t, "switch-race", map[string]string{"rapid.checks": "50", "rapid.shrinktime": "10s"}, ConcurrentProperty(cfg, rec), rec)
+		if s.tb.Failed() && s.run != nil && s.run.Failure != nil {
+			t.Logf("switch-race found on attempt %d", attempt)
+			break
+		}
+		t.Logf("attempt %d: switch-race not found in %d schedules: %v", attempt, s.checks, s.tb.errs)
+	}
 	if !s.tb.Failed() || s.run == nil || s.run.Failure == nil {
-		t.Fatalf("switch-race not found in %d schedules: %v", s.checks, s.tb.errs)
+		t.Fatalf("switch-race not found in two attempts")
 	}
 	tr := s.run.Trace
 	groups := map[int]int{}

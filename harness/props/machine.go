@@ -46,6 +46,12 @@ type Config struct {
 	// failing cases, and its shrinking, shorter.
 	MaxUsers    int
 	MaxConsults int
+	// PreRegister registers MaxUsers users (one clinician, the rest
+	// patients) before the first action. With only the two register actions
+	// valid in an empty machine, rapid's draws (biased towards the first
+	// action names) can skip 100 times in a row and abort the check with
+	// "can't find a valid action"; the bug tests start from users instead.
+	PreRegister bool
 	// Tries: executions of one concurrent schedule, failing if any shows a
 	// violation (default 1).
 	Tries int
@@ -169,6 +175,12 @@ func NewMachine(t *rapid.T, cfg Config) *Machine {
 		Version: trace.Version, Scenario: "props-sequential", Target: trace.TargetEmbedded,
 		Bugs: slices.Clone(cfg.Bugs), BugSeed: cfg.BugSeed, Created: time.Now().UTC().Truncate(time.Second),
 	}}}
+	if cfg.PreRegister {
+		m.register(t, models.Clinician)
+		for len(m.users) < cfg.MaxUsers {
+			m.register(t, models.Patient)
+		}
+	}
 	return m
 }
 
