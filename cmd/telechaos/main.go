@@ -32,6 +32,10 @@ usage:
   telechaos report DIR           redraw index.html, summary.md, junit.xml from DIR/summary.json
   telechaos report merge DIR... --out DIR
                                  merge shard reports into one verdict (exit code as run)
+  telechaos report verdict --from-prometheus URL --run-id ID [--scenario S]
+                                 the verdict of a sharded run from Prometheus
+  telechaos bench [--quick] [--out FILE]
+                                 the performance suite, side by side with k6/vegeta/wrk
   telechaos help                 this text
 
 run flags:
@@ -46,6 +50,9 @@ run flags:
   --push URL             push the final metrics to a Pushgateway (job telechaos)
   --media=BOOL           real WebRTC calls (default: the scenario's)
   --set KEY=VALUE        override a scenario field, repeatable
+  --shard I/N            run shard I of N of the population (users never shared)
+  --shards N             shard index from $JOB_COMPLETION_INDEX (Kubernetes Indexed Job)
+  --run-id ID            run id; the shards of one run must share it
   --deploy IMAGE|clinic  start IMAGE[:TAG] in Docker (clinic: build the reference
                          image) and run against it; --bug goes to the container
                          (CLINIC_BUGS); everything is removed at the end
@@ -57,6 +64,7 @@ run flags:
 
 selftest flags:
   --seeds N              seeds for the correct clinic (default 5)
+  --chaos-seeds N        seeds for the correct clinic under each chaos scenario (default 1)
   --quick                smaller runs, one seed unless --seeds is given
   --only ID              only this catalogue bug, repeatable
   --report DIR           keep every run's report under DIR
