@@ -286,6 +286,9 @@ func printVerdict(w io.Writer, s *reports.Summary, dir string) {
 	}
 	if len(s.Violations) > 0 {
 		fmt.Fprintf(w, "repro: %s\n", s.Repro)
+		for _, cmd := range s.ReproTraces {
+			fmt.Fprintf(w, "minimal repro: %s\n", cmd)
+		}
 	}
 	if dir != "" {
 		fmt.Fprintf(w, "report: %s\n", dir)
