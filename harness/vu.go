@@ -658,6 +658,7 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 	}
 	wait := 100 * time.Millisecond
 	listed := false
+	var offered []driver.ReplaySummary // the last list the target answered
 	for {
 		var items []driver.ReplaySummary
 		err := r.retry(ctx, func() error { // under chaos: across an outage
@@ -675,6 +676,7 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 				}
 			}
 			r.or.CheckList(s.ID, li, time.Now())
+			offered = items
 		} else {
 			r.noteErr("list", err)
 		}
@@ -686,6 +688,7 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 		}
 		wait = min(wait*2, time.Second)
 	}
+	r.openOffered(ctx, s, offered)
 	if rid == "" {
 		return true
 	}
@@ -876,4 +879,47 @@ func (p *probePool) pick(x uint64, user string) (probeTarget, bool) {
 		}
 	}
 	return probeTarget{}, false
+}
+
+// maxOpenOffered bounds how many recordings that are not theirs a user opens
+// from one list: enough to see a leak's content, bounded for a flooded list.
+const maxOpenOffered = 2
+
+// openOffered plays, as a real patient would, recordings the user is offered
+// that the ledger says are not theirs (the 2020 patient could play other
+// patients' replays): their metadata and frames go to the oracle, which judges
+// what the user was shown. On a correct target nothing is offered that is not
+// the user's, so this costs nothing there.
+func (r *run) openOffered(ctx context.Context, s driver.Session, items []driver.ReplaySummary) {
+	opened := 0
+	for _, it := range items {
+		if opened >= maxOpenOffered || ctx.Err() != nil {
+			return
+		}
+		if allowed, known := r.ledger.MayView(s.ID, it.ID); allowed || !known {
+			continue
+		}
+		opened++
+		rep, err := r.target.GetReplay(ctx, s, it.ID)
+		if err != nil {
+			continue // denied now: the list was the leak, already judged
+		}
+		meta := oracle.ReplayMeta{ID: rep.ID, ConsultationID: rep.ConsultationID, Participants: rep.Participants}
+		for _, t := range rep.Tracks {
+			meta.Tracks = append(meta.Tracks, oracle.TrackMeta{ID: t.ID, Owner: t.Owner, Kind: t.Kind, Segment: t.Segment, Frames: t.Frames})
+		}
+		r.or.CheckReplay(s.ID, meta, time.Now())
+		for _, t := range rep.Tracks {
+			b, err := r.target.FetchMedia(ctx, s, it.ID, t.ID)
+			if err != nil {
+				continue
+			}
+			frames, err := readTrack(t, b)
+			if err != nil {
+				continue
+			}
+			st := r.or.CheckFrames(s.ID, it.ID, t.ID, frames, time.Now())
+			r.met.FramesChecked.Add(float64(st.Frames))
+		}
+	}
 }

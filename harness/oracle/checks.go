@@ -3,6 +3,7 @@ package oracle
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"telechaos/models"
@@ -41,6 +42,12 @@ func (o *Oracle) CheckReplay(viewer string, r ReplayMeta, at time.Time) {
 			owner, owners := t.Owner, []string{t.Owner}
 			if _, known := o.l.Role(t.Owner); !known {
 				owner, owners = "", nil
+			}
+			if t.Owner == viewer || owner == "" {
+				// The viewer's own (or nobody's) track in someone else's
+				// recording: what the viewer was shown is that recording,
+				// owned by its consultation's participants.
+				owner, owners = c.Patient, append([]string{c.Patient, c.Clinician}, owners...)
 			}
 			return Violation{
 				Owner: owner, Owners: owners, Recording: r.ID, Consultation: c.ID, Track: t.ID, At: at,
@@ -127,7 +134,11 @@ func (o *Oracle) CheckFrames(viewer, recordingID, trackID string, frames [][]byt
 	if known {
 		consTag, pTag, clTag = models.TagOf(c.ID), models.TagOf(c.Patient), models.TagOf(c.Clinician)
 	}
-	var nP, nC int
+	// A viewer who took no part in the recording's consultation is shown
+	// frames that belong to someone else, even where they belong to the
+	// recording (the 2020 patient could play other patients' replays).
+	viewerIn := known && c.Has(viewer)
+	var nP, nC, notTheirs int
 	var others map[uint64]int // senders of other frames counted in BySender
 	var ev []FrameEvidence
 	for i, f := range frames {
@@ -137,17 +148,17 @@ func (o *Oracle) CheckFrames(viewer, recordingID, trackID string, frames [][]byt
 			continue
 		}
 		st.Tagged++
-		if known && t.Consultation == consTag {
-			switch t.Sender {
-			case pTag:
+		if known && t.Consultation == consTag && (t.Sender == pTag || t.Sender == clTag) {
+			if t.Sender == pTag {
 				nP++
-				continue
-			case clTag:
+			} else {
 				nC++
+			}
+			if viewerIn {
 				continue
 			}
-		}
-		if !known || t.Consultation == consTag {
+			notTheirs++
+		} else if !known || t.Consultation == consTag {
 			if others == nil {
 				others = map[uint64]int{}
 			}
@@ -181,11 +192,31 @@ func (o *Oracle) CheckFrames(viewer, recordingID, trackID string, frames [][]byt
 	if st.Foreign > 0 {
 		o.report(ReplayContentOwnership, viewer, recordingID, ev, func() Violation {
 			owner, owners := o.ownersOfFrames(viewer, ev)
+			if notTheirs > 0 {
+				// The recording itself is someone else's: its participants
+				// own what the viewer was shown, first in the list.
+				owners = append([]string{c.Patient, c.Clinician}, slices.DeleteFunc(owners, func(u string) bool { return u == c.Patient || u == c.Clinician })...)
+				owner = c.Patient
+			} else if owner == viewer {
+				// An echo of the viewer's own frames in someone else's
+				// recording: name another owner when there is one.
+				for _, u := range owners {
+					if u != viewer {
+						owner = u
+						break
+					}
+				}
+			}
 			f := ev[0]
+			detail := fmt.Sprintf("track %s of recording %s (consultation %s between %s and %s), fetched by %s, holds %d of %d frames from outside the consultation, first frame %d from %s of consultation %s",
+				trackID, recordingID, c.ID, c.Patient, c.Clinician, viewer, st.Foreign-notTheirs, st.Frames, f.Index, f.Sender, f.Consultation)
+			if notTheirs > 0 {
+				detail = fmt.Sprintf("track %s of recording %s (consultation %s between %s and %s) showed %s, who took no part, %d frames of that consultation (%d foreign to it), first frame %d from %s",
+					trackID, recordingID, c.ID, c.Patient, c.Clinician, viewer, notTheirs, st.Foreign-notTheirs, f.Index, f.Sender)
+			}
 			return Violation{
 				Owner: owner, Owners: owners, Recording: recordingID, Consultation: c.ID, Track: trackID, At: at, Frames: ev,
-				Detail: fmt.Sprintf("track %s of recording %s (consultation %s between %s and %s), fetched by %s, holds %d of %d frames from outside the consultation, first frame %d from %s of consultation %s",
-					trackID, recordingID, c.ID, c.Patient, c.Clinician, viewer, st.Foreign, st.Frames, f.Index, f.Sender, f.Consultation),
+				Detail: detail,
 			}
 		})
 	}

@@ -315,6 +315,35 @@ func TestCheckFramesEvidenceOffsetAndKind(t *testing.T) {
 	}
 }
 
+// A viewer who took no part in a recording is shown someone else's frames
+// even when every frame belongs to that recording (the 2020 incident: patients
+// could play other patients' replays): a content violation owned by the
+// recording's participants, never by the viewer.
+func TestCheckFramesViewerNotAParticipant(t *testing.T) {
+	o := New(world(t), Options{})
+	st := o.CheckFrames("pA", "rB", "t1", [][]byte{audio("cB", "pB", 1), audio("cB", "c1", 2), audio("cA", "pA", 3)}, t0)
+	if st.Foreign != 3 || st.BySender["pB"] != 1 || st.BySender["c1"] != 1 {
+		t.Errorf("stats = %+v, want 3 foreign (2 of cB shown to a stranger, 1 of cA)", st)
+	}
+	vs := o.Violations()
+	if len(vs) != 1 || vs[0].Invariant != ReplayContentOwnership {
+		t.Fatalf("violations = %+v", vs)
+	}
+	v := vs[0]
+	if v.Viewer != "pA" || v.Owner != "pB" || !slices.Contains(v.Owners, "c1") || slices.Contains(v.Owners, "pA") && v.Owner == "pA" {
+		t.Errorf("viewer %q owner %q owners %v: want viewer pA, owner pB, owners incl. c1", v.Viewer, v.Owner, v.Owners)
+	}
+	if !strings.Contains(v.Detail, "took no part") {
+		t.Errorf("detail %q does not say the viewer took no part", v.Detail)
+	}
+	// The participants themselves: nothing.
+	o = New(world(t), Options{})
+	o.CheckFrames("pB", "rB", "t1", [][]byte{audio("cB", "pB", 1), audio("cB", "c1", 2)}, t0)
+	if vs := o.Violations(); len(vs) != 0 {
+		t.Errorf("participant flagged: %+v", vs)
+	}
+}
+
 func TestCheckLive(t *testing.T) {
 	cases := []struct {
 		name      string
