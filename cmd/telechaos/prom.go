@@ -316,27 +316,7 @@ func printPromVerdict(w io.Writer, v *promResult) {
 	if v.Ignored > 0 {
 		fmt.Fprintf(w, "  (%g violations of invariants the scenario does not judge)\n", v.Ignored)
 	}
-	if len(v.Thresholds) > 0 {
-		fmt.Fprintf(w, "%-32s %-12s %-16s %s\n", "threshold", "value", "limit", "result")
-		for _, t := range v.Thresholds {
-			res := "ok"
-			if !t.Pass {
-				res = "FAILED"
-			}
-			name := t.Metric
-			if t.Stat != "" {
-				name += " " + t.Stat
-			}
-			val := fmt.Sprintf("%.4g", t.Value)
-			if strings.HasPrefix(t.Metric, "latency.") {
-				val = time.Duration(t.Value * float64(time.Second)).Round(100 * time.Microsecond).String()
-			}
-			fmt.Fprintf(w, "  %-30s %-12s %-16s %s\n", truncate(name, 30), val, truncate(t.Limit, 16), res)
-			if !t.Pass && t.Note != "" {
-				fmt.Fprintf(w, "    %s\n", truncate(t.Note, 74))
-			}
-		}
-	}
+	printThresholds(w, v.Thresholds, true)
 }
 
 func orNone(s []string) []string {

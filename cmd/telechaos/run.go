@@ -263,24 +263,7 @@ func printVerdict(w io.Writer, s *reports.Summary, dir string) {
 		}
 		fmt.Fprintf(w, "  ! %s\n", truncate(v.Invariant+": "+v.Detail, 76))
 	}
-	if len(s.Thresholds) > 0 {
-		fmt.Fprintf(w, "%-32s %-12s %-16s %s\n", "threshold", "value", "limit", "result")
-		for _, t := range s.Thresholds {
-			res := "ok"
-			if !t.Pass {
-				res = "FAILED"
-			}
-			name := t.Metric
-			if t.Stat != "" {
-				name += " " + t.Stat
-			}
-			val := fmt.Sprintf("%.4g", t.Value)
-			if strings.HasPrefix(t.Metric, "latency.") {
-				val = time.Duration(t.Value * float64(time.Second)).Round(100 * time.Microsecond).String()
-			}
-			fmt.Fprintf(w, "  %-30s %-12s %-16s %s\n", truncate(name, 30), val, truncate(t.Limit, 16), res)
-		}
-	}
+	printThresholds(w, s.Thresholds, false)
 	if s.Expect != "" && s.Expect != "pass" {
 		fmt.Fprintf(w, "expect %s: met=%v\n", s.Expect, s.ExpectMet)
 	}
@@ -292,6 +275,33 @@ func printVerdict(w io.Writer, s *reports.Summary, dir string) {
 	}
 	if dir != "" {
 		fmt.Fprintf(w, "report: %s\n", dir)
+	}
+}
+
+// printThresholds prints the threshold table (80 columns); notes, when asked,
+// go under failed rows.
+func printThresholds(w io.Writer, ts []reports.Threshold, notes bool) {
+	if len(ts) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%-32s %-12s %-16s %s\n", "threshold", "value", "limit", "result")
+	for _, t := range ts {
+		res := "ok"
+		if !t.Pass {
+			res = "FAILED"
+		}
+		name := t.Metric
+		if t.Stat != "" {
+			name += " " + t.Stat
+		}
+		val := fmt.Sprintf("%.4g", t.Value)
+		if strings.HasPrefix(t.Metric, "latency.") {
+			val = time.Duration(t.Value * float64(time.Second)).Round(100 * time.Microsecond).String()
+		}
+		fmt.Fprintf(w, "  %-30s %-12s %-16s %s\n", truncate(name, 30), val, truncate(t.Limit, 16), res)
+		if notes && !t.Pass && t.Note != "" {
+			fmt.Fprintf(w, "    %s\n", truncate(t.Note, 74))
+		}
 	}
 }
 
