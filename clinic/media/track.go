@@ -41,17 +41,18 @@ func (e *Engine) recvAudio(p *peer, t *webrtc.TrackRemote) {
 	pre := e.prerolls.get()
 	opened := make(chan *recorder, 1)
 	if !p.spawn(func() { opened <- e.openTrack(p, kindAudio, p.c.RecordingID) }) {
-		e.prerolls.put(pre, e.bugs)
 		return
 	}
+	// The buffer lives as long as the track and goes back to the pool when
+	// the track ends (emptied, unless preroll-leak fires).
+	defer e.prerolls.put(pre, e.bugs)
 	var rec *recorder
 	waiting := true
 	flush := func() {
 		for _, pkt := range pre.pkts {
 			rec.write(pkt)
 		}
-		e.prerolls.put(pre, e.bugs)
-		waiting, pre = false, nil
+		waiting = false
 	}
 	for {
 		pkt, _, err := t.ReadRTP()
