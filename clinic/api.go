@@ -531,22 +531,35 @@ func (s *Server) mediaError(w http.ResponseWriter, what string, err error) {
 	}
 }
 
-func (s *Server) join(w http.ResponseWriter, r *http.Request, u user) {
+// offerUnderLock is the common start of join and switch: the caller must be a
+// participant, the body an SDP offer, and the consultation is re-read under
+// its lock (an end may have won meanwhile). On success the caller holds the
+// read lock and must call unlock; on failure the answer is written.
+func (s *Server) offerUnderLock(w http.ResponseWriter, r *http.Request, u user) (consultation, sdpMessage, func(), bool) {
 	c, ok := s.participantCall(w, r, u)
 	if !ok {
-		return
+		return consultation{}, sdpMessage{}, nil, false
 	}
 	offer, e := decodeOffer(r.Body)
 	if e != nil {
 		writeErr(w, e)
-		return
+		return consultation{}, sdpMessage{}, nil, false
 	}
 	l := s.locks.of(c.ID)
 	l.RLock()
-	defer l.RUnlock()
-	if c, ok = s.participantCall(w, r, u); !ok { // re-read under the lock: an end may have won
+	if c, ok = s.participantCall(w, r, u); !ok {
+		l.RUnlock()
+		return consultation{}, sdpMessage{}, nil, false
+	}
+	return c, offer, l.RUnlock, true
+}
+
+func (s *Server) join(w http.ResponseWriter, r *http.Request, u user) {
+	c, offer, unlock, ok := s.offerUnderLock(w, r, u)
+	if !ok {
 		return
 	}
+	defer unlock()
 	if c.State == stateEnded {
 		writeErr(w, errf(http.StatusConflict, "consultation_ended", "the consultation has ended"))
 		return
@@ -571,21 +584,11 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request, u user) {
 }
 
 func (s *Server) video(w http.ResponseWriter, r *http.Request, u user) {
-	c, ok := s.participantCall(w, r, u)
+	c, offer, unlock, ok := s.offerUnderLock(w, r, u)
 	if !ok {
 		return
 	}
-	offer, e := decodeOffer(r.Body)
-	if e != nil {
-		writeErr(w, e)
-		return
-	}
-	l := s.locks.of(c.ID)
-	l.RLock()
-	defer l.RUnlock()
-	if c, ok = s.participantCall(w, r, u); !ok {
-		return
-	}
+	defer unlock()
 	switch c.State {
 	case stateBooked:
 		writeErr(w, errf(http.StatusConflict, "not_joined", "join the consultation before switching to video"))
