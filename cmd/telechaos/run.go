@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ type runFlags struct {
 	scenario, target, report, metricsAddr string
 	push                                  string
 	shard, runID                          string
+	cpuProfile                            string
 	shards                                int
 	bugs, sets                            multiFlag
 	seed                                  uint64
@@ -50,6 +53,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.shard, "shard", "", "run shard I/N of the population (harness/shard.go)")
 	fs.IntVar(&f.shards, "shards", 0, "run shard $JOB_COMPLETION_INDEX of N (Kubernetes Indexed Job)")
 	fs.StringVar(&f.runID, "run-id", "", "run id (shards of one run must share it)")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	f.deploy.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -164,6 +168,19 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if f.deploy.image != "" {
 		return runDeployed(ctx, f, cfg, pr, stdout, stderr)
+	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "telechaos run: --cpuprofile: %v\n", err)
+			return harness.ExitUsage
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			fmt.Fprintf(stderr, "telechaos run: --cpuprofile: %v\n", err)
+			return harness.ExitUsage
+		}
+		defer pprof.StopCPUProfile()
 	}
 	res, err := harness.Run(ctx, cfg)
 	pr.done()
