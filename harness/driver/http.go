@@ -39,8 +39,10 @@ const (
 // safe for concurrent use; connections are reused across users.
 type HTTPTarget struct {
 	base    *url.URL
+	prefix  string // the base URL's escaped path
 	client  *http.Client
 	owned   *http.Transport // non-nil when NewHTTP built the client
+	lean    *leanClient     // plain-http targets without a caller's client
 	obs     Observer
 	timeout time.Duration
 	maxBody int64
@@ -79,7 +81,14 @@ func NewHTTP(baseURL string, opts HTTPOptions) (*HTTPTarget, error) {
 	if h.maxBody <= 0 {
 		h.maxBody = defaultMaxBody
 	}
-	if h.client == nil {
+	h.prefix = u.EscapedPath()
+	if h.client == nil && u.Scheme == "http" {
+		port := u.Port()
+		if port == "" {
+			port = "80"
+		}
+		h.lean = newLeanClient(net.JoinHostPort(u.Hostname(), port), u.Host)
+	} else if h.client == nil {
 		h.owned = newTransport()
 		h.client = &http.Client{Transport: h.owned}
 	}
@@ -105,6 +114,9 @@ func newTransport() *http.Transport {
 func (h *HTTPTarget) Close() error {
 	if h.owned != nil {
 		h.owned.CloseIdleConnections()
+	}
+	if h.lean != nil {
+		h.lean.closeIdle()
 	}
 	return nil
 }
@@ -135,19 +147,80 @@ func (h *HTTPTarget) do(ctx context.Context, c call) (body []byte, err error) {
 		}
 	}()
 
-	var rd io.Reader
+	var in []byte
 	if c.in != nil {
 		b, err := json.Marshal(c.in)
 		if err != nil {
 			return nil, fmt.Errorf("%s: encode request: %w", c.op, err)
 		}
-		rd = bytes.NewReader(b)
+		in = b
+	}
+	var ans leanAnswer
+	if h.lean != nil {
+		ans, err = h.lean.roundTrip(ctx, h.timeout, &leanRequest{method: c.method, path: h.prefix + c.path,
+			token: c.token, body: in, json: in != nil, limit: h.limits})
+	} else {
+		ans, err = h.stdRoundTrip(ctx, c, in)
+	}
+	var be buildError
+	if errors.As(err, &be) {
+		return nil, fmt.Errorf("%s: build request: %w", c.op, be.err)
+	}
+	if err != nil {
+		return nil, h.transportErr(ctx, c, err)
+	}
+	obs.Status = ans.status
+	obs.Bytes = len(ans.body)
+
+	if ans.status < 200 || ans.status > 299 {
+		se := &StatusError{Op: c.op, Code: ans.status}
+		var eb struct {
+			Error   string `json:"error"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(ans.body, &eb) == nil {
+			se.ErrCode, se.Message = eb.Error, eb.Message
+		} else if ans.bodyErr == nil {
+			// Tolerate non-JSON error bodies (proxies, crashes): keep a short excerpt.
+			se.Message = excerpt(ans.body)
+		}
+		return nil, se
+	}
+	if ans.bodyErr != nil {
+		return nil, h.transportErr(ctx, c, fmt.Errorf("read body: %w", ans.bodyErr))
+	}
+	if int64(len(ans.body)) > h.maxBody {
+		return nil, fmt.Errorf("%s: %w: body exceeds %d bytes", c.op, ErrGarbage, h.maxBody)
+	}
+	return ans.body, nil
+}
+
+// limits is how much of an answer's body is kept (a 2xx body up to one byte
+// past MaxBody, which then fails; an error body up to maxErrorBody) and how
+// much more may be read and dropped to keep the connection.
+func (h *HTTPTarget) limits(status int) (keep, drain int64) {
+	if status < 200 || status > 299 {
+		return maxErrorBody, maxErrorBody
+	}
+	return h.maxBody + 1, 0
+}
+
+// buildError: net/http refused to build the request (not the target's fault).
+type buildError struct{ err error }
+
+func (e buildError) Error() string { return "build request: " + e.err.Error() }
+
+// stdRoundTrip sends c through net/http (https targets, callers' clients).
+func (h *HTTPTarget) stdRoundTrip(ctx context.Context, c call, in []byte) (leanAnswer, error) {
+	var rd io.Reader
+	if in != nil {
+		rd = bytes.NewReader(in)
 	}
 	rctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, c.method, h.base.String()+c.path, rd)
 	if err != nil {
-		return nil, fmt.Errorf("%s: build request: %w", c.op, err)
+		return leanAnswer{}, buildError{err}
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -157,38 +230,16 @@ func (h *HTTPTarget) do(ctx context.Context, c call) (body []byte, err error) {
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return nil, h.transportErr(ctx, c, err)
+		return leanAnswer{}, err
 	}
 	defer resp.Body.Close()
-	obs.Status = resp.StatusCode
-
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		se := &StatusError{Op: c.op, Code: resp.StatusCode}
-		var eb struct {
-			Error   string `json:"error"`
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(b, &eb) == nil {
-			se.ErrCode, se.Message = eb.Error, eb.Message
-		} else if rerr == nil {
-			// Tolerate non-JSON error bodies (proxies, crashes): keep a short excerpt.
-			se.Message = excerpt(b)
-		}
-		obs.Bytes = len(b)
-		io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody)) // let the connection be reused
-		return nil, se
+	keep, drain := h.limits(resp.StatusCode)
+	ans := leanAnswer{status: resp.StatusCode}
+	ans.body, ans.bodyErr = io.ReadAll(io.LimitReader(resp.Body, keep))
+	if drain > 0 {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, drain)) // let the connection be reused
 	}
-
-	b, err := io.ReadAll(io.LimitReader(resp.Body, h.maxBody+1))
-	obs.Bytes = len(b)
-	if err != nil {
-		return nil, h.transportErr(ctx, c, fmt.Errorf("read body: %w", err))
-	}
-	if int64(len(b)) > h.maxBody {
-		return nil, fmt.Errorf("%s: %w: body exceeds %d bytes", c.op, ErrGarbage, h.maxBody)
-	}
-	return b, nil
+	return ans, nil
 }
 
 // transportErr classifies a failure without an HTTP answer: the caller's own

@@ -1,0 +1,530 @@
+package driver
+
+// A lean HTTP/1.1 client for plain-http targets. net/http's Transport hands
+// every request to two goroutines per connection (persistConn's read and
+// write loops) and allocates a Request, a Response and their headers; here
+// the calling goroutine writes the request with one Write and parses the
+// answer itself on a pooled keep-alive connection. It speaks only what the
+// driver needs: GET and POST with a small body, answers with Content-Length,
+// chunked or close-delimited bodies, Connection: close, 1xx interim answers.
+// https targets and caller-supplied clients keep using net/http.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+const (
+	leanMaxIdle     = 1024
+	leanIdleTimeout = 90 * time.Second
+	leanDialTimeout = 5 * time.Second
+	// leanMaxHeader bounds an answer's status line and headers together.
+	leanMaxHeader = 1 << 20
+	leanUserAgent = "Go-http-client/1.1"
+)
+
+// errServerClosed: the connection ended before any byte of the answer.
+var errServerClosed = errors.New("server closed the connection before answering")
+
+// leanClient is a pool of keep-alive connections to one host:port.
+type leanClient struct {
+	addr string // host:port to dial
+	host string // Host header
+
+	mu   sync.Mutex
+	idle []*leanConn // LIFO: the most recently used first out
+}
+
+type leanConn struct {
+	c      net.Conn
+	br     *bufio.Reader
+	wbuf   []byte
+	idleAt time.Time
+}
+
+func newLeanClient(addr, host string) *leanClient {
+	return &leanClient{addr: addr, host: host}
+}
+
+// closeIdle closes the pooled connections (those in use are closed or pooled
+// when their request finishes).
+func (l *leanClient) closeIdle() {
+	l.mu.Lock()
+	idle := l.idle
+	l.idle = nil
+	l.mu.Unlock()
+	for _, lc := range idle {
+		lc.c.Close()
+	}
+}
+
+// get returns an idle connection that is still open, or nil.
+func (l *leanClient) get(now time.Time) *leanConn {
+	for {
+		l.mu.Lock()
+		n := len(l.idle)
+		if n == 0 {
+			l.mu.Unlock()
+			return nil
+		}
+		lc := l.idle[n-1]
+		l.idle[n-1] = nil
+		l.idle = l.idle[:n-1]
+		l.mu.Unlock()
+		if now.Sub(lc.idleAt) < leanIdleTimeout && alive(lc.c) {
+			return lc
+		}
+		lc.c.Close()
+	}
+}
+
+func (l *leanClient) put(lc *leanConn, now time.Time) {
+	lc.idleAt = now
+	l.mu.Lock()
+	if len(l.idle) < leanMaxIdle {
+		l.idle = append(l.idle, lc)
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	lc.c.Close()
+}
+
+func (l *leanClient) dial(ctx context.Context, deadline time.Time) (*leanConn, error) {
+	d := net.Dialer{Timeout: leanDialTimeout, Deadline: deadline, KeepAlive: 30 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", l.addr)
+	if err != nil {
+		return nil, err
+	}
+	return &leanConn{c: c, br: bufio.NewReaderSize(c, 4096)}, nil
+}
+
+// leanAnswer is one HTTP answer: its status and as much of its body as the
+// caller's limit allowed.
+type leanAnswer struct {
+	status int
+	body   []byte
+	// bodyErr: the body could not be read in full (after the status was).
+	bodyErr error
+}
+
+// leanRequest is what roundTrip sends.
+type leanRequest struct {
+	method, path, token string
+	body                []byte
+	json                bool // Content-Type: application/json
+	// limit returns how many body bytes to keep for a status, and how many
+	// more may be read and dropped to keep the connection (net/http's
+	// LimitReader + drain).
+	limit func(status int) (keep, drain int64)
+}
+
+// roundTrip sends req and reads its answer, bounded by timeout and by ctx.
+// The error is a transport failure with no HTTP answer.
+func (l *leanClient) roundTrip(ctx context.Context, timeout time.Duration, req *leanRequest) (leanAnswer, error) {
+	if err := validHeaderValue(req.token); err != nil {
+		return leanAnswer{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return leanAnswer{}, err
+	}
+	now := time.Now()
+	deadline := now.Add(timeout)
+	for {
+		lc := l.get(now)
+		reused := lc != nil
+		if !reused {
+			var err error
+			if lc, err = l.dial(ctx, deadline); err != nil {
+				if time.Now().After(deadline) {
+					return leanAnswer{}, timeoutErr(timeout, err)
+				}
+				return leanAnswer{}, err
+			}
+		}
+		ans, keep, wrote, err := l.exchange(ctx, lc, deadline, req)
+		if ans.bodyErr != nil && isTimeout(ans.bodyErr) {
+			ans.bodyErr = timeoutErr(timeout, ans.bodyErr)
+		}
+		if err == nil {
+			if keep {
+				l.put(lc, time.Now())
+			} else {
+				lc.c.Close()
+			}
+			return ans, nil
+		}
+		lc.c.Close()
+		if ctx.Err() != nil {
+			return leanAnswer{}, ctx.Err()
+		}
+		if isTimeout(err) {
+			return leanAnswer{}, timeoutErr(timeout, err)
+		}
+		// As net/http: a reused connection the server had closed is retried
+		// on another if nothing was written, or if the request is a GET and
+		// no byte of the answer came back.
+		if reused && (!wrote || (req.method == "GET" && errors.Is(err, errServerClosed))) {
+			now = time.Now()
+			continue
+		}
+		return leanAnswer{}, err
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func timeoutErr(timeout time.Duration, err error) error {
+	return fmt.Errorf("no answer within %v: %w: %w", timeout, context.DeadlineExceeded, err)
+}
+
+// exchange writes req on lc and reads the answer. keep says whether lc may be
+// reused; wrote whether any byte of the request was written.
+func (l *leanClient) exchange(ctx context.Context, lc *leanConn, deadline time.Time, req *leanRequest) (ans leanAnswer, keep, wrote bool, err error) {
+	if err := lc.c.SetDeadline(deadline); err != nil {
+		return ans, false, false, err
+	}
+	if ctx.Done() != nil {
+		// The caller's cancellation cuts the exchange short; the connection
+		// is then not reused (its deadline is spoilt).
+		stop := context.AfterFunc(ctx, func() { lc.c.SetDeadline(time.Unix(1, 0)) })
+		defer func() {
+			if !stop() {
+				keep = false
+			}
+		}()
+	}
+	lc.wbuf = l.appendRequest(lc.wbuf[:0], req)
+	n, err := lc.c.Write(lc.wbuf)
+	if err != nil {
+		return ans, false, n > 0, err
+	}
+	ans, keep, err = readAnswer(lc.br, req.limit)
+	return ans, keep, true, err
+}
+
+func (l *leanClient) appendRequest(b []byte, req *leanRequest) []byte {
+	b = append(b, req.method...)
+	b = append(b, ' ')
+	b = append(b, req.path...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, l.host...)
+	b = append(b, "\r\nUser-Agent: "+leanUserAgent+"\r\n"...)
+	if req.body != nil || req.method == "POST" {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(req.body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	if req.json {
+		b = append(b, "Content-Type: application/json\r\n"...)
+	}
+	if req.token != "" {
+		b = append(b, "Authorization: Bearer "...)
+		b = append(b, req.token...)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	return append(b, req.body...)
+}
+
+// validHeaderValue rejects what net/http would refuse to send in a header.
+func validHeaderValue(v string) error {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return fmt.Errorf("invalid header field value for Authorization")
+		}
+	}
+	return nil
+}
+
+// readAnswer parses one answer (skipping 1xx interim ones) from br.
+func readAnswer(br *bufio.Reader, limit func(int) (int64, int64)) (ans leanAnswer, keep bool, err error) {
+	headerBytes := 0
+	for first := true; ; first = false {
+		line, err := readLine(br, &headerBytes)
+		if err != nil {
+			if first && len(line) == 0 && (err == io.EOF || errors.Is(err, net.ErrClosed) || isReset(err)) {
+				return ans, false, fmt.Errorf("%w: %w", errServerClosed, err)
+			}
+			return ans, false, headerErr(err)
+		}
+		status, http10, err := parseStatusLine(line)
+		if err != nil {
+			return ans, false, err
+		}
+		h, err := readHeaders(br, &headerBytes)
+		if err != nil {
+			return ans, false, err
+		}
+		if status >= 100 && status < 200 {
+			if status == 101 {
+				return ans, false, fmt.Errorf("unexpected 101 Switching Protocols")
+			}
+			continue
+		}
+		ans.status = status
+		keep = !http10 && !h.close
+		keepN, drainN := limit(status)
+		switch {
+		case status == 204 || status == 304:
+			return ans, keep, nil
+		case h.chunked:
+			ans.body, keep, ans.bodyErr = readChunked(br, keepN, drainN, keep)
+		case h.length >= 0:
+			ans.body, keep, ans.bodyErr = readSized(br, h.length, keepN, drainN, keep)
+		default:
+			// Delimited by the end of the connection.
+			ans.body, ans.bodyErr = readAllLimit(br, keepN)
+			keep = false
+		}
+		if ans.bodyErr != nil {
+			keep = false
+		}
+		return ans, keep, nil
+	}
+}
+
+func headerErr(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func isReset(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && !oe.Timeout()
+}
+
+// readLine returns one line without its CRLF (or LF); total bounds the
+// header bytes of an answer.
+func readLine(br *bufio.Reader, total *int) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		long := append([]byte(nil), line...)
+		for err == bufio.ErrBufferFull {
+			if len(long)+*total > leanMaxHeader {
+				return nil, fmt.Errorf("answer header exceeds %d bytes", leanMaxHeader)
+			}
+			line, err = br.ReadSlice('\n')
+			long = append(long, line...)
+		}
+		line = long
+	}
+	*total += len(line)
+	if *total > leanMaxHeader {
+		return nil, fmt.Errorf("answer header exceeds %d bytes", leanMaxHeader)
+	}
+	if err != nil {
+		return line, err
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
+}
+
+// parseStatusLine parses "HTTP/1.x NNN[ reason]".
+func parseStatusLine(line []byte) (status int, http10 bool, err error) {
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' ||
+		(len(line) > 12 && line[12] != ' ') {
+		return 0, false, fmt.Errorf("malformed HTTP status line %q", excerpt(line))
+	}
+	switch line[7] {
+	case '0':
+		http10 = true
+	case '1':
+	default:
+		return 0, false, fmt.Errorf("malformed HTTP version in %q", excerpt(line))
+	}
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return 0, false, fmt.Errorf("malformed HTTP status code in %q", excerpt(line))
+		}
+		status = status*10 + int(c-'0')
+	}
+	if status < 100 {
+		return 0, false, fmt.Errorf("malformed HTTP status code in %q", excerpt(line))
+	}
+	return status, http10, nil
+}
+
+type answerHeader struct {
+	length  int64 // -1: none
+	chunked bool
+	close   bool
+}
+
+// readHeaders reads the header fields up to the empty line, keeping the
+// ones that frame the body and the connection.
+func readHeaders(br *bufio.Reader, total *int) (answerHeader, error) {
+	h := answerHeader{length: -1}
+	for {
+		line, err := readLine(br, total)
+		if err != nil {
+			return h, headerErr(err)
+		}
+		if len(line) == 0 {
+			return h, nil
+		}
+		i := bytes.IndexByte(line, ':')
+		if i <= 0 {
+			return h, fmt.Errorf("malformed HTTP header line %q", excerpt(line))
+		}
+		name, value := line[:i], bytes.TrimSpace(line[i+1:])
+		switch {
+		case asciiEqualFold(name, "content-length"):
+			n, err := strconv.ParseInt(string(value), 10, 64)
+			if err != nil || n < 0 || len(value) == 0 || value[0] == '+' {
+				return h, fmt.Errorf("bad Content-Length %q", excerpt(value))
+			}
+			if h.length >= 0 && h.length != n {
+				return h, fmt.Errorf("conflicting Content-Length headers")
+			}
+			h.length = n
+		case asciiEqualFold(name, "transfer-encoding"):
+			if !asciiEqualFold(value, "chunked") {
+				return h, fmt.Errorf("unsupported transfer encoding %q", excerpt(value))
+			}
+			h.chunked = true
+		case asciiEqualFold(name, "connection"):
+			for _, tok := range bytes.Split(value, []byte(",")) {
+				if asciiEqualFold(bytes.TrimSpace(tok), "close") {
+					h.close = true
+				}
+			}
+		}
+	}
+}
+
+func asciiEqualFold[S []byte | string](b S, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// readSized reads a body of n bytes, keeping up to keepN and dropping up to
+// drainN more so the connection can be reused; past that it gives up on the
+// connection.
+func readSized(br *bufio.Reader, n, keepN, drainN int64, keep bool) ([]byte, bool, error) {
+	k := min(n, keepN)
+	b := make([]byte, k)
+	if _, err := io.ReadFull(br, b); err != nil {
+		return nil, false, unexpected(err)
+	}
+	rest := n - k
+	if rest == 0 {
+		return b, keep, nil
+	}
+	if rest > drainN {
+		return b, false, nil
+	}
+	if _, err := br.Discard(int(rest)); err != nil {
+		return b, false, nil // the body was read as far as asked
+	}
+	return b, keep, nil
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// readAllLimit reads to EOF, keeping at most keepN bytes.
+func readAllLimit(br *bufio.Reader, keepN int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(br, keepN))
+	return b, err
+}
+
+// readChunked reads a chunked body (RFC 9112 section 7.1) and its trailers.
+func readChunked(br *bufio.Reader, keepN, drainN int64, keep bool) ([]byte, bool, error) {
+	var b []byte
+	var dropped int64
+	total := 0
+	for {
+		line, err := readLine(br, &total)
+		if err != nil {
+			return b, false, unexpected(err)
+		}
+		if i := bytes.IndexByte(line, ';'); i >= 0 {
+			line = line[:i]
+		}
+		line = bytes.TrimRight(line, " \t")
+		n, err := strconv.ParseUint(string(line), 16, 62)
+		if err != nil || len(line) == 0 {
+			return b, false, fmt.Errorf("malformed chunk size %q", excerpt(line))
+		}
+		if n == 0 {
+			break
+		}
+		size := int64(n)
+		if room := keepN - int64(len(b)); room > 0 {
+			k := min(room, size)
+			start := len(b)
+			b = append(b, make([]byte, k)...)
+			if _, err := io.ReadFull(br, b[start:]); err != nil {
+				return b[:start], false, unexpected(err)
+			}
+			size -= k
+		}
+		if size > 0 {
+			if dropped+size > drainN {
+				return b, false, nil // kept what was asked; the rest is not worth reading
+			}
+			if _, err := br.Discard(int(size)); err != nil {
+				return b, false, unexpected(err)
+			}
+			dropped += size
+		}
+		if err := crlf(br); err != nil {
+			return b, false, err
+		}
+	}
+	for { // trailers
+		line, err := readLine(br, &total)
+		if err != nil {
+			return b, false, unexpected(err)
+		}
+		if len(line) == 0 {
+			return b, keep, nil
+		}
+	}
+}
+
+func crlf(br *bufio.Reader) error {
+	c, err := br.ReadByte()
+	if err == nil && c == '\r' {
+		c, err = br.ReadByte()
+	}
+	if err != nil {
+		return unexpected(err)
+	}
+	if c != '\n' {
+		return fmt.Errorf("malformed chunked encoding: no CRLF after chunk data")
+	}
+	return nil
+}
