@@ -29,7 +29,8 @@ func (tr *Trace) Subset(keepUser func(string) bool, keepOp func(int) bool) *Trac
 	kept := make([]bool, len(tr.Ops))
 	consults := map[string]bool{}
 	for i, op := range tr.Ops {
-		ok := users[op.User] && (op.With == "" || users[op.With])
+		// A target op names no user: only keepOp drops it.
+		ok := (op.Op.Target() || users[op.User]) && (op.With == "" || users[op.With])
 		if ok && op.Op != OpRegister && keepOp != nil && !keepOp(i) {
 			ok = false
 		}

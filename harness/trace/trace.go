@@ -19,6 +19,35 @@
 // An op starts once every op in its "after" list (0-based op indexes, earlier
 // ops only) has completed, and once the ops defining its symbols have; the ops
 // of one concurrent_group (contiguous lines) are released together.
+//
+// Operations. Every op but the target ops names its "user":
+//
+//	register   user registers (implicit at start when a user has no register op)
+//	book       patient "user" books clinician "with", defining consultation "consult"
+//	join       user joins "consult" with a new PeerConnection (audio); a rejoin replaces the old one
+//	send_audio user sends "n" (1..1000) watermarked audio frames in "consult"
+//	switch     user re-offers with video on the same PeerConnection
+//	send_video user sends "n" watermarked video frames in "consult"
+//	end        user ends "consult" (both leave, the recording is finalised)
+//	list       user lists their replays
+//	replay     user fetches consult's recording metadata
+//	fetch      user fetches consult's recording metadata and every track's media
+//	probe      user fetches another consultation's recording, consultation and a track by real id
+//
+// Target ops act on the target itself and take no user, consult, with or n;
+// they need the embedded target (a URL target cannot be crashed from here):
+//
+//	{"op":"crash_target","after":[5]}    the clinic crashes (nothing finalised, connections cut) and starts again on the same data directory and address
+//	{"op":"restart_target","after":[5]}  the clinic closes gracefully (open tracks finalised) and starts again likewise
+//
+// Both cut the media of calls in progress: a later join of the call rejoins
+// with a new PeerConnection (a new segment of the recording). A consultation
+// a target op reached (one happened after its first join and before its end)
+// is judged against the frames its clients sent (every segment), less a
+// baseline of 1% + 3 frames and the frames sent while the op was in progress,
+// as a run judges calls a clinic fault reached; other consultations against the
+// target's acknowledgement only. Version 1 readers older than these ops reject
+// them as unknown operations; traces without them are unchanged.
 package trace
 
 import (
@@ -62,15 +91,22 @@ const (
 	OpReplay    Kind = "replay"     // user fetches consult's recording metadata
 	OpFetch     Kind = "fetch"      // user fetches consult's recording metadata and every track's media
 	OpProbe     Kind = "probe"      // user fetches another consultation's recording, consultation and a track by real id
+	// Target ops (no user): see the package comment.
+	OpCrashTarget   Kind = "crash_target"   // the target crashes and starts again on the same data and address
+	OpRestartTarget Kind = "restart_target" // the target closes gracefully and starts again on the same data and address
 )
 
 // Kinds lists every operation in a stable order.
-var Kinds = []Kind{OpRegister, OpBook, OpJoin, OpSendAudio, OpSwitch, OpSendVideo, OpEnd, OpList, OpReplay, OpFetch, OpProbe}
+var Kinds = []Kind{OpRegister, OpBook, OpJoin, OpSendAudio, OpSwitch, OpSendVideo, OpEnd, OpList, OpReplay, OpFetch, OpProbe, OpCrashTarget, OpRestartTarget}
+
+// Target reports whether k acts on the target itself (no user, consult, with
+// or n): crash_target and restart_target.
+func (k Kind) Target() bool { return k == OpCrashTarget || k == OpRestartTarget }
 
 // needsConsult and needsN say which fields an op requires.
 func (k Kind) needsConsult() bool {
 	switch k {
-	case OpRegister, OpList:
+	case OpRegister, OpList, OpCrashTarget, OpRestartTarget:
 		return false
 	}
 	return true
@@ -99,7 +135,7 @@ type User struct {
 // Op is one operation.
 type Op struct {
 	Op      Kind   `json:"op"`
-	User    string `json:"user"`
+	User    string `json:"user,omitempty"` // "" only for target ops
 	With    string `json:"with,omitempty"`
 	Consult string `json:"consult,omitempty"`
 	N       int    `json:"n,omitempty"`
@@ -107,9 +143,12 @@ type Op struct {
 	Group   *int   `json:"concurrent_group,omitempty"`
 }
 
-// String is a one-line summary, e.g. "send_audio p1 k1 n=5".
+// String is a one-line summary, e.g. "send_audio p1 k1 n=5", "crash_target".
 func (o Op) String() string {
-	s := string(o.Op) + " " + o.User
+	s := string(o.Op)
+	if o.User != "" {
+		s += " " + o.User
+	}
 	if o.With != "" {
 		s += " with " + o.With
 	}
@@ -400,6 +439,17 @@ func opOf(l *line) (Op, error) {
 		return Op{}, fmt.Errorf("%w: role belongs on a user line, not on op %s", ErrBadField, k)
 	}
 	op := Op{Op: k, After: l.After, Group: l.Group}
+	if k.Target() {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"user", l.User != nil}, {"consult", l.Consult != nil}, {"with", l.With != nil}, {"n", l.N != nil}} {
+			if f.set {
+				return Op{}, fmt.Errorf("%w: %s acts on the target and takes no %s", ErrBadField, k, f.name)
+			}
+		}
+		return op, nil
+	}
 	if l.User == nil || *l.User == "" {
 		return Op{}, fmt.Errorf("%w: user of op %s", ErrMissingField, k)
 	}
@@ -486,7 +536,12 @@ func (tr *Trace) validate(userLines map[string]int, opLines []int) (int, error) 
 	groupLast := map[int]int{}
 	for i, op := range tr.Ops {
 		bad := func(err error) (int, error) { return where(i), fmt.Errorf("op %d (%s): %w", i, op.Op, err) }
-		if !declaredBefore(op.User, i) {
+		switch {
+		case op.Op.Target() && op.User != "":
+			return bad(fmt.Errorf("%w: %s acts on the target and takes no user", ErrBadField, op.Op))
+		case !op.Op.Target() && op.User == "":
+			return bad(fmt.Errorf("%w: user", ErrMissingField))
+		case !op.Op.Target() && !declaredBefore(op.User, i):
 			return bad(fmt.Errorf("%w: user %q is not declared (add {\"user\":%q,\"role\":...} before this line)", ErrUnknownSymbol, op.User, op.User))
 		}
 		if !op.Op.needsConsult() && op.Consult != "" {

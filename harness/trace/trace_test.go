@@ -133,6 +133,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(goodTrace))
 	f.Add([]byte(goodTrace[:100]))
 	f.Add([]byte(`{"telechaos_trace":1,"target":"embedded"}` + "\n" + `{"user":"p1","role":"patient"}` + "\n" + `{"op":"list","user":"p1"}`))
+	f.Add([]byte(crashTraceText))
+	f.Add([]byte(`{"telechaos_trace":1,"target":"embedded"}` + "\n" + `{"op":"crash_target","user":""}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tr, err := Parse(bytes.NewReader(b))
 		if err != nil {
@@ -157,4 +159,100 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip changed the trace")
 		}
 	})
+}
+
+const crashTraceText = `{"telechaos_trace":1,"target":"embedded","bugs":["lost-on-crash:1"],"bug_seed":1,"expect":"recording-durability","created":"2025-01-02T03:04:05Z"}
+{"user":"p1","role":"patient"}
+{"user":"c1","role":"clinician"}
+{"op":"book","user":"p1","with":"c1","consult":"k1"}
+{"op":"join","user":"p1","consult":"k1","after":[0]}
+{"op":"send_audio","user":"p1","consult":"k1","n":5,"after":[1]}
+{"op":"crash_target","after":[2]}
+{"op":"restart_target","after":[3]}
+{"op":"join","user":"p1","consult":"k1","after":[4]}
+{"op":"end","user":"p1","consult":"k1","after":[5]}`
+
+func TestParseTargetOps(t *testing.T) {
+	tr, err := Parse(strings.NewReader(crashTraceText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Ops[3].Op != OpCrashTarget || tr.Ops[3].User != "" || tr.Ops[4].Op != OpRestartTarget || !reflect.DeepEqual(tr.Ops[3].After, []int{2}) {
+		t.Fatalf("target ops parsed as %+v %+v", tr.Ops[3], tr.Ops[4])
+	}
+	if s := tr.Ops[3].String(); s != "crash_target" {
+		t.Errorf("String() = %q", s)
+	}
+	var b bytes.Buffer
+	if err := tr.Encode(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `{"op":"crash_target","after":[2]}`+"\n") {
+		t.Errorf("encoded crash op carries more than op and after:\n%s", b.String())
+	}
+	again, err := Parse(&b)
+	if err != nil {
+		t.Fatalf("re-parse: %v\n%s", err, b.String())
+	}
+	if !reflect.DeepEqual(tr, again) {
+		t.Errorf("round trip differs:\n%+v\n%+v", tr, again)
+	}
+	if c := tr.Clone(); !reflect.DeepEqual(c, tr) {
+		t.Errorf("clone differs: %+v", c)
+	}
+	// Dropping every user keeps the target ops (only keepOp drops them).
+	sub := tr.Subset(func(string) bool { return false }, nil)
+	if len(sub.Ops) != 2 || sub.Ops[0].Op != OpCrashTarget || sub.Ops[1].Op != OpRestartTarget || !reflect.DeepEqual(sub.Ops[1].After, []int{0}) {
+		t.Errorf("subset without users: %+v", sub.Ops)
+	}
+	if err := sub.Validate(); err != nil {
+		t.Errorf("subset invalid: %v", err)
+	}
+	// Validate (traces built in code) checks the user rule both ways.
+	bad := tr.Clone()
+	bad.Ops[3].User = "p1"
+	if err := bad.Validate(); !errors.Is(err, ErrBadField) || !strings.Contains(err.Error(), "op 3") || !strings.Contains(err.Error(), "takes no user") {
+		t.Errorf("crash_target with a user: %v", err)
+	}
+	bad = tr.Clone()
+	bad.Ops[1].User = ""
+	if err := bad.Validate(); !errors.Is(err, ErrMissingField) || !strings.Contains(err.Error(), "op 1") {
+		t.Errorf("join without a user: %v", err)
+	}
+}
+
+func TestParseTargetOpErrors(t *testing.T) {
+	lines := strings.Split(crashTraceText, "\n")
+	with := func(i int, repl string) string {
+		l := append([]string(nil), lines...)
+		l[i] = repl
+		return strings.Join(l, "\n")
+	}
+	cases := []struct {
+		name, in string
+		line     int
+		want     error
+		msg      string
+	}{
+		{"crash with user", with(6, `{"op":"crash_target","user":"p1","after":[2]}`), 7, ErrBadField, "crash_target acts on the target and takes no user"},
+		{"crash with empty user", with(6, `{"op":"crash_target","user":""}`), 7, ErrBadField, "takes no user"},
+		{"crash with consult", with(6, `{"op":"crash_target","consult":"k1"}`), 7, ErrBadField, "takes no consult"},
+		{"restart with n", with(7, `{"op":"restart_target","n":3}`), 8, ErrBadField, "takes no n"},
+		{"restart with with", with(7, `{"op":"restart_target","with":"c1"}`), 8, ErrBadField, "takes no with"},
+		{"crash after forward", with(6, `{"op":"crash_target","after":[3]}`), 7, ErrBadField, "after 3"},
+		{"join without user", with(8, `{"op":"join","consult":"k1"}`), 9, ErrMissingField, "user of op join"},
+		{"misspelt", with(6, `{"op":"crash","after":[2]}`), 7, ErrUnknownOp, "crash_target"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(c.in))
+			var pe *ParseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("err %v is not a *ParseError", err)
+			}
+			if pe.Line != c.line || !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
+				t.Errorf("got %q (line %d), want line %d, %v, mentioning %q", err, pe.Line, c.line, c.want, c.msg)
+			}
+		})
+	}
 }
