@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"telechaos/clinic"
+	"telechaos/harness/chaos"
 	"telechaos/harness/driver"
 	"telechaos/harness/oracle"
 	"telechaos/models"
@@ -26,8 +28,13 @@ const opTimeout = 30 * time.Second
 // violations. err is an *ExecError listing the ops that failed (violations
 // found meanwhile are returned too); media may be nil for traces without
 // join.
+// Target ops fail (ErrNeedsEmbedded): RunOnce gives its session the embedded
+// clinic's TargetControl.
 func Execute(ctx context.Context, tr *Trace, target driver.Target, media *driver.MediaFactory, ledger *models.Ledger, or *oracle.Oracle) ([]oracle.Violation, error) {
-	s := NewSession(target, media, ledger, or)
+	return execute(ctx, tr, NewSession(target, media, ledger, or), or)
+}
+
+func execute(ctx context.Context, tr *Trace, s *Session, or *oracle.Oracle) ([]oracle.Violation, error) {
 	defer s.Close()
 	errs := s.Run(ctx, tr)
 	s.Close() // peers go before Finish: nothing arrives late
@@ -181,10 +188,37 @@ func Matches(expect string, vs []oracle.Violation) bool {
 // ErrTarget: the target could not be started or reached.
 var ErrTarget = errors.New("target unavailable")
 
+// CheckTarget reports whether tr can run against targetRef ("": the trace's
+// own): its target ops (crash_target, restart_target) need the embedded
+// target. The error wraps ErrNeedsEmbedded and names the first such op.
+func CheckTarget(tr *Trace, targetRef string) error {
+	if targetRef == "" {
+		targetRef = tr.Target
+	}
+	if targetRef == TargetEmbedded {
+		return nil
+	}
+	for i, op := range tr.Ops {
+		if op.Op.Target() {
+			return fmt.Errorf("op %d: %s %w: replay the trace with --target %s, not %s", i, op.Op, ErrNeedsEmbedded, TargetEmbedded, targetRef)
+		}
+	}
+	return nil
+}
+
 // RunOnce executes tr once with a fresh ledger and oracle, against a fresh
 // embedded clinic (the trace's bugs and bug seed, a temporary data directory
-// removed after) or, for a URL target, against that target with new users.
+// removed after; its target ops crash and restart it) or, for a URL target,
+// against that target with new users. A trace with target ops and a URL
+// target is refused before anything runs (CheckTarget).
 func RunOnce(ctx context.Context, tr *Trace, opts Options) (Outcome, error) {
+	targetRef := opts.Target
+	if targetRef == "" {
+		targetRef = tr.Target
+	}
+	if err := CheckTarget(tr, targetRef); err != nil {
+		return Outcome{}, err
+	}
 	media := opts.Media
 	if media == nil && needsMedia(tr) {
 		m, err := driver.NewMediaFactory(driver.MediaOptions{})
@@ -193,22 +227,19 @@ func RunOnce(ctx context.Context, tr *Trace, opts Options) (Outcome, error) {
 		}
 		media = m
 	}
-	targetRef := opts.Target
-	if targetRef == "" {
-		targetRef = tr.Target
-	}
 	start := time.Now()
 	url := targetRef
+	var ec *chaos.EmbeddedClinic
 	if targetRef == TargetEmbedded {
-		srv, dir, err := StartClinic(ctx, tr.Bugs, tr.BugSeed, opts)
+		c, dir, err := startRestartable(ctx, tr.Bugs, tr.BugSeed, opts)
 		if err != nil {
 			return Outcome{}, err
 		}
 		defer func() {
-			srv.Close()
+			c.Close()
 			os.RemoveAll(dir)
 		}()
-		url = srv.URL()
+		ec, url = c, c.URL()
 	}
 	target, err := driver.NewHTTP(url, driver.HTTPOptions{Timeout: 15 * time.Second})
 	if err != nil {
@@ -223,7 +254,11 @@ func RunOnce(ctx context.Context, tr *Trace, opts Options) (Outcome, error) {
 	}
 	ledger := models.NewLedger()
 	or := oracle.New(ledger, oracle.Options{})
-	vs, err := Execute(ctx, tr, target, media, ledger, or)
+	s := NewSession(target, media, ledger, or)
+	if ec != nil {
+		s.SetTargetControl(&embeddedControl{clinic: ec, target: target})
+	}
+	vs, err := execute(ctx, tr, s, or)
 	out := Outcome{Violations: vs, Reproduced: Matches(tr.Expect, vs), Stats: or.Stats(), Duration: time.Since(start)}
 	var ee *ExecError
 	if errors.As(err, &ee) {
@@ -239,16 +274,92 @@ func RunOnce(ctx context.Context, tr *Trace, opts Options) (Outcome, error) {
 // temporary directory under opts.DataDir. The caller closes the server and
 // removes dir.
 func StartClinic(ctx context.Context, bugs []string, seed uint64, opts Options) (srv *clinic.Server, dir string, err error) {
-	dir, err = os.MkdirTemp(opts.DataDir, "telechaos-trace-*")
+	srv, _, dir, err = startClinic(ctx, bugs, seed, opts)
+	return srv, dir, err
+}
+
+func startClinic(ctx context.Context, bugs []string, seed uint64, opts Options) (*clinic.Server, clinic.Config, string, error) {
+	dir, err := os.MkdirTemp(opts.DataDir, "telechaos-trace-*")
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: data directory: %w", ErrTarget, err)
+		return nil, clinic.Config{}, "", fmt.Errorf("%w: data directory: %w", ErrTarget, err)
 	}
-	srv, err = clinic.Start(ctx, clinic.Config{Addr: "127.0.0.1:0", DataDir: dir, Bugs: bugs, Seed: seed, Logger: opts.ClinicLogger})
+	cfg := clinic.Config{Addr: "127.0.0.1:0", DataDir: dir, Bugs: bugs, Seed: seed, Logger: opts.ClinicLogger}
+	srv, err := clinic.Start(ctx, cfg)
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, "", fmt.Errorf("%w: start embedded clinic: %w", ErrTarget, err)
+		return nil, clinic.Config{}, "", fmt.Errorf("%w: start embedded clinic: %w", ErrTarget, err)
 	}
-	return srv, dir, nil
+	return srv, cfg, dir, nil
+}
+
+// startRestartable starts an embedded clinic (see StartClinic) that target
+// ops can crash and start again on the same data directory and the same HTTP
+// address (the port the first start got), so the driver's base URL holds.
+func startRestartable(ctx context.Context, bugs []string, seed uint64, opts Options) (*chaos.EmbeddedClinic, string, error) {
+	srv, cfg, dir, err := startClinic(ctx, bugs, seed, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.Addr = strings.TrimPrefix(srv.URL(), "http://")
+	return chaos.AdoptClinic(srv, cfg), dir, nil
+}
+
+// embeddedControl is the TargetControl of an embedded clinic.
+type embeddedControl struct {
+	clinic *chaos.EmbeddedClinic
+	target *driver.HTTPTarget
+}
+
+// restartTimeout bounds a start after a target op, until /healthz answers.
+const restartTimeout = 15 * time.Second
+
+func (e *embeddedControl) Stop(ctx context.Context, crash bool) error {
+	err := e.clinic.Stop(ctx, crash)
+	// Keep-alive connections to the old server are dead: drop them, so the
+	// next request dials the new one (HTTPTarget.Close only closes idle
+	// connections; the target stays usable).
+	e.target.Close()
+	return err
+}
+
+func (e *embeddedControl) Start(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, restartTimeout)
+	defer cancel()
+	var err error
+	// The address was just released: a start that loses a race for the
+	// port tries again.
+	for attempt := 0; ; attempt++ {
+		if _, err = e.clinic.Start(ctx); err == nil || attempt == 4 {
+			break
+		}
+		if serr := sleepCtx(ctx, 100*time.Millisecond); serr != nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrTarget, err)
+	}
+	e.target.Close()
+	for {
+		herr := e.target.Health(ctx)
+		if herr == nil {
+			return nil
+		}
+		if serr := sleepCtx(ctx, 50*time.Millisecond); serr != nil {
+			return fmt.Errorf("%w: restarted clinic not healthy: %w", ErrTarget, herr)
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func needsMedia(tr *Trace) bool {

@@ -16,12 +16,16 @@ type ReproOptions struct {
 // Repro replays the trace in file opts.Times times (each against a fresh
 // embedded clinic, or the --target URL with new users) and counts the
 // executions that showed the trace's expected violation. A bad trace is a
-// *ParseError naming the line; an unreachable target wraps ErrTarget, with the
-// executions done so far counted.
+// *ParseError naming the line; a trace with target ops (crash_target,
+// restart_target) and a URL --target wraps ErrNeedsEmbedded; an unreachable
+// target wraps ErrTarget, with the executions done so far counted.
 func Repro(ctx context.Context, file string, opts ReproOptions) (reproduced, total int, err error) {
 	tr, err := ParseFile(file)
 	if err != nil {
 		return 0, 0, err
+	}
+	if err := CheckTarget(tr, opts.Target); err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", file, err)
 	}
 	times := max(opts.Times, 1)
 	if opts.Media == nil && needsMedia(tr) {

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"telechaos/harness/driver"
@@ -38,6 +40,19 @@ const (
 
 // ErrUnbound: an op names a symbol whose defining op did not succeed.
 var ErrUnbound = errors.New("symbol not bound")
+
+// ErrNeedsEmbedded: a target op (crash_target, restart_target) in a session
+// that cannot crash or restart its target (a URL target).
+var ErrNeedsEmbedded = errors.New("needs the embedded target (a URL target cannot be crashed or restarted by telechaos)")
+
+// TargetControl stops and starts the target for the target ops: Stop crashes
+// it (crash: nothing finalised, connections cut) or closes it gracefully;
+// Start brings it back on the same data and address and returns once it
+// answers. RunOnce gives the embedded clinic's to its session.
+type TargetControl interface {
+	Stop(ctx context.Context, crash bool) error
+	Start(ctx context.Context) error
+}
 
 // OpError is one failed op.
 type OpError struct {
@@ -90,6 +105,11 @@ type Session struct {
 	consults map[string]*consState
 	lists    map[string][]driver.ReplaySummary // user symbol -> last list
 	closed   bool
+	ctl      TargetControl // nil: target ops fail with ErrNeedsEmbedded
+
+	// down counts target ops in progress: frames sent meanwhile go into the
+	// void and are allowed as lost (see end).
+	down atomic.Int32
 }
 
 type consState struct {
@@ -103,6 +123,16 @@ type consState struct {
 	endedAt   time.Time
 	recording string
 	tracks    []driver.TrackInfo
+
+	joined bool // a join op has fired
+	// frames counts what each participant's client sent (real user id,
+	// kind), every segment; down those sent while a target op was in
+	// progress.
+	frames, down map[[2]string]int
+	// reached names the target ops that reached the call (after its first
+	// join, before its end): its end is judged against frames.
+	reached []Kind
+	cut     Kind // the target op that cut the peers ("" once rejoined)
 }
 
 type peerState struct {
@@ -118,6 +148,14 @@ func NewSession(target driver.Target, media *driver.MediaFactory, ledger *models
 		roles: map[string]models.Role{}, users: map[string]*driver.Session{}, consults: map[string]*consState{},
 		lists: map[string][]driver.ReplaySummary{},
 	}
+}
+
+// SetTargetControl lets the session's target ops crash and restart the
+// target (nil: they fail with ErrNeedsEmbedded).
+func (s *Session) SetTargetControl(ctl TargetControl) {
+	s.mu.Lock()
+	s.ctl = ctl
+	s.mu.Unlock()
 }
 
 // Declare makes a user symbol known (its role); it does not register it.
@@ -246,6 +284,8 @@ func (s *Session) Prepare(ctx context.Context, op Op) (fire func(context.Context
 		return nop(func(ctx context.Context) error { return s.book(ctx, op) })
 	case OpList:
 		return nop(func(ctx context.Context) error { return s.list(ctx, op) })
+	case OpCrashTarget, OpRestartTarget:
+		return nop(func(ctx context.Context) error { return s.targetOp(ctx, op.Op) })
 	}
 	u, c, err := s.bound(op)
 	if err != nil {
@@ -329,7 +369,8 @@ func (s *Session) book(ctx context.Context, op Op) error {
 	}
 	s.or.NoteOp(p.ID, "book "+c.ID+" with "+cl.ID)
 	s.mu.Lock()
-	s.consults[op.Consult] = &consState{c: c, pSym: op.User, cSym: op.With, peers: map[string]*peerState{}}
+	s.consults[op.Consult] = &consState{c: c, pSym: op.User, cSym: op.With, peers: map[string]*peerState{},
+		frames: map[[2]string]int{}, down: map[[2]string]int{}}
 	s.mu.Unlock()
 	return nil
 }
@@ -356,11 +397,15 @@ func (s *Session) prepareJoin(ctx context.Context, u driver.Session, c *consStat
 	c.mu.Lock()
 	prev := c.peers[op.User]
 	c.peers[op.User] = ps
+	c.cut = ""
 	c.mu.Unlock()
 	if prev != nil {
 		prev.peer.Close()
 	}
 	return func(ctx context.Context) error {
+		c.mu.Lock()
+		c.joined = true
+		c.mu.Unlock()
 		s.or.NoteOp(u.ID, "join "+cid)
 		answer, _, err := s.target.Join(ctx, u, cid, offer)
 		if err != nil {
@@ -382,6 +427,9 @@ func (c *consState) peer(sym string) (*peerState, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.peers[sym]
+	if p == nil && c.cut != "" {
+		return nil, fmt.Errorf("%w: %s's peer in %s was cut by %s (join again)", ErrUnbound, sym, c.c.ID, c.cut)
+	}
 	if p == nil {
 		return nil, fmt.Errorf("%w: %s has not joined %s", ErrUnbound, sym, c.c.ID)
 	}
@@ -425,6 +473,11 @@ func (s *Session) send(u driver.Session, c *consState, op Op) error {
 	c.mu.Unlock()
 	s.or.NoteOp(u.ID, fmt.Sprintf("%s %d frames in %s", op.Op, op.N, c.c.ID))
 	deadline := time.Now().Add(notReadyWait)
+	kind := models.Video
+	if op.Op == OpSendAudio {
+		kind = models.Audio
+	}
+	k := [2]string{u.ID, string(kind)}
 	for range op.N {
 		var frame []byte
 		var write func([]byte) error
@@ -440,6 +493,13 @@ func (s *Session) send(u driver.Session, c *consState, op Op) error {
 		for {
 			err := write(frame)
 			if err == nil {
+				down := s.down.Load() > 0
+				c.mu.Lock()
+				c.frames[k]++
+				if down {
+					c.down[k]++
+				}
+				c.mu.Unlock()
 				break
 			}
 			if !errors.Is(err, driver.ErrNotReady) || time.Now().After(deadline) {
@@ -479,11 +539,21 @@ func (s *Session) end(ctx context.Context, u driver.Session, c *consState) error
 		// One recording id for two consultations: the list checks judge it.
 		s.or.NoteOp(u.ID, "bind: "+err.Error())
 	}
-	acked := make([]oracle.AckedTrack, 0, len(res.Tracks))
-	for _, t := range res.Tracks {
-		acked = append(acked, oracle.AckedTrack{Owner: t.Owner, Kind: t.Kind, Segment: t.Segment, Frames: t.Frames})
+	c.mu.Lock()
+	if c.joined && s.down.Load() > 0 && !slices.Contains(c.reached, Kind("target down")) {
+		c.reached = append(c.reached, "target down") // a target op raced the end
 	}
-	s.or.ExpectRecording(c.c.ID, res.RecordingID, acked, now)
+	reached := len(c.reached) > 0
+	c.mu.Unlock()
+	if reached {
+		s.or.ExpectTracks(c.c.ID, res.RecordingID, c.trackExpects(res.Tracks), now)
+	} else {
+		acked := make([]oracle.AckedTrack, 0, len(res.Tracks))
+		for _, t := range res.Tracks {
+			acked = append(acked, oracle.AckedTrack{Owner: t.Owner, Kind: t.Kind, Segment: t.Segment, Frames: t.Frames})
+		}
+		s.or.ExpectRecording(c.c.ID, res.RecordingID, acked, now)
+	}
 	c.mu.Lock()
 	if !c.ended {
 		c.ended, c.endedAt, c.recording, c.tracks = true, now, res.RecordingID, res.Tracks
@@ -492,6 +562,110 @@ func (s *Session) end(ctx context.Context, u driver.Session, c *consState) error
 	// The target closed its side; ours go too.
 	c.closePeers()
 	return nil
+}
+
+// targetOp crashes (crash_target) or gracefully restarts (restart_target) the
+// target. The calls in progress (joined, not ended) are reached: their peers
+// are cut while the target is down, so the next join of each rejoins with a
+// new PeerConnection, and their ends are judged against the frames sent.
+func (s *Session) targetOp(ctx context.Context, k Kind) error {
+	s.mu.Lock()
+	ctl := s.ctl
+	cs := make([]*consState, 0, len(s.consults))
+	for _, c := range s.consults {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	if ctl == nil {
+		return fmt.Errorf("%s %w", k, ErrNeedsEmbedded)
+	}
+	s.down.Add(1)
+	defer s.down.Add(-1)
+	var hit []*consState
+	sent := false
+	for _, c := range cs {
+		c.mu.Lock()
+		if c.joined && !c.ended {
+			hit = append(hit, c)
+			if !slices.Contains(c.reached, k) {
+				c.reached = append(c.reached, k)
+			}
+			sent = sent || c.sent
+		}
+		c.mu.Unlock()
+	}
+	if sent {
+		// As before an end: the frames in flight reach the target first, so
+		// what the op costs a correct target does not depend on scheduling.
+		if err := sleepCtx(ctx, drain); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	for _, c := range hit {
+		s.or.NoteOp(c.c.Patient, string(k)+" during "+c.c.ID)
+		s.or.NoteOp(c.c.Clinician, string(k)+" during "+c.c.ID)
+	}
+	stopErr := ctl.Stop(ctx, k == OpCrashTarget)
+	// The target's side of the calls is gone: ours go too (after the stop,
+	// so that nothing the clients do lets the target finalise first).
+	for _, c := range hit {
+		c.mu.Lock()
+		c.cut = k
+		c.mu.Unlock()
+		c.closePeers()
+	}
+	if err := ctl.Start(ctx); err != nil {
+		return fmt.Errorf("%s: %w", k, errors.Join(stopErr, err))
+	}
+	if stopErr != nil {
+		return fmt.Errorf("%s: %w", k, stopErr)
+	}
+	return nil
+}
+
+// baselineAllowed is the loss allowed on top of what a target op explains:
+// the run's rule (harness.baselineAllowed), 1% of the frames sent + 3.
+func baselineAllowed(sent int) int {
+	if sent <= 0 {
+		return 0
+	}
+	return int(math.Ceil(0.01*float64(sent))) + 3
+}
+
+// trackExpects states what each participant's media must amount to in the
+// recording of a call a target op reached, as a run does for calls a clinic
+// fault reached: what the target acknowledged (acked, its answer to end) and
+// what the client sent, less the baseline and the frames sent while a target
+// op was in progress.
+func (c *consState) trackExpects(acked []driver.TrackInfo) []oracle.TrackExpect {
+	ack := map[[2]string]int{}
+	for _, t := range acked {
+		ack[[2]string{t.Owner, t.Kind}] += t.Frames
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	names := make([]string, len(c.reached))
+	for i, k := range c.reached {
+		names[i] = string(k)
+	}
+	slices.Sort(names)
+	var out []oracle.TrackExpect
+	for _, owner := range []string{c.c.Patient, c.c.Clinician} {
+		for _, kind := range []models.Kind{models.Audio, models.Video} {
+			k := [2]string{owner, string(kind)}
+			sent, a, down := c.frames[k], ack[k], c.down[k]
+			if sent == 0 && a <= 0 {
+				continue
+			}
+			base := baselineAllowed(sent)
+			why := fmt.Sprintf("baseline %d + faults %d (%s)", base, down, strings.Join(names, ", "))
+			if down > 0 {
+				why += fmt.Sprintf(", %d of them sent while the target was down", down)
+			}
+			out = append(out, oracle.TrackExpect{Owner: owner, Kind: string(kind), Acked: a, Sent: sent, Allowed: min(base+down, sent), Why: why})
+		}
+	}
+	return out
 }
 
 func (s *Session) list(ctx context.Context, op Op) error {
