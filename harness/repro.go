@@ -5,7 +5,10 @@ package harness
 // violations it turns the logged ops of the users involved in each distinct
 // violation into a sequential trace, minimises it by delta debugging against a
 // fresh embedded clinic (or the same URL target with new users) and writes it
-// to the report as repro-N.trace, with the command that replays it.
+// to the report as repro-N.trace, with the command that replays it. The
+// embedded clinic's crashes and restarts (the run's fault windows) become
+// crash_target and restart_target ops between the ops that completed before
+// the window opened and those after.
 
 import (
 	"context"
@@ -21,6 +24,7 @@ import (
 	"time"
 
 	"telechaos/clinic/bugs"
+	"telechaos/harness/chaos"
 	"telechaos/harness/driver"
 	"telechaos/harness/oracle"
 	"telechaos/harness/trace"
@@ -166,6 +170,8 @@ var ErrNoRepro = errors.New("violation did not reproduce from the logged ops")
 // completion order, up to the violation. concurrent: ops that overlapped in
 // time in the run (switches on different consultations) go in one
 // concurrent_group instead, for races a sequential replay cannot show.
+// The run's target faults (see targetFaults) go in as target ops where they
+// struck, while a consultation of the trace was in progress.
 func (r *run) buildTrace(v oracle.Violation, concurrent, wide bool) (*trace.Trace, error) {
 	ledger := r.ledger
 	involved := map[string]bool{}
@@ -240,10 +246,16 @@ func (r *run) buildTrace(v oracle.Violation, concurrent, wide bool) (*trace.Trac
 	slices.SortFunc(all, func(a, b userEntry) int { return cmpU64(a.seq, b.seq) })
 
 	b := newTraceBuilder()
+	faults := r.targetFaults()
 	// book observations name the clinician, not the consultation: match them
 	// to the patient's consultations with that clinician, in order.
 	booked := map[string]bool{}
 	for _, e := range all {
+		// A fault that opened before this op completed goes before it.
+		for len(faults) > 0 && faults[0].e.start < e.end {
+			b.targetOp(faults[0])
+			faults = faults[1:]
+		}
 		u := e.user
 		c, hasC := resolve(e.opEntry)
 		if hasC && !consults[c.ID] {
@@ -275,7 +287,10 @@ func (r *run) buildTrace(v oracle.Violation, concurrent, wide bool) (*trace.Trac
 				b.op(trace.OpSendVideo, u, c.ID, reproVideoFrames, e.opEntry)
 			}
 		case driver.OpEnd:
-			if e.ok && booked[c.ID] && !b.ended[c.ID] {
+			// 409 to an end the trace has not made yet: the run's end went
+			// through but a fault lost its answer (the runner's retry was told
+			// it had ended); the trace ends the consultation there.
+			if (e.ok || e.status == 409) && booked[c.ID] && !b.ended[c.ID] {
 				// Both sides send all through a call: one more round of
 				// frames before the end (after the other side's switch).
 				b.sendRound(c)
@@ -330,6 +345,32 @@ func (r *run) buildTrace(v oracle.Violation, concurrent, wide bool) (*trace.Trac
 	return tr, nil
 }
 
+// targetFaults are the run's faults that crashed or restarted the embedded
+// clinic, as target ops in the order they struck (none for other targets: a
+// URL target cannot be crashed by a trace).
+func (r *run) targetFaults() []builtOp {
+	if r.chaos == nil || targetName(r.sc.Target) != TargetEmbedded {
+		return nil
+	}
+	var out []builtOp
+	for _, w := range r.chaos.rec.Windows() {
+		if !r.chaos.restartsTarget(w) {
+			continue
+		}
+		k := trace.OpCrashTarget
+		if w.Params[chaos.ParamKind] == chaos.KindClinicRestart {
+			k = trace.OpRestartTarget
+		}
+		e := opEntry{start: w.Start.UnixNano()}
+		if !w.End.IsZero() {
+			e.end = w.End.UnixNano()
+		}
+		out = append(out, builtOp{kind: k, e: e})
+	}
+	slices.SortStableFunc(out, func(a, b builtOp) int { return cmpU64(uint64(a.e.start), uint64(b.e.start)) })
+	return out
+}
+
 func copySet(m map[string]bool) map[string]bool {
 	out := make(map[string]bool, len(m))
 	for k, v := range m {
@@ -359,7 +400,7 @@ type traceBuilder struct {
 
 type builtOp struct {
 	kind          trace.Kind
-	user, consult string // real ids
+	user, consult string // real ids; "" for target ops
 	with          string
 	n             int
 	e             opEntry
@@ -372,6 +413,26 @@ func newTraceBuilder() *traceBuilder {
 func (b *traceBuilder) op(k trace.Kind, user, consult string, n int, e opEntry) {
 	b.last[user] = len(b.ops)
 	b.ops = append(b.ops, builtOp{kind: k, user: user, consult: consult, n: n, e: e})
+}
+
+// targetOp adds a target op (a crash or restart of the target) if a
+// consultation of the trace is in progress (booked, not ended): a fault
+// outside every consultation's lifetime cannot matter to the trace. The
+// calls in progress lose their media (the run's clients rejoined after the
+// restart: those joins are logged and come next).
+func (b *traceBuilder) targetOp(o builtOp) {
+	live := false
+	for id, c := range b.booked {
+		if b.ended[id] {
+			continue
+		}
+		live = true
+		delete(b.media, [2]string{c.Patient, id})
+		delete(b.media, [2]string{c.Clinician, id})
+	}
+	if live {
+		b.ops = append(b.ops, o)
+	}
 }
 
 func (b *traceBuilder) book(patient string, c models.Consultation, e opEntry) {
@@ -406,6 +467,9 @@ func (b *traceBuilder) finish(ledger *models.Ledger, concurrent bool) *trace.Tra
 	users := map[string]string{}
 	np, nc := 0, 0
 	sym := func(id string) string {
+		if id == "" {
+			return "" // a target op
+		}
 		if s, ok := users[id]; ok {
 			return s
 		}
