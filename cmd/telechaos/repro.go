@@ -17,6 +17,10 @@ Replays a trace file K times (default 1), each against a fresh embedded clinic
 (or the --target URL, with new users), and prints how often the trace's
 expected violation reproduced. Exit 1 if it reproduced at least once, 0 if
 never, 2 for usage errors or a bad trace, 3 if the target is unreachable.
+
+A trace with crash_target or restart_target ops (the clinic crashes or
+restarts mid-trace and comes back on the same data) needs the embedded
+target: with --target URL it is refused before anything runs (exit 2).
 `
 
 // cmdRepro is `telechaos repro FILE [--target URL] [--times K]`.
