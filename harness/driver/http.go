@@ -174,11 +174,7 @@ func (h *HTTPTarget) do(ctx context.Context, c call) (body []byte, err error) {
 
 	if ans.status < 200 || ans.status > 299 {
 		se := &StatusError{Op: c.op, Code: ans.status}
-		var eb struct {
-			Error   string `json:"error"`
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(ans.body, &eb) == nil {
+		if eb, ok := errorBody(ans.body); ok {
 			se.ErrCode, se.Message = eb.Error, eb.Message
 		} else if ans.bodyErr == nil {
 			// Tolerate non-JSON error bodies (proxies, crashes): keep a short excerpt.
@@ -193,6 +189,17 @@ func (h *HTTPTarget) do(ctx context.Context, c call) (body []byte, err error) {
 		return nil, fmt.Errorf("%s: %w: body exceeds %d bytes", c.op, ErrGarbage, h.maxBody)
 	}
 	return ans.body, nil
+}
+
+// errorBody decodes the contract's error body; false if it is not one.
+func errorBody(b []byte) (errorOut, bool) {
+	var eb errorOut
+	if d := (jdec{b: b}); eb.fastDecode(&d) && d.end() {
+		return eb, true
+	}
+	fastMisses.Add(1)
+	eb = errorOut{}
+	return eb, json.Unmarshal(b, &eb) == nil
 }
 
 // limits is how much of an answer's body is kept (a 2xx body up to one byte
@@ -295,12 +302,8 @@ func (h *HTTPTarget) Register(ctx context.Context, role models.Role) (Session, e
 	if err != nil {
 		return Session{}, err
 	}
-	var out struct {
-		ID    string `json:"id"`
-		Role  string `json:"role"`
-		Token string `json:"token"`
-	}
-	if err := decode(OpRegister, b, &out); err != nil {
+	var out registerOut
+	if err := decodeFast(OpRegister, b, &out); err != nil {
 		return Session{}, err
 	}
 	if err := errors.Join(need(OpRegister, "id", out.ID), need(OpRegister, "token", out.Token)); err != nil {
@@ -320,13 +323,8 @@ func (h *HTTPTarget) Book(ctx context.Context, patient Session, clinicianID stri
 	if err != nil {
 		return Booking{}, err
 	}
-	var out struct {
-		ID             string `json:"id"`
-		ConsultationID string `json:"consultation_id"`
-		PatientID      string `json:"patient_id"`
-		ClinicianID    string `json:"clinician_id"`
-	}
-	if err := decode(OpBook, b, &out); err != nil {
+	var out bookOut
+	if err := decodeFast(OpBook, b, &out); err != nil {
 		return Booking{}, err
 	}
 	if err := errors.Join(need(OpBook, "id", out.ID), need(OpBook, "consultation_id", out.ConsultationID),
@@ -350,7 +348,7 @@ func (h *HTTPTarget) signal(ctx context.Context, op Op, s Session, cid, route, o
 		return sdpMsg{}, err
 	}
 	var out sdpMsg
-	if err := decode(op, b, &out); err != nil {
+	if err := decodeFast(op, b, &out); err != nil {
 		return sdpMsg{}, err
 	}
 	if out.Type != "answer" {
@@ -424,12 +422,8 @@ func (h *HTTPTarget) End(ctx context.Context, s Session, consultationID string) 
 	if err != nil {
 		return EndResult{}, err
 	}
-	var out struct {
-		ConsultationID string       `json:"consultation_id"`
-		RecordingID    string       `json:"recording_id"`
-		Tracks         *[]trackJSON `json:"tracks"`
-	}
-	if err := decode(OpEnd, b, &out); err != nil {
+	var out endOut
+	if err := decodeFast(OpEnd, b, &out); err != nil {
 		return EndResult{}, err
 	}
 	if err := errors.Join(need(OpEnd, "consultation_id", out.ConsultationID), need(OpEnd, "recording_id", out.RecordingID)); err != nil {
@@ -452,16 +446,8 @@ func (h *HTTPTarget) Consultation(ctx context.Context, s Session, consultationID
 	if err != nil {
 		return ConsultationInfo{}, err
 	}
-	var out struct {
-		ID            string `json:"id"`
-		AppointmentID string `json:"appointment_id"`
-		PatientID     string `json:"patient_id"`
-		ClinicianID   string `json:"clinician_id"`
-		State         string `json:"state"`
-		Video         bool   `json:"video"`
-		RecordingID   string `json:"recording_id"`
-	}
-	if err := decode(OpConsultation, b, &out); err != nil {
+	var out consultationOut
+	if err := decodeFast(OpConsultation, b, &out); err != nil {
 		return ConsultationInfo{}, err
 	}
 	if err := errors.Join(need(OpConsultation, "id", out.ID), need(OpConsultation, "patient_id", out.PatientID),
@@ -483,17 +469,8 @@ func (h *HTTPTarget) ListReplays(ctx context.Context, s Session) ([]ReplaySummar
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Replays *[]struct {
-			ID             string   `json:"id"`
-			ConsultationID string   `json:"consultation_id"`
-			Title          string   `json:"title"`
-			Participants   []string `json:"participants"`
-			Tracks         int      `json:"tracks"`
-		} `json:"replays"`
-		Count *int `json:"count"`
-	}
-	if err := decode(OpList, b, &out); err != nil {
+	var out listOut
+	if err := decodeFast(OpList, b, &out); err != nil {
 		return nil, err
 	}
 	if out.Replays == nil {
@@ -521,14 +498,8 @@ func (h *HTTPTarget) GetReplay(ctx context.Context, s Session, replayID string) 
 	if err != nil {
 		return Replay{}, err
 	}
-	var out struct {
-		ID             string       `json:"id"`
-		ConsultationID string       `json:"consultation_id"`
-		Title          string       `json:"title"`
-		Participants   []string     `json:"participants"`
-		Tracks         *[]trackJSON `json:"tracks"`
-	}
-	if err := decode(OpReplay, b, &out); err != nil {
+	var out replayOut
+	if err := decodeFast(OpReplay, b, &out); err != nil {
 		return Replay{}, err
 	}
 	if err := errors.Join(need(OpReplay, "id", out.ID), need(OpReplay, "consultation_id", out.ConsultationID)); err != nil {
