@@ -158,6 +158,9 @@ type ReproTrace struct {
 	// Verified counts the executions of the written trace that reproduced,
 	// out of VerifyRuns.
 	Verified, VerifyRuns int
+	// Rounds is how many times a race trace repeats its concurrent group
+	// (see amplifyRace); 0 for a trace that needed none.
+	Rounds int
 }
 
 // ErrNoRepro: the violation did not reproduce from the logged ops.
@@ -718,6 +721,7 @@ func (r *run) writeReproTraces(ctx context.Context, res *Result) {
 // reproOne builds, checks, minimises, verifies and writes one violation's trace.
 func (r *run) reproOne(ctx context.Context, v oracle.Violation, file string, budget time.Duration, media *driver.MediaFactory) (ReproTrace, error) {
 	start := time.Now()
+	parent := ctx                                                  // race amplification gets its own budget
 	ctx, cancel := context.WithTimeout(ctx, budget+30*time.Second) // the verification runs after the budget
 	defer cancel()
 	opts := trace.Options{Media: media}
@@ -726,6 +730,17 @@ func (r *run) reproOne(ctx context.Context, v oracle.Violation, file string, bud
 	cur := r.sc.Seed
 	alt, altRun := fireSeed(r.sc.Bugs, cur+1)
 	_, _, prob := probabilistic(r.sc.Bugs)
+	// rounds > 0: a race trace is executed with that many extra rounds of
+	// its concurrent group (amplifyRace); minimisation works on the base.
+	rounds := 0
+	exec := func(c *trace.Trace) *trace.Trace {
+		if rounds > 0 {
+			if a, ok := amplifyRace(c, rounds); ok {
+				return a
+			}
+		}
+		return c
+	}
 	fails := func(ctx context.Context, c *trace.Trace) (bool, error) {
 		seeds := []uint64{cur}
 		if prob && alt != cur && altRun > 0 {
@@ -733,7 +748,7 @@ func (r *run) reproOne(ctx context.Context, v oracle.Violation, file string, bud
 		}
 		for _, s := range seeds {
 			c.BugSeed = s
-			out, err := trace.RunOnce(ctx, c, opts)
+			out, err := trace.RunOnce(ctx, exec(c), opts)
 			if err != nil {
 				return false, err
 			}
@@ -769,6 +784,15 @@ func (r *run) reproOne(ctx context.Context, v oracle.Violation, file string, bud
 		}
 		tried = append(tried, fmt.Sprintf("%d users/%d ops", len(c.Users), len(c.Ops)))
 		ok, err := reproduces(c)
+		if err == nil && !ok && shape.concurrent && racy(r.sc.Bugs) {
+			// Released together once, the switches may not overlap at the
+			// target: repeat the group after rejoins.
+			rounds = raceRoundsSearch
+			tried[len(tried)-1] += fmt.Sprintf(" (and with %d rounds)", rounds)
+			if ok, err = reproduces(c); !ok {
+				rounds = 0
+			}
+		}
 		if err != nil {
 			return ReproTrace{}, err
 		}
@@ -782,6 +806,9 @@ func (r *run) reproOne(ctx context.Context, v oracle.Violation, file string, bud
 	}
 	tr.BugSeed = cur
 	left := budget - time.Since(start)
+	if rounds > 0 {
+		tries = 2 // an amplified execution shows the race nine times in ten
+	}
 	small, st, err := trace.Minimise(ctx, tr, trace.MinOptions{
 		Options: opts, Budget: max(left, time.Second), MaxCandidates: reproMaxCandidates, Tries: tries, Fails: fails,
 	})
@@ -794,13 +821,17 @@ func (r *run) reproOne(ctx context.Context, v oracle.Violation, file string, bud
 	st.Duration = time.Since(start)
 	small.Created = time.Now().UTC()
 	rt := ReproTrace{Invariant: v.Invariant, File: file, Stats: st, BugSeed: small.BugSeed}
-	// The written trace must replay: check it twice with the seed it
-	// carries. A timing-dependent bug can shrink to a trace that showed the
+	// The written trace must replay: check it twice (a race trace five
+	// times) with the seed it carries. A timing-dependent bug can shrink to a trace that showed the
 	// violation once and not again: then the unminimised trace is written
 	// if it replays better.
+	rt.VerifyRuns = 2
+	if _, racing := raceGroup(small); racing {
+		rt.VerifyRuns = raceVerifyRuns
+	}
 	verify := func(c *trace.Trace) int {
 		n := 0
-		for range 2 {
+		for range rt.VerifyRuns {
 			out, err := trace.RunOnce(ctx, c, opts)
 			if err == nil && out.Reproduced {
 				n++
@@ -808,14 +839,34 @@ func (r *run) reproOne(ctx context.Context, v oracle.Violation, file string, bud
 		}
 		return n
 	}
-	rt.VerifyRuns = 2
-	rt.Verified = verify(small)
+	rt.Verified = verify(exec(small))
 	if rt.Verified < rt.VerifyRuns && small != tr {
-		if n := verify(tr); n > rt.Verified {
+		if n := verify(exec(tr)); n > rt.Verified {
 			r.log.Warn("the minimised trace replays less often than the unminimised one: writing that", "minimised", rt.Verified, "unminimised", n)
 			small, rt.Verified, rt.BugSeed = tr, n, tr.BugSeed
 			rt.Stats.UsersAfter, rt.Stats.OpsAfter = len(tr.Users), len(tr.Ops)
 		}
+	}
+	written := exec(small)
+	if written != small {
+		rt.Rounds = rounds
+	}
+	if _, racing := raceGroup(small); rt.Verified < rt.VerifyRuns && racing {
+		// A race shows when the target happens to interleave the group's
+		// requests: give it more rounds until it replays every time.
+		actx, cancel := context.WithTimeout(parent, raceAmplifyBudget)
+		amp, n, got, ok := amplifyUntilReliable(actx, small, raceRoundsStart, func(c *trace.Trace) bool {
+			out, err := trace.RunOnce(actx, c, opts)
+			return err == nil && out.Reproduced
+		})
+		cancel()
+		if amp != nil && got*rt.VerifyRuns > rt.Verified*raceVerifyRuns {
+			r.log.Warn("race trace amplified: the group's switches repeat after rejoins", "rounds", n, "verified", fmt.Sprintf("%d/%d", got, raceVerifyRuns), "reliable", ok)
+			written, rt.Verified, rt.VerifyRuns, rt.Rounds = amp, got, raceVerifyRuns, n
+		}
+	}
+	if rt.Rounds > 0 {
+		rt.Stats.OpsAfter = len(written.Ops)
 	}
 	if rt.Verified < rt.VerifyRuns {
 		r.log.Warn("repro trace is flaky (the bug depends on timing)", "invariant", v.Invariant, "verified", fmt.Sprintf("%d/%d", rt.Verified, rt.VerifyRuns))
@@ -823,7 +874,7 @@ func (r *run) reproOne(ctx context.Context, v oracle.Violation, file string, bud
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return ReproTrace{}, fmt.Errorf("report directory: %w", err)
 	}
-	if err := small.WriteFile(file); err != nil {
+	if err := written.WriteFile(file); err != nil {
 		return ReproTrace{}, err
 	}
 	rt.Command = "telechaos repro " + shellQuote(file) + " --times " + strconv.Itoa(ReproTimes)
