@@ -74,3 +74,28 @@ func TestFloorOnlyReport(t *testing.T) {
 		t.Errorf("machine = %+v", rep.Machine)
 	}
 }
+
+// A scale figure whose users mostly failed does not meet its goal, however
+// many were active at once.
+func TestScaleGoalNeedsServedUsers(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	for _, c := range []struct {
+		failed *float64
+		met    bool
+	}{{f(0.2), true}, {f(74.8), false}, {nil, false}} {
+		s := &suite{rep: &Report{HTTPUsers: f(20000), HTTPUsersFailedPct: c.failed, Notes: map[string]string{}}, cfg: Config{}}
+		s.judge()
+		for _, g := range s.rep.Goals {
+			if g.Name == "http_users" && g.Met != c.met {
+				t.Errorf("failed %v: met = %v, want %v (note %q)", c.failed, g.Met, c.met, g.Note)
+			}
+		}
+	}
+	var b strings.Builder
+	s := &suite{rep: &Report{HTTPUsers: f(20000), HTTPUsersFailedPct: f(74.8), Notes: map[string]string{}}}
+	s.judge()
+	s.rep.WriteTable(&b)
+	if !strings.Contains(b.String(), "NO: 74.8% of lifecycles failed") {
+		t.Errorf("table does not say why:\n%s", b.String())
+	}
+}
