@@ -132,7 +132,7 @@ type call struct {
 	method  string
 	path    string // already escaped
 	token   string
-	in      any // JSON body, nil for none
+	in      []byte // JSON body, nil for none
 }
 
 // do performs c and returns the 2xx body. Every return path emits exactly one
@@ -147,14 +147,7 @@ func (h *HTTPTarget) do(ctx context.Context, c call) (body []byte, err error) {
 		}
 	}()
 
-	var in []byte
-	if c.in != nil {
-		b, err := json.Marshal(c.in)
-		if err != nil {
-			return nil, fmt.Errorf("%s: encode request: %w", c.op, err)
-		}
-		in = b
-	}
+	in := c.in
 	var ans leanAnswer
 	if h.lean != nil {
 		ans, err = h.lean.roundTrip(ctx, h.timeout, &leanRequest{method: c.method, path: h.prefix + c.path,
@@ -298,7 +291,7 @@ func esc(id string) string { return url.PathEscape(id) }
 // Register creates a user of role.
 func (h *HTTPTarget) Register(ctx context.Context, role models.Role) (Session, error) {
 	b, err := h.do(ctx, call{op: OpRegister, subject: string(role), method: http.MethodPost, path: "/v1/users",
-		in: map[string]string{"role": string(role)}})
+		in: jsonObject("role", string(role))})
 	if err != nil {
 		return Session{}, err
 	}
@@ -319,7 +312,7 @@ func (h *HTTPTarget) Register(ctx context.Context, role models.Role) (Session, e
 func (h *HTTPTarget) Book(ctx context.Context, patient Session, clinicianID string) (Booking, error) {
 	b, err := h.do(ctx, call{op: OpBook, user: patient.ID, subject: clinicianID, method: http.MethodPost,
 		path: "/v1/appointments", token: patient.Token,
-		in: map[string]string{"clinician_id": clinicianID, "mode": "audio"}})
+		in: jsonObject("clinician_id", clinicianID, "mode", "audio")})
 	if err != nil {
 		return Booking{}, err
 	}
@@ -343,7 +336,7 @@ type sdpMsg struct {
 func (h *HTTPTarget) signal(ctx context.Context, op Op, s Session, cid, route, offer string) (sdpMsg, error) {
 	b, err := h.do(ctx, call{op: op, user: s.ID, subject: cid, method: http.MethodPost,
 		path: "/v1/consultations/" + esc(cid) + "/" + route, token: s.Token,
-		in: sdpMsg{Type: "offer", SDP: offer}})
+		in: jsonObject("type", "offer", "sdp", offer)})
 	if err != nil {
 		return sdpMsg{}, err
 	}

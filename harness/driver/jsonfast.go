@@ -10,6 +10,7 @@ package driver
 // (decodeFast), so values and errors on unusual bodies stay exactly its.
 
 import (
+	"encoding/json"
 	"sync/atomic"
 	"unicode/utf8"
 )
@@ -700,4 +701,60 @@ func (o *errorOut) fastDecode(d *jdec) bool {
 		}
 		return d.other(k, "error", "message")
 	})
+}
+
+// jsonObject encodes an object of string fields, given as key, value pairs
+// in the order encoding/json writes them (a map's keys sorted, a struct's
+// fields in order), byte for byte as encoding/json would.
+func jsonObject(kv ...string) []byte {
+	n := 2
+	for _, s := range kv {
+		n += len(s) + 4
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '{')
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, kv[i])
+		b = append(b, ':')
+		b = appendJSONString(b, kv[i+1])
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as encoding/json encodes a string: plain ASCII
+// as is, anything else (quotes, backslashes, control characters, HTML's
+// <, > and &, non-ASCII) by encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return appendEscaped(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendEscaped handles the strings with escapes: \r and \n (SDP) by hand
+// while the rest is plain, everything else by encoding/json.
+func appendEscaped(b []byte, s string) []byte {
+	start := len(b)
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\r':
+			b = append(b, '\\', 'r')
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':
+			enc, _ := json.Marshal(s) // a string always encodes
+			return append(b[:start], enc...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }

@@ -181,3 +181,32 @@ func TestFastDecodeCoversClinicAnswers(t *testing.T) {
 		t.Errorf("%d clinic answers fell back to encoding/json", n)
 	}
 }
+
+// jsonObject writes the request bodies byte for byte as encoding/json wrote
+// them from a map or a struct.
+func TestJSONObjectMatchesEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	pieces := []string{"a", "Z", "0", " ", "\r\n", "\t", "\"", "\\", "<", ">", "&", "é", "\u2028", "\xff", "\x00", "\x7f", "v=0", "/"}
+	strs := []string{"", "patient", "clinician", "usr-0123456789abcdef", "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}
+	for range 5000 {
+		var sb strings.Builder
+		for range r.IntN(8) {
+			sb.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		strs = append(strs, sb.String())
+	}
+	for _, s := range strs {
+		want, _ := json.Marshal(map[string]string{"role": s})
+		if got := jsonObject("role", s); string(got) != string(want) {
+			t.Errorf("role %q: %s, encoding/json %s", s, got, want)
+		}
+		want, _ = json.Marshal(map[string]string{"clinician_id": s, "mode": "audio"})
+		if got := jsonObject("clinician_id", s, "mode", "audio"); string(got) != string(want) {
+			t.Errorf("clinician %q: %s, encoding/json %s", s, got, want)
+		}
+		want, _ = json.Marshal(sdpMsg{Type: "offer", SDP: s})
+		if got := jsonObject("type", "offer", "sdp", s); string(got) != string(want) {
+			t.Errorf("sdp %q: %s, encoding/json %s", s, got, want)
+		}
+	}
+}

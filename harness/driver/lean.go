@@ -19,6 +19,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -39,12 +40,76 @@ type leanClient struct {
 	addr string // host:port to dial
 	host string // Host header
 
-	mu   sync.Mutex
-	idle []*leanConn // LIFO: the most recently used first out
+	mu    sync.Mutex
+	idle  []*leanConn // LIFO: the most recently used first out
+	watch *ctxWatch   // of the context last seen
+}
+
+// ctxWatch cuts short the exchanges in flight under one context when it is
+// done. The pool keeps one for the context it saw last: a run's users share
+// one, so a request costs two map operations under the pool's lock rather
+// than registering a callback with the context.
+type ctxWatch struct {
+	done    <-chan struct{}
+	stop    func() bool
+	conns   map[*leanConn]struct{} // in flight
+	fired   bool
+	current bool // the pool's watch
+}
+
+// watchFrom registers lc, about to be used under ctx, with ctx's watch.
+func (l *leanClient) watchFrom(ctx context.Context, lc *leanConn) *ctxWatch {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.watch
+	if w == nil || w.done != ctx.Done() {
+		if w != nil {
+			w.current = false
+			if len(w.conns) == 0 {
+				w.stop()
+			}
+		}
+		w = &ctxWatch{done: ctx.Done(), conns: map[*leanConn]struct{}{}, current: true}
+		w.stop = context.AfterFunc(ctx, func() { l.fire(w) })
+		l.watch = w
+	}
+	w.conns[lc] = struct{}{}
+	if w.fired {
+		lc.c.SetDeadline(aLongTimeAgo)
+	}
+	return w
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (l *leanClient) fire(w *ctxWatch) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w.fired = true
+	for lc := range w.conns {
+		lc.c.SetDeadline(aLongTimeAgo)
+	}
+	if l.watch == w {
+		l.watch = nil
+	}
+}
+
+// unwatch ends lc's exchange under w and says whether its context was done
+// meanwhile (its deadline is then spoilt).
+func (l *leanClient) unwatch(w *ctxWatch, lc *leanConn) (fired bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(w.conns, lc)
+	if !w.current && len(w.conns) == 0 {
+		w.stop()
+	}
+	return w.fired
 }
 
 type leanConn struct {
 	c      net.Conn
+	raw    syscall.RawConn // for alive; nil if c has none
+	rw     io.ReadWriter   // c, or its socket with raw system calls
 	br     *bufio.Reader
 	wbuf   []byte
 	idleAt time.Time
@@ -79,7 +144,7 @@ func (l *leanClient) get(now time.Time) *leanConn {
 		l.idle[n-1] = nil
 		l.idle = l.idle[:n-1]
 		l.mu.Unlock()
-		if now.Sub(lc.idleAt) < leanIdleTimeout && alive(lc.c) {
+		if now.Sub(lc.idleAt) < leanIdleTimeout && alive(lc) {
 			return lc
 		}
 		lc.c.Close()
@@ -104,7 +169,15 @@ func (l *leanClient) dial(ctx context.Context, deadline time.Time) (*leanConn, e
 	if err != nil {
 		return nil, err
 	}
-	return &leanConn{c: c, br: bufio.NewReaderSize(c, 4096)}, nil
+	lc := &leanConn{c: c, rw: c}
+	if sc, ok := c.(syscall.Conn); ok {
+		lc.raw, _ = sc.SyscallConn()
+		if rw := newRawIO(c, lc.raw); rw != nil {
+			lc.rw = rw
+		}
+	}
+	lc.br = bufio.NewReaderSize(lc.rw, 4096)
+	return lc, nil
 }
 
 // leanAnswer is one HTTP answer: its status and as much of its body as the
@@ -198,15 +271,15 @@ func (l *leanClient) exchange(ctx context.Context, lc *leanConn, deadline time.T
 	if ctx.Done() != nil {
 		// The caller's cancellation cuts the exchange short; the connection
 		// is then not reused (its deadline is spoilt).
-		stop := context.AfterFunc(ctx, func() { lc.c.SetDeadline(time.Unix(1, 0)) })
+		w := l.watchFrom(ctx, lc)
 		defer func() {
-			if !stop() {
+			if l.unwatch(w, lc) {
 				keep = false
 			}
 		}()
 	}
 	lc.wbuf = l.appendRequest(lc.wbuf[:0], req)
-	n, err := lc.c.Write(lc.wbuf)
+	n, err := lc.rw.Write(lc.wbuf)
 	if err != nil {
 		return ans, false, n > 0, err
 	}
@@ -304,7 +377,7 @@ func headerErr(err error) error {
 
 func isReset(err error) bool {
 	var oe *net.OpError
-	return errors.As(err, &oe) && !oe.Timeout()
+	return errors.Is(err, syscall.ECONNRESET) || (errors.As(err, &oe) && !oe.Timeout())
 }
 
 // readLine returns one line without its CRLF (or LF); total bounds the

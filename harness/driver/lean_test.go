@@ -388,3 +388,47 @@ func TestLeanRejectsHeaderInjection(t *testing.T) {
 		t.Errorf("%d connections for a refused request", n)
 	}
 }
+
+// Users under different contexts: cancelling one cuts short only its own
+// exchange, whichever context the pool saw last.
+func TestLeanCancelOneOfTwoContexts(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	s := newRawServer(t, func(_, _ int, r *http.Request, w net.Conn) bool {
+		if r.URL.Path == "/healthz" {
+			<-release
+			return false
+		}
+		io.WriteString(w, sized(200, `{"replays":[],"count":0}`))
+		return true
+	})
+	h := leanTarget(t, s.url(), HTTPOptions{Timeout: time.Minute})
+	ctxA, cancelA := context.WithCancel(context.Background())
+	ctxB, cancelB := context.WithCancel(context.Background())
+	defer cancelB()
+	stalled := make(chan error, 1)
+	go func() { stalled <- h.Health(ctxA) }()
+	time.Sleep(50 * time.Millisecond) // A's exchange is in flight
+	for i := range 3 {
+		if _, err := h.ListReplays(ctxB, sess); err != nil {
+			t.Fatalf("B's request %d: %v", i, err)
+		}
+	}
+	select {
+	case err := <-stalled:
+		t.Fatalf("A's request ended before A was cancelled: %v", err)
+	default:
+	}
+	cancelA()
+	select {
+	case err := <-stalled:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("A: err = %v, want Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelling A did not cut its exchange short")
+	}
+	if _, err := h.ListReplays(ctxB, sess); err != nil {
+		t.Errorf("B after A's cancellation: %v", err)
+	}
+}
