@@ -133,12 +133,12 @@ func sizesFor(quick bool) sizes {
 			installLimit: time.Minute}
 	}
 	return sizes{floorReps: 5, floorDur: 2 * time.Second, cpuReps: 3, cpuDur: 10 * time.Second, vus: 200,
-		// 20,000 users over a minute, each thinking 20-40 s between steps:
-		// all are active at once while the clinic (one core, one SQLite
-		// writer) sees about 1,000 requests/s, which it serves; a 10 s ramp
-		// with 6 s thinks asked for 4,000/s and three lifecycles in four
-		// timed out at the clinic.
-		users: 20000, mixed: 10000, usersRamp: 60 * time.Second, usersThink: 20 * time.Second,
+		// 20,000 users over 90 s, each thinking 40-80 s between steps: all
+		// are active at once while the clinic (one core, one SQLite writer)
+		// sees about 550 requests/s. It serves about 1,200/s of this mix at
+		// most: a 10 s ramp with 6 s thinks (4,000/s) had three lifecycles
+		// in four time out at the clinic, 60 s with 20 s thinks two in five.
+		users: 20000, mixed: 10000, usersRamp: 90 * time.Second, usersThink: 40 * time.Second,
 		mediaSteps: []int{50, 100, 150, 200, 250, 300, 400}, mediaRamp: 5 * time.Second, mediaCall: 15 * time.Second,
 		setupBurst: 100, setupReps: 3, detectSeeds: 20, detectBound: 30 * time.Second, detectRate: 20,
 		installLimit: 15 * time.Minute}
