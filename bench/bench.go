@@ -69,21 +69,21 @@ type Report struct {
 	MixedMediaLossPct          *float64 `json:"mixed_media_loss_pct"`
 	// The share of lifecycles that failed in the users and mixed runs: a
 	// scale figure counts only when at most 1% failed (maxFailedPct).
-	HTTPUsersFailedPct  *float64 `json:"http_users_failed_pct"`
-	MixedUsersFailedPct *float64 `json:"mixed_users_failed_pct"`
-	ClientCPUusPerOp           *float64 `json:"client_cpu_us_per_op"`
-	K6ClientCPUusPerOp         *float64 `json:"k6_client_cpu_us_per_op"`
-	VegetaClientCPUusPerOp     *float64 `json:"vegeta_client_cpu_us_per_op"`
-	WrkClientCPUusPerOp        *float64 `json:"wrk_client_cpu_us_per_op"`
-	ClientOpsPerS              *float64 `json:"client_ops_per_s"`
-	K6OpsPerS                  *float64 `json:"k6_ops_per_s"`
-	VegetaOpsPerS              *float64 `json:"vegeta_ops_per_s"`
-	WrkOpsPerS                 *float64 `json:"wrk_ops_per_s"`
-	RatioVsK6                  *float64 `json:"client_cpu_ratio_vs_k6"`
-	RatioVsVegeta              *float64 `json:"client_cpu_ratio_vs_vegeta"`
-	OracleOverheadPct          *float64 `json:"oracle_overhead_pct"`
-	OracleThroughputCostPct    *float64 `json:"oracle_throughput_cost_pct"`
-	DetectMedianS              *float64 `json:"detect_median_s"`
+	HTTPUsersFailedPct      *float64 `json:"http_users_failed_pct"`
+	MixedUsersFailedPct     *float64 `json:"mixed_users_failed_pct"`
+	ClientCPUusPerOp        *float64 `json:"client_cpu_us_per_op"`
+	K6ClientCPUusPerOp      *float64 `json:"k6_client_cpu_us_per_op"`
+	VegetaClientCPUusPerOp  *float64 `json:"vegeta_client_cpu_us_per_op"`
+	WrkClientCPUusPerOp     *float64 `json:"wrk_client_cpu_us_per_op"`
+	ClientOpsPerS           *float64 `json:"client_ops_per_s"`
+	K6OpsPerS               *float64 `json:"k6_ops_per_s"`
+	VegetaOpsPerS           *float64 `json:"vegeta_ops_per_s"`
+	WrkOpsPerS              *float64 `json:"wrk_ops_per_s"`
+	RatioVsK6               *float64 `json:"client_cpu_ratio_vs_k6"`
+	RatioVsVegeta           *float64 `json:"client_cpu_ratio_vs_vegeta"`
+	OracleOverheadPct       *float64 `json:"oracle_overhead_pct"`
+	OracleThroughputCostPct *float64 `json:"oracle_throughput_cost_pct"`
+	DetectMedianS           *float64 `json:"detect_median_s"`
 
 	Spread      map[string]Spread `json:"spread"`
 	Notes       map[string]string `json:"notes"`
@@ -397,8 +397,8 @@ func (s *suite) users(ctx context.Context) error {
 	return s.withClinic(ctx, "users", func(base string) error {
 		u, err := usersRun(ctx, base, s.sz.users, s.sz.usersRamp, s.sz.usersThink)
 		s.rep.Users = append(s.rep.Users, u)
-		s.logf("   users %d: peak %d active, %.0f B/user, %d ops (%d errors), %d failed, %d violations, %.0fs",
-			u.Users, u.PeakActive, u.BytesPerUser, u.Operations, u.OpErrors, u.CallsFailed, u.Violations, u.Seconds)
+		s.logf("   users %d: peak %d active, %.0f B/user, %d ops (%d non-2xx, %d of them probes rightly denied), %d failed, %d violations, %.0fs",
+			u.Users, u.PeakActive, u.BytesPerUser, u.Operations, u.OpErrors, u.ProbesDenied, u.CallsFailed, u.Violations, u.Seconds)
 		for _, e := range u.FirstErrors {
 			s.logf("     error: %s", e)
 		}
@@ -419,8 +419,8 @@ func (s *suite) mixed(ctx context.Context) error {
 	return s.withClinic(ctx, "mixed", func(base string) error {
 		u, err := mixedRun(ctx, base, s.sz.mixed, s.sz.usersRamp, s.sz.usersThink, s.sz.mediaCall)
 		s.rep.Mixed = append(s.rep.Mixed, u)
-		s.logf("   mixed %d: peak %d active, media %d calls (peak %d), loss %.2f%%, %d ops (%d errors), %d failed, %d violations",
-			u.Users, u.PeakActive, u.MediaCalls, u.MediaPeak, u.MediaLossPct, u.Operations, u.OpErrors, u.CallsFailed, u.Violations)
+		s.logf("   mixed %d: peak %d active, media %d calls (peak %d), loss %.2f%%, %d ops (%d non-2xx, %d of them probes rightly denied), %d failed, %d violations",
+			u.Users, u.PeakActive, u.MediaCalls, u.MediaPeak, u.MediaLossPct, u.Operations, u.OpErrors, u.ProbesDenied, u.CallsFailed, u.Violations)
 		for _, e := range u.FirstErrors {
 			s.logf("     error: %s", e)
 		}

@@ -255,6 +255,7 @@ type UsersRun struct {
 	BytesPerUser float64  `json:"bytes_per_user"` // live-heap growth at the peak / users active then
 	Operations   int      `json:"operations"`
 	OpErrors     int      `json:"operation_errors"`
+	ProbesDenied int      `json:"probes_denied"` // among OpErrors, by design
 	CallsFailed  int      `json:"calls_failed"`
 	Violations   int      `json:"violations"`
 	Seconds      float64  `json:"seconds"`
@@ -311,7 +312,7 @@ func fillUsers(u *UsersRun, res *harness.Result, pk *peaks, h0 uint64) {
 	if pk.users > 0 && pk.heapAtPeak > h0 {
 		u.BytesPerUser = round(float64(pk.heapAtPeak-h0)/float64(pk.users), 0)
 	}
-	u.Operations, u.OpErrors, u.CallsFailed = c.Operations, c.OperationErrors, c.CallsFailed
+	u.Operations, u.OpErrors, u.CallsFailed, u.ProbesDenied = c.Operations, c.OperationErrors, c.CallsFailed, c.ProbesDenied
 	u.Violations = len(res.Violations)
 	u.FirstErrors = append(u.FirstErrors, pk.errs.errs...)
 }
@@ -359,6 +360,7 @@ func mixedRun(ctx context.Context, base string, n int, ramp, think, callLen time
 	}
 	u.Operations += c.Operations
 	u.OpErrors += c.OperationErrors
+	u.ProbesDenied += c.ProbesDenied
 	u.CallsFailed += c.CallsFailed
 	u.Violations += len(mres.Violations)
 	return u, errorsJoin(ferr, merr)

@@ -98,6 +98,7 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 		DurabilityChecked:  int(st.DurabilityChecked),
 		Operations:         int(c.ops.Load()),
 		OperationErrors:    int(c.opErrors.Load()),
+		ProbesDenied:       int(c.probeDenied.Load()),
 	}
 	for _, op := range LatencyOps {
 		l := r.met.LatencyStats(op)

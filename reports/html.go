@@ -429,7 +429,7 @@ figure{margin:.8em 0}figcaption{font-weight:600;font-size:.95em;margin-bottom:.2
 <tr><td>frames checked (replay / live), untagged</td><td>{{.S.Counts.FramesChecked}} / {{.S.Counts.LiveFramesChecked}}, {{.S.Counts.UntaggedFrames}}</td></tr>
 <tr><td>probes (skipped)</td><td>{{.S.Counts.Probes}} ({{.S.Counts.ProbesSkipped}})</td></tr>
 <tr><td>durability checks</td><td>{{.S.Counts.DurabilityChecked}}</td></tr>
-<tr><td>requests (errors)</td><td>{{.S.Counts.Operations}} ({{.S.Counts.OperationErrors}})</td></tr>
+<tr><td>requests (non-2xx; of them, probes rightly denied)</td><td>{{.S.Counts.Operations}} ({{.S.Counts.OperationErrors}}; {{.S.Counts.ProbesDenied}})</td></tr>
 </table>
 <p><small>telechaos report: summary.json is the source; <code>telechaos report DIR</code> redraws this page.</small></p>
 </body></html>

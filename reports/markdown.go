@@ -32,9 +32,9 @@ func Markdown(s *Summary) string {
 		fmt.Fprintf(&b, "> %s\n\n", mdEsc(s.Error))
 	}
 	c := s.Counts
-	fmt.Fprintf(&b, "patients %d · calls %d ended, %d failed · switches %d · replays %d · frames checked %d+%d live · requests %d (%d errors)\n\n",
+	fmt.Fprintf(&b, "patients %d · calls %d ended, %d failed · switches %d · replays %d · frames checked %d+%d live · requests %d (%d non-2xx, %d of them probes rightly denied)\n\n",
 		c.Patients, c.CallsEnded, c.CallsFailed, c.Switches, c.ReplaysFetched, c.FramesChecked, c.LiveFramesChecked,
-		c.Operations, c.OperationErrors)
+		c.Operations, c.OperationErrors, c.ProbesDenied)
 
 	b.WriteString("| check | result |\n|---|---|\n")
 	for _, inv := range AllInvariants {

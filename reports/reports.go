@@ -148,6 +148,9 @@ type Counts struct {
 	DurabilityChecked  int   `json:"durability_checked"`
 	Operations         int   `json:"operations"`
 	OperationErrors    int   `json:"operation_errors"`
+	// ProbesDenied counts the access probes the target rightly refused;
+	// they are among OperationErrors (non-2xx answers) by design.
+	ProbesDenied int `json:"probes_denied"`
 }
 
 // Violation is one distinct violation as summary.json lists it.
