@@ -133,11 +133,30 @@ type call struct {
 	path    string // already escaped
 	token   string
 	in      []byte // JSON body, nil for none
+	// decode, if not nil, reads a 2xx body, which is not kept after it
+	// returns (its buffer is reused); do then returns no body.
+	decode func(body []byte) error
 }
 
-// do performs c and returns the 2xx body. Every return path emits exactly one
-// Observation.
-func (h *HTTPTarget) do(ctx context.Context, c call) (body []byte, err error) {
+// do performs c and returns the 2xx body, or decodes it with c.decode (the
+// observation is of the exchange: a body that does not decode is an error of
+// the call, not of the request).
+func (h *HTTPTarget) do(ctx context.Context, c call) ([]byte, error) {
+	var scratch *[]byte
+	if c.decode != nil && h.lean != nil {
+		scratch = scratchPool.Get().(*[]byte)
+		defer scratchPool.Put(scratch)
+	}
+	body, err := h.send(ctx, c, scratch)
+	if err != nil || c.decode == nil {
+		return body, err
+	}
+	return nil, c.decode(body)
+}
+
+// send performs c and returns the 2xx body (in *scratch if not nil). Every
+// return path emits exactly one Observation.
+func (h *HTTPTarget) send(ctx context.Context, c call, scratch *[]byte) (body []byte, err error) {
 	obs := Observation{Op: c.op, User: c.user, Subject: c.subject, Start: time.Now()}
 	defer func() {
 		if h.obs != nil {
@@ -150,8 +169,12 @@ func (h *HTTPTarget) do(ctx context.Context, c call) (body []byte, err error) {
 	in := c.in
 	var ans leanAnswer
 	if h.lean != nil {
-		ans, err = h.lean.roundTrip(ctx, h.timeout, &leanRequest{method: c.method, path: h.prefix + c.path,
-			token: c.token, body: in, json: in != nil, limit: h.limits})
+		req := leanRequest{method: c.method, path: c.path, token: c.token, body: in, json: in != nil, limit: h.limits}
+		if h.prefix != "" {
+			req.path = h.prefix + c.path
+		}
+		req.scratch = scratch
+		ans, err = h.lean.roundTrip(ctx, h.timeout, &req)
 	} else {
 		ans, err = h.stdRoundTrip(ctx, c, in)
 	}
@@ -290,13 +313,11 @@ func esc(id string) string { return url.PathEscape(id) }
 
 // Register creates a user of role.
 func (h *HTTPTarget) Register(ctx context.Context, role models.Role) (Session, error) {
-	b, err := h.do(ctx, call{op: OpRegister, subject: string(role), method: http.MethodPost, path: "/v1/users",
-		in: jsonObject("role", string(role))})
-	if err != nil {
-		return Session{}, err
-	}
 	var out registerOut
-	if err := decodeFast(OpRegister, b, &out); err != nil {
+	_, err := h.do(ctx, call{op: OpRegister, subject: string(role), method: http.MethodPost, path: "/v1/users",
+		in:     jsonObject("role", string(role)),
+		decode: func(b []byte) error { return decodeFast(OpRegister, b, &out) }})
+	if err != nil {
 		return Session{}, err
 	}
 	if err := errors.Join(need(OpRegister, "id", out.ID), need(OpRegister, "token", out.Token)); err != nil {
@@ -310,14 +331,12 @@ func (h *HTTPTarget) Register(ctx context.Context, role models.Role) (Session, e
 
 // Book books an audio appointment of patient with clinicianID.
 func (h *HTTPTarget) Book(ctx context.Context, patient Session, clinicianID string) (Booking, error) {
-	b, err := h.do(ctx, call{op: OpBook, user: patient.ID, subject: clinicianID, method: http.MethodPost,
-		path: "/v1/appointments", token: patient.Token,
-		in: jsonObject("clinician_id", clinicianID, "mode", "audio")})
-	if err != nil {
-		return Booking{}, err
-	}
 	var out bookOut
-	if err := decodeFast(OpBook, b, &out); err != nil {
+	_, err := h.do(ctx, call{op: OpBook, user: patient.ID, subject: clinicianID, method: http.MethodPost,
+		path: "/v1/appointments", token: patient.Token,
+		in:     jsonObject("clinician_id", clinicianID, "mode", "audio"),
+		decode: func(b []byte) error { return decodeFast(OpBook, b, &out) }})
+	if err != nil {
 		return Booking{}, err
 	}
 	if err := errors.Join(need(OpBook, "id", out.ID), need(OpBook, "consultation_id", out.ConsultationID),
@@ -334,14 +353,12 @@ type sdpMsg struct {
 }
 
 func (h *HTTPTarget) signal(ctx context.Context, op Op, s Session, cid, route, offer string) (sdpMsg, error) {
-	b, err := h.do(ctx, call{op: op, user: s.ID, subject: cid, method: http.MethodPost,
-		path: "/v1/consultations/" + esc(cid) + "/" + route, token: s.Token,
-		in: jsonObject("type", "offer", "sdp", offer)})
-	if err != nil {
-		return sdpMsg{}, err
-	}
 	var out sdpMsg
-	if err := decodeFast(op, b, &out); err != nil {
+	_, err := h.do(ctx, call{op: op, user: s.ID, subject: cid, method: http.MethodPost,
+		path: "/v1/consultations/" + esc(cid) + "/" + route, token: s.Token,
+		in:     jsonObject("type", "offer", "sdp", offer),
+		decode: func(b []byte) error { return decodeFast(op, b, &out) }})
+	if err != nil {
 		return sdpMsg{}, err
 	}
 	if out.Type != "answer" {
@@ -392,15 +409,15 @@ type trackJSON struct {
 func tracks(op Op, in []trackJSON) ([]TrackInfo, error) {
 	out := make([]TrackInfo, 0, len(in))
 	for i, t := range in {
-		f := fmt.Sprintf("tracks[%d].", i)
-		if err := errors.Join(need(op, f+"id", t.ID), need(op, f+"owner", t.Owner)); err != nil {
-			return nil, err
+		if t.ID == "" || t.Owner == "" {
+			f := fmt.Sprintf("tracks[%d].", i)
+			return nil, errors.Join(need(op, f+"id", t.ID), need(op, f+"owner", t.Owner))
 		}
 		if t.Kind != string(models.Audio) && t.Kind != string(models.Video) {
-			return nil, garbage(op, f+"kind", "got %q, want audio or video", t.Kind)
+			return nil, garbage(op, fmt.Sprintf("tracks[%d].kind", i), "got %q, want audio or video", t.Kind)
 		}
 		if t.Frames < 0 || t.Bytes < 0 || t.Segment < 0 {
-			return nil, garbage(op, f+"frames", "negative count (frames %d, bytes %d, segment %d)", t.Frames, t.Bytes, t.Segment)
+			return nil, garbage(op, fmt.Sprintf("tracks[%d].frames", i), "negative count (frames %d, bytes %d, segment %d)", t.Frames, t.Bytes, t.Segment)
 		}
 		out = append(out, TrackInfo{ID: t.ID, Owner: t.Owner, Kind: t.Kind, Codec: t.Codec, Format: t.Format,
 			Segment: t.Segment, Frames: t.Frames, Bytes: t.Bytes})
@@ -410,13 +427,11 @@ func tracks(op Op, in []trackJSON) ([]TrackInfo, error) {
 
 // End hangs up consultationID for both participants.
 func (h *HTTPTarget) End(ctx context.Context, s Session, consultationID string) (EndResult, error) {
-	b, err := h.do(ctx, call{op: OpEnd, user: s.ID, subject: consultationID, method: http.MethodPost,
-		path: "/v1/consultations/" + esc(consultationID) + "/end", token: s.Token})
-	if err != nil {
-		return EndResult{}, err
-	}
 	var out endOut
-	if err := decodeFast(OpEnd, b, &out); err != nil {
+	_, err := h.do(ctx, call{op: OpEnd, user: s.ID, subject: consultationID, method: http.MethodPost,
+		path: "/v1/consultations/" + esc(consultationID) + "/end", token: s.Token,
+		decode: func(b []byte) error { return decodeFast(OpEnd, b, &out) }})
+	if err != nil {
 		return EndResult{}, err
 	}
 	if err := errors.Join(need(OpEnd, "consultation_id", out.ConsultationID), need(OpEnd, "recording_id", out.RecordingID)); err != nil {
@@ -434,13 +449,11 @@ func (h *HTTPTarget) End(ctx context.Context, s Session, consultationID string) 
 
 // Consultation reads consultationID as participant s.
 func (h *HTTPTarget) Consultation(ctx context.Context, s Session, consultationID string) (ConsultationInfo, error) {
-	b, err := h.do(ctx, call{op: OpConsultation, user: s.ID, subject: consultationID, method: http.MethodGet,
-		path: "/v1/consultations/" + esc(consultationID), token: s.Token})
-	if err != nil {
-		return ConsultationInfo{}, err
-	}
 	var out consultationOut
-	if err := decodeFast(OpConsultation, b, &out); err != nil {
+	_, err := h.do(ctx, call{op: OpConsultation, user: s.ID, subject: consultationID, method: http.MethodGet,
+		path: "/v1/consultations/" + esc(consultationID), token: s.Token,
+		decode: func(b []byte) error { return decodeFast(OpConsultation, b, &out) }})
+	if err != nil {
 		return ConsultationInfo{}, err
 	}
 	if err := errors.Join(need(OpConsultation, "id", out.ID), need(OpConsultation, "patient_id", out.PatientID),
@@ -458,41 +471,35 @@ func (h *HTTPTarget) Consultation(ctx context.Context, s Session, consultationID
 
 // ListReplays returns the replay list the target offers s.
 func (h *HTTPTarget) ListReplays(ctx context.Context, s Session) ([]ReplaySummary, error) {
-	b, err := h.do(ctx, call{op: OpList, user: s.ID, subject: s.ID, method: http.MethodGet, path: "/v1/replays", token: s.Token})
+	var out listAnswer
+	_, err := h.do(ctx, call{op: OpList, user: s.ID, subject: s.ID, method: http.MethodGet, path: "/v1/replays", token: s.Token,
+		decode: out.decode})
 	if err != nil {
 		return nil, err
 	}
-	var out listOut
-	if err := decodeFast(OpList, b, &out); err != nil {
-		return nil, err
-	}
-	if out.Replays == nil {
+	if out.replays == nil {
 		return nil, garbage(OpList, "replays", "missing")
 	}
-	if out.Count != nil && *out.Count != len(*out.Replays) {
-		return nil, garbage(OpList, "count", "says %d, list holds %d", *out.Count, len(*out.Replays))
+	res := *out.replays
+	if out.count != nil && *out.count != len(res) {
+		return nil, garbage(OpList, "count", "says %d, list holds %d", *out.count, len(res))
 	}
-	res := make([]ReplaySummary, 0, len(*out.Replays))
-	for i, r := range *out.Replays {
-		f := fmt.Sprintf("replays[%d].", i)
-		if err := errors.Join(need(OpList, f+"id", r.ID), need(OpList, f+"consultation_id", r.ConsultationID)); err != nil {
-			return nil, err
+	for i, r := range res {
+		if r.ID == "" || r.ConsultationID == "" {
+			f := fmt.Sprintf("replays[%d].", i)
+			return nil, errors.Join(need(OpList, f+"id", r.ID), need(OpList, f+"consultation_id", r.ConsultationID))
 		}
-		res = append(res, ReplaySummary{ID: r.ID, ConsultationID: r.ConsultationID, Title: r.Title,
-			Participants: r.Participants, Tracks: r.Tracks})
 	}
 	return res, nil
 }
 
 // GetReplay returns the metadata of replayID as s sees it.
 func (h *HTTPTarget) GetReplay(ctx context.Context, s Session, replayID string) (Replay, error) {
-	b, err := h.do(ctx, call{op: OpReplay, user: s.ID, subject: replayID, method: http.MethodGet,
-		path: "/v1/replays/" + esc(replayID), token: s.Token})
-	if err != nil {
-		return Replay{}, err
-	}
 	var out replayOut
-	if err := decodeFast(OpReplay, b, &out); err != nil {
+	_, err := h.do(ctx, call{op: OpReplay, user: s.ID, subject: replayID, method: http.MethodGet,
+		path: "/v1/replays/" + esc(replayID), token: s.Token,
+		decode: func(b []byte) error { return decodeFast(OpReplay, b, &out) }})
+	if err != nil {
 		return Replay{}, err
 	}
 	if err := errors.Join(need(OpReplay, "id", out.ID), need(OpReplay, "consultation_id", out.ConsultationID)); err != nil {

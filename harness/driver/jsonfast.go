@@ -10,6 +10,7 @@ package driver
 // (decodeFast), so values and errors on unusual bodies stay exactly its.
 
 import (
+	"bytes"
 	"encoding/json"
 	"sync/atomic"
 	"unicode/utf8"
@@ -626,34 +627,68 @@ func (o *summaryOut) fastDecode(d *jdec) bool {
 	})
 }
 
+// listOut is the list's shape for encoding/json.
 type listOut struct {
 	Replays *[]summaryOut `json:"replays"`
 	Count   *int          `json:"count"`
 }
 
-func (o *listOut) fastDecode(d *jdec) bool {
+// listAnswer is a decoded replay list: replays nil when the body has none,
+// count nil when it has no count.
+type listAnswer struct {
+	replays *[]ReplaySummary
+	count   *int
+}
+
+// decode reads a list body, its items straight into ReplaySummary on the
+// fast path.
+func (o *listAnswer) decode(b []byte) error {
+	d := jdec{b: b}
+	if o.fastDecode(&d) && d.end() {
+		return nil
+	}
+	fastMisses.Add(1)
+	*o = listAnswer{}
+	var out listOut
+	if err := decode(OpList, b, &out); err != nil {
+		return err
+	}
+	o.count = out.Count
+	if out.Replays != nil {
+		rs := make([]ReplaySummary, len(*out.Replays))
+		for i, r := range *out.Replays {
+			rs[i] = ReplaySummary(r)
+		}
+		o.replays = &rs
+	}
+	return nil
+}
+
+func (o *listAnswer) fastDecode(d *jdec) bool {
 	return d.object(func(k []byte) bool {
 		switch string(k) {
 		case "replays":
-			if o.Replays == nil {
-				o.Replays = new([]summaryOut)
+			if o.replays == nil {
+				o.replays = new([]ReplaySummary)
 			}
-			out := make([]summaryOut, 0)
+			// Room for the items the body seems to hold (one
+			// consultation_id each), so the slice is allocated once.
+			out := make([]ReplaySummary, 0, bytes.Count(d.b[d.i:], []byte(`"consultation_id"`)))
 			ok := d.array(func() bool {
 				var s summaryOut
 				if !s.fastDecode(d) {
 					return false
 				}
-				out = append(out, s)
+				out = append(out, ReplaySummary(s))
 				return true
 			})
-			*o.Replays = out
+			*o.replays = out
 			return ok
 		case "count":
-			if o.Count == nil {
-				o.Count = new(int)
+			if o.count == nil {
+				o.count = new(int)
 			}
-			return d.int(o.Count)
+			return d.int(o.count)
 		}
 		return d.other(k, "replays", "count")
 	})

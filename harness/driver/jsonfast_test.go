@@ -45,7 +45,7 @@ var fastCases = []fastCase{
 		`{"id":"con-1","appointment_id":"apt-1","patient_id":"usr-1","clinician_id":"usr-2","state":"ended","video":false,"recording_id":"rec-1"}`,
 		`{"id":"c","video":true}`, `{"video":tru}`, `{"video":"true"}`, `{"video":null}`,
 	}},
-	{"list", func() fastDecoder { return &listOut{} }, []string{
+	{"list", func() fastDecoder { return &listAnswer{} }, []string{
 		`{"replays":[],"count":0}`,
 		`{"replays":[{"id":"rec-1","consultation_id":"con-1","title":"Consultation 2026-11-25","participants":["usr-1","usr-2"],"started_at":"2026-11-25T03:53:04Z","ended_at":"2026-11-25T03:53:05Z","tracks":2},{"id":"rec-2","consultation_id":"con-2","title":"","participants":[],"tracks":0}],"count":2}`,
 		`{"replays":null}`, `{"count":1}`, `{"replays":[{"participants":["a",1]}]}`, `[]`, `{}`, ``, `{"replays":[]}x`,
@@ -100,10 +100,16 @@ func TestFastDecodeMatchesEncodingJSON(t *testing.T) {
 				continue
 			}
 			taken++
-			slow := c.fresh()
+			var slow any = c.fresh()
+			if _, ok := slow.(*listAnswer); ok {
+				slow = &listOut{}
+			}
 			if err := json.Unmarshal([]byte(body), slow); err != nil {
 				t.Errorf("%s: fast path took %q, which encoding/json rejects: %v", c.name, body, err)
 				continue
+			}
+			if l, ok := slow.(*listOut); ok {
+				slow = listOutAsAnswer(l)
 			}
 			if !reflect.DeepEqual(fast, slow) {
 				t.Errorf("%s: %q: fast %+v, encoding/json %+v", c.name, body, fast, slow)
@@ -209,4 +215,17 @@ func TestJSONObjectMatchesEncodingJSON(t *testing.T) {
 			t.Errorf("sdp %q: %s, encoding/json %s", s, got, want)
 		}
 	}
+}
+
+// listOutAsAnswer is what listAnswer must hold for what encoding/json read.
+func listOutAsAnswer(l *listOut) *listAnswer {
+	a := &listAnswer{count: l.Count}
+	if l.Replays != nil {
+		rs := []ReplaySummary{}
+		for _, r := range *l.Replays {
+			rs = append(rs, ReplaySummary{ID: r.ID, ConsultationID: r.ConsultationID, Title: r.Title, Participants: r.Participants, Tracks: r.Tracks})
+		}
+		a.replays = &rs
+	}
+	return a
 }

@@ -32,6 +32,12 @@ const (
 	leanUserAgent = "Go-http-client/1.1"
 )
 
+// scratchPool recycles the buffers of answers that are decoded and dropped;
+// buffers past maxScratch are not kept.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxScratch = 64 << 10
+
 // errServerClosed: the connection ended before any byte of the answer.
 var errServerClosed = errors.New("server closed the connection before answering")
 
@@ -194,6 +200,9 @@ type leanRequest struct {
 	method, path, token string
 	body                []byte
 	json                bool // Content-Type: application/json
+	// scratch, if not nil, holds the answer's body instead of a new slice
+	// (a body that is decoded and dropped); a larger one replaces it.
+	scratch *[]byte
 	// limit returns how many body bytes to keep for a status, and how many
 	// more may be read and dropped to keep the connection (net/http's
 	// LimitReader + drain).
@@ -283,7 +292,7 @@ func (l *leanClient) exchange(ctx context.Context, lc *leanConn, deadline time.T
 	if err != nil {
 		return ans, false, n > 0, err
 	}
-	ans, keep, err = readAnswer(lc.br, req.limit)
+	ans, keep, err = readAnswer(lc.br, req.limit, req.scratch)
 	return ans, keep, true, err
 }
 
@@ -322,7 +331,7 @@ func validHeaderValue(v string) error {
 }
 
 // readAnswer parses one answer (skipping 1xx interim ones) from br.
-func readAnswer(br *bufio.Reader, limit func(int) (int64, int64)) (ans leanAnswer, keep bool, err error) {
+func readAnswer(br *bufio.Reader, limit func(int) (int64, int64), scratch *[]byte) (ans leanAnswer, keep bool, err error) {
 	headerBytes := 0
 	for first := true; ; first = false {
 		line, err := readLine(br, &headerBytes)
@@ -353,9 +362,9 @@ func readAnswer(br *bufio.Reader, limit func(int) (int64, int64)) (ans leanAnswe
 		case status == 204 || status == 304:
 			return ans, keep, nil
 		case h.chunked:
-			ans.body, keep, ans.bodyErr = readChunked(br, keepN, drainN, keep)
+			ans.body, keep, ans.bodyErr = readChunked(br, keepN, drainN, keep, scratch)
 		case h.length >= 0:
-			ans.body, keep, ans.bodyErr = readSized(br, h.length, keepN, drainN, keep)
+			ans.body, keep, ans.bodyErr = readSized(br, h.length, keepN, drainN, keep, scratch)
 		default:
 			// Delimited by the end of the connection.
 			ans.body, ans.bodyErr = readAllLimit(br, keepN)
@@ -501,9 +510,17 @@ func asciiEqualFold[S []byte | string](b S, lower string) bool {
 // readSized reads a body of n bytes, keeping up to keepN and dropping up to
 // drainN more so the connection can be reused; past that it gives up on the
 // connection.
-func readSized(br *bufio.Reader, n, keepN, drainN int64, keep bool) ([]byte, bool, error) {
+func readSized(br *bufio.Reader, n, keepN, drainN int64, keep bool, scratch *[]byte) ([]byte, bool, error) {
 	k := min(n, keepN)
-	b := make([]byte, k)
+	var b []byte
+	if scratch != nil && int64(cap(*scratch)) >= k {
+		b = (*scratch)[:k]
+	} else {
+		b = make([]byte, k)
+		if scratch != nil && k <= maxScratch {
+			*scratch = b[:0]
+		}
+	}
 	if _, err := io.ReadFull(br, b); err != nil {
 		return nil, false, unexpected(err)
 	}
@@ -534,8 +551,16 @@ func readAllLimit(br *bufio.Reader, keepN int64) ([]byte, error) {
 }
 
 // readChunked reads a chunked body (RFC 9112 section 7.1) and its trailers.
-func readChunked(br *bufio.Reader, keepN, drainN int64, keep bool) ([]byte, bool, error) {
+func readChunked(br *bufio.Reader, keepN, drainN int64, keep bool, scratch *[]byte) ([]byte, bool, error) {
 	var b []byte
+	if scratch != nil {
+		b = (*scratch)[:0]
+		defer func() {
+			if cap(b) <= maxScratch {
+				*scratch = b[:0]
+			}
+		}()
+	}
 	var dropped int64
 	total := 0
 	for {
