@@ -718,8 +718,12 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 	r.chaosEvent(chaos.EventFetch)
 
 	ctag := models.TagOf(cons.ID)
-	senders := map[uint64]string{models.TagOf(cons.Patient): cons.Patient, models.TagOf(cons.Clinician): cons.Clinician}
-	tagged := map[[2]string]int{}
+	var senders map[uint64]string
+	var tagged map[[2]string]int // nil: no frames (no tracks) to report
+	if len(rep.Tracks) > 0 {
+		senders = map[uint64]string{models.TagOf(cons.Patient): cons.Patient, models.TagOf(cons.Clinician): cons.Clinician}
+		tagged = map[[2]string]int{}
+	}
 	complete := true
 	for _, t := range rep.Tracks {
 		var b []byte

@@ -20,7 +20,7 @@ type Ledger struct {
 	userTags   map[uint64]string
 	consults   map[string]*Consultation
 	consTags   map[uint64]string
-	recordings map[string]string // recording id -> consultation id
+	recordings map[string]*Consultation // recording id -> its consultation (one of consults)
 	consRec    map[string]string // consultation id -> recording id
 }
 
@@ -41,7 +41,7 @@ func NewLedger() *Ledger {
 		userTags:   map[uint64]string{},
 		consults:   map[string]*Consultation{},
 		consTags:   map[uint64]string{},
-		recordings: map[string]string{},
+		recordings: map[string]*Consultation{},
 		consRec:    map[string]string{},
 	}
 }
@@ -125,13 +125,14 @@ func (l *Ledger) UserByTag(tag uint64) (string, bool) {
 func (l *Ledger) BindRecording(consultationID, recordingID string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.consults[consultationID]; !ok {
+	c, ok := l.consults[consultationID]
+	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownConsultation, consultationID)
 	}
-	if prev, ok := l.recordings[recordingID]; ok && prev != consultationID {
-		return fmt.Errorf("%w: %s belongs to %s, now claimed for %s", ErrRecordingConflict, recordingID, prev, consultationID)
+	if prev, ok := l.recordings[recordingID]; ok && prev.ID != consultationID {
+		return fmt.Errorf("%w: %s belongs to %s, now claimed for %s", ErrRecordingConflict, recordingID, prev.ID, consultationID)
 	}
-	l.recordings[recordingID] = consultationID
+	l.recordings[recordingID] = c
 	if _, ok := l.consRec[consultationID]; !ok {
 		l.consRec[consultationID] = recordingID
 	}
@@ -150,11 +151,11 @@ func (l *Ledger) RecordingOf(consultationID string) (string, bool) {
 func (l *Ledger) RecordingConsultation(recordingID string) (Consultation, bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	cid, ok := l.recordings[recordingID]
+	c, ok := l.recordings[recordingID]
 	if !ok {
 		return Consultation{}, false
 	}
-	return *l.consults[cid], true
+	return *c, true
 }
 
 // MayView says whether user may be offered or shown recordingID. known is false
@@ -163,11 +164,11 @@ func (l *Ledger) RecordingConsultation(recordingID string) (Consultation, bool) 
 func (l *Ledger) MayView(user, recordingID string) (allowed, known bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	cid, ok := l.recordings[recordingID]
+	c, ok := l.recordings[recordingID]
 	if !ok {
 		return false, false
 	}
-	return l.consults[cid].Has(user), true
+	return c.Has(user), true
 }
 
 // FrameBelongs says whether a frame with tag t may appear in the recording of

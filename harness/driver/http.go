@@ -133,25 +133,23 @@ type call struct {
 	path    string // already escaped
 	token   string
 	in      []byte // JSON body, nil for none
-	// decode, if not nil, reads a 2xx body, which is not kept after it
-	// returns (its buffer is reused); do then returns no body.
-	decode func(body []byte) error
 }
 
-// do performs c and returns the 2xx body, or decodes it with c.decode (the
-// observation is of the exchange: a body that does not decode is an error of
-// the call, not of the request).
-func (h *HTTPTarget) do(ctx context.Context, c call) ([]byte, error) {
+// do performs c and returns the 2xx body, or if decode is not nil decodes
+// it with decode and returns no body: the body is then not kept after decode
+// returns (its buffer is reused). The observation is of the exchange: a body
+// that does not decode is an error of the call, not of the request.
+func (h *HTTPTarget) do(ctx context.Context, c call, decode func(body []byte) error) ([]byte, error) {
 	var scratch *[]byte
-	if c.decode != nil && h.lean != nil {
+	if decode != nil && h.lean != nil {
 		scratch = scratchPool.Get().(*[]byte)
 		defer scratchPool.Put(scratch)
 	}
 	body, err := h.send(ctx, c, scratch)
-	if err != nil || c.decode == nil {
+	if err != nil || decode == nil {
 		return body, err
 	}
-	return nil, c.decode(body)
+	return nil, decode(body)
 }
 
 // send performs c and returns the 2xx body (in *scratch if not nil). Every
@@ -315,8 +313,9 @@ func esc(id string) string { return url.PathEscape(id) }
 func (h *HTTPTarget) Register(ctx context.Context, role models.Role) (Session, error) {
 	var out registerOut
 	_, err := h.do(ctx, call{op: OpRegister, subject: string(role), method: http.MethodPost, path: "/v1/users",
-		in:     jsonObject("role", string(role)),
-		decode: func(b []byte) error { return decodeFast(OpRegister, b, &out) }})
+		in: jsonObject("role", string(role))}, func(b []byte) error {
+		return decodeFast(OpRegister, b, out.fastDecode, func() error { return slowDecode(OpRegister, b, &out) })
+	})
 	if err != nil {
 		return Session{}, err
 	}
@@ -334,8 +333,9 @@ func (h *HTTPTarget) Book(ctx context.Context, patient Session, clinicianID stri
 	var out bookOut
 	_, err := h.do(ctx, call{op: OpBook, user: patient.ID, subject: clinicianID, method: http.MethodPost,
 		path: "/v1/appointments", token: patient.Token,
-		in:     jsonObject("clinician_id", clinicianID, "mode", "audio"),
-		decode: func(b []byte) error { return decodeFast(OpBook, b, &out) }})
+		in: jsonObject("clinician_id", clinicianID, "mode", "audio")}, func(b []byte) error {
+		return decodeFast(OpBook, b, out.fastDecode, func() error { return slowDecode(OpBook, b, &out) })
+	})
 	if err != nil {
 		return Booking{}, err
 	}
@@ -356,8 +356,9 @@ func (h *HTTPTarget) signal(ctx context.Context, op Op, s Session, cid, route, o
 	var out sdpMsg
 	_, err := h.do(ctx, call{op: op, user: s.ID, subject: cid, method: http.MethodPost,
 		path: "/v1/consultations/" + esc(cid) + "/" + route, token: s.Token,
-		in:     jsonObject("type", "offer", "sdp", offer),
-		decode: func(b []byte) error { return decodeFast(op, b, &out) }})
+		in: jsonObject("type", "offer", "sdp", offer)}, func(b []byte) error {
+		return decodeFast(op, b, out.fastDecode, func() error { return slowDecode(op, b, &out) })
+	})
 	if err != nil {
 		return sdpMsg{}, err
 	}
@@ -429,8 +430,9 @@ func tracks(op Op, in []trackJSON) ([]TrackInfo, error) {
 func (h *HTTPTarget) End(ctx context.Context, s Session, consultationID string) (EndResult, error) {
 	var out endOut
 	_, err := h.do(ctx, call{op: OpEnd, user: s.ID, subject: consultationID, method: http.MethodPost,
-		path: "/v1/consultations/" + esc(consultationID) + "/end", token: s.Token,
-		decode: func(b []byte) error { return decodeFast(OpEnd, b, &out) }})
+		path: "/v1/consultations/" + esc(consultationID) + "/end", token: s.Token}, func(b []byte) error {
+		return decodeFast(OpEnd, b, out.fastDecode, func() error { return slowDecode(OpEnd, b, &out) })
+	})
 	if err != nil {
 		return EndResult{}, err
 	}
@@ -451,8 +453,9 @@ func (h *HTTPTarget) End(ctx context.Context, s Session, consultationID string) 
 func (h *HTTPTarget) Consultation(ctx context.Context, s Session, consultationID string) (ConsultationInfo, error) {
 	var out consultationOut
 	_, err := h.do(ctx, call{op: OpConsultation, user: s.ID, subject: consultationID, method: http.MethodGet,
-		path: "/v1/consultations/" + esc(consultationID), token: s.Token,
-		decode: func(b []byte) error { return decodeFast(OpConsultation, b, &out) }})
+		path: "/v1/consultations/" + esc(consultationID), token: s.Token}, func(b []byte) error {
+		return decodeFast(OpConsultation, b, out.fastDecode, func() error { return slowDecode(OpConsultation, b, &out) })
+	})
 	if err != nil {
 		return ConsultationInfo{}, err
 	}
@@ -472,8 +475,7 @@ func (h *HTTPTarget) Consultation(ctx context.Context, s Session, consultationID
 // ListReplays returns the replay list the target offers s.
 func (h *HTTPTarget) ListReplays(ctx context.Context, s Session) ([]ReplaySummary, error) {
 	var out listAnswer
-	_, err := h.do(ctx, call{op: OpList, user: s.ID, subject: s.ID, method: http.MethodGet, path: "/v1/replays", token: s.Token,
-		decode: out.decode})
+	_, err := h.do(ctx, call{op: OpList, user: s.ID, subject: s.ID, method: http.MethodGet, path: "/v1/replays", token: s.Token}, out.decode)
 	if err != nil {
 		return nil, err
 	}
@@ -497,8 +499,9 @@ func (h *HTTPTarget) ListReplays(ctx context.Context, s Session) ([]ReplaySummar
 func (h *HTTPTarget) GetReplay(ctx context.Context, s Session, replayID string) (Replay, error) {
 	var out replayOut
 	_, err := h.do(ctx, call{op: OpReplay, user: s.ID, subject: replayID, method: http.MethodGet,
-		path: "/v1/replays/" + esc(replayID), token: s.Token,
-		decode: func(b []byte) error { return decodeFast(OpReplay, b, &out) }})
+		path: "/v1/replays/" + esc(replayID), token: s.Token}, func(b []byte) error {
+		return decodeFast(OpReplay, b, out.fastDecode, func() error { return slowDecode(OpReplay, b, &out) })
+	})
 	if err != nil {
 		return Replay{}, err
 	}
@@ -518,11 +521,11 @@ func (h *HTTPTarget) GetReplay(ctx context.Context, s Session, replayID string) 
 // FetchMedia returns the raw bytes (Ogg or IVF) of one track of replayID.
 func (h *HTTPTarget) FetchMedia(ctx context.Context, s Session, replayID, trackID string) ([]byte, error) {
 	return h.do(ctx, call{op: OpMedia, user: s.ID, subject: replayID, method: http.MethodGet,
-		path: "/v1/replays/" + esc(replayID) + "/media?track=" + url.QueryEscape(trackID), token: s.Token})
+		path: "/v1/replays/" + esc(replayID) + "/media?track=" + url.QueryEscape(trackID), token: s.Token}, nil)
 }
 
 // Health checks /healthz.
 func (h *HTTPTarget) Health(ctx context.Context) error {
-	_, err := h.do(ctx, call{op: OpHealth, method: http.MethodGet, path: "/healthz"})
+	_, err := h.do(ctx, call{op: OpHealth, method: http.MethodGet, path: "/healthz"}, nil)
 	return err
 }

@@ -428,18 +428,22 @@ type fastDecoder interface {
 
 // decodeFast decodes a 2xx body into out: the fast path when it takes the
 // whole body, else encoding/json from a zero value (decode's errors).
-func decodeFast[T any, PT interface {
-	*T
-	fastDecoder
-}](op Op, b []byte, out PT) error {
+func decodeFast(op Op, b []byte, fast func(d *jdec) bool, slow func() error) error {
 	d := jdec{b: b}
-	if out.fastDecode(&d) && d.end() {
+	if fast(&d) && d.end() {
 		return nil
 	}
 	fastMisses.Add(1)
-	var zero T
-	*out = zero
-	return decode(op, b, out)
+	return slow()
+}
+
+// slowDecode decodes b with encoding/json into a fresh value and stores it
+// in out (so out, not handed to encoding/json, can stay on the stack).
+func slowDecode[T any](op Op, b []byte, out *T) error {
+	tmp := new(T)
+	err := decode(op, b, tmp)
+	*out = *tmp
+	return err
 }
 
 // The answers' shapes (docs/api.md); the tags serve the encoding/json path.
@@ -649,8 +653,8 @@ func (o *listAnswer) decode(b []byte) error {
 	}
 	fastMisses.Add(1)
 	*o = listAnswer{}
-	var out listOut
-	if err := decode(OpList, b, &out); err != nil {
+	out := new(listOut)
+	if err := decode(OpList, b, out); err != nil {
 		return err
 	}
 	o.count = out.Count

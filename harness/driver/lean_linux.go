@@ -12,21 +12,14 @@ import (
 // alive reports whether an idle connection is still open: a non-blocking
 // peek finds nothing to read (EAGAIN). An end of stream (the server closed
 // it while idle), a reset or unexpected bytes mean it must not be reused.
-// MSG_DONTWAIT cannot block, so the raw syscall skips the scheduler's
-// syscall bookkeeping.
 func alive(lc *leanConn) bool {
-	if lc.raw == nil {
+	r, ok := lc.rw.(*rawIO)
+	if !ok {
 		return true
 	}
-	ok := false
-	err := lc.raw.Read(func(fd uintptr) bool {
-		var buf [1]byte
-		_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
-			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		ok = errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK
-		return true
-	})
-	return err == nil && ok
+	r.peekOK = false
+	err := r.rc.Read(r.peekFn)
+	return err == nil && r.peekOK
 }
 
 // rawIO reads and writes a connection's socket with raw system calls: it is
@@ -38,13 +31,23 @@ func alive(lc *leanConn) bool {
 type rawIO struct {
 	rc           syscall.RawConn
 	laddr, raddr net.Addr
+	// The call in progress (a connection serves one request at a time) and
+	// the functions RawConn runs, bound once so that a call allocates
+	// nothing.
+	p                       []byte
+	n                       int
+	errno                   syscall.Errno
+	peekOK                  bool
+	readFn, writeFn, peekFn func(fd uintptr) bool
 }
 
 func newRawIO(c net.Conn, rc syscall.RawConn) io.ReadWriter {
 	if rc == nil {
 		return nil
 	}
-	return &rawIO{rc: rc, laddr: c.LocalAddr(), raddr: c.RemoteAddr()}
+	r := &rawIO{rc: rc, laddr: c.LocalAddr(), raddr: c.RemoteAddr()}
+	r.readFn, r.writeFn, r.peekFn = r.read, r.write, r.peek
+	return r
 }
 
 // opErr words a failure as net.Conn's Read and Write do.
@@ -56,20 +59,50 @@ func (r *rawIO) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: r.laddr, Addr: r.raddr, Err: err}
 }
 
+// peek: MSG_DONTWAIT cannot block.
+func (r *rawIO) peek(fd uintptr) bool {
+	var buf [1]byte
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	r.peekOK = errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK
+	return true
+}
+
+func (r *rawIO) read(fd uintptr) bool {
+	for {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&r.p[0])), uintptr(len(r.p)))
+		if errno != syscall.EINTR {
+			r.n, r.errno = int(n), errno
+			return errno != syscall.EAGAIN
+		}
+	}
+}
+
+func (r *rawIO) write(fd uintptr) bool {
+	for r.n < len(r.p) {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&r.p[r.n])), uintptr(len(r.p)-r.n))
+		switch e {
+		case 0:
+			r.n += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			r.errno = e
+			return true
+		}
+	}
+	return true
+}
+
 func (r *rawIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n uintptr
-	var errno syscall.Errno
-	err := r.rc.Read(func(fd uintptr) bool {
-		for {
-			n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			if errno != syscall.EINTR {
-				return errno != syscall.EAGAIN
-			}
-		}
-	})
+	r.p, r.n, r.errno = p, 0, 0
+	err := r.rc.Read(r.readFn)
+	n, errno := r.n, r.errno
+	r.p = nil
 	switch {
 	case err != nil:
 		return 0, r.opErr("read", err)
@@ -78,33 +111,19 @@ func (r *rawIO) Read(p []byte) (int, error) {
 	case n == 0:
 		return 0, io.EOF
 	}
-	return int(n), nil
+	return n, nil
 }
 
 func (r *rawIO) Write(p []byte) (int, error) {
-	done := 0
-	var errno syscall.Errno
-	err := r.rc.Write(func(fd uintptr) bool {
-		for done < len(p) {
-			n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[done])), uintptr(len(p)-done))
-			switch e {
-			case 0:
-				done += int(n)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
+	r.p, r.n, r.errno = p, 0, 0
+	err := r.rc.Write(r.writeFn)
+	n, errno := r.n, r.errno
+	r.p = nil
 	if err == nil && errno != 0 {
 		err = os.NewSyscallError("write", errno)
 	}
 	if err != nil {
-		return done, r.opErr("write", err)
+		return n, r.opErr("write", err)
 	}
-	return done, nil
+	return n, nil
 }

@@ -74,7 +74,7 @@ type expectation struct {
 // track counts as delivered if any look found enough of it.
 type delivery struct {
 	listed bool
-	tagged map[[2]string]int
+	tagged map[[2]string]int // nil until a look reports frames
 }
 
 func (o *Oracle) exp(consultationID string) *expectation {
@@ -168,11 +168,14 @@ func (o *Oracle) Delivered(viewer, consultationID string, listed bool, tagged ma
 	e := o.exp(consultationID)
 	d := e.seen[viewer]
 	if d == nil {
-		d = &delivery{tagged: map[[2]string]int{}}
+		d = &delivery{}
 		e.seen[viewer] = d
 	}
 	d.listed = d.listed || listed
 	for k, n := range tagged {
+		if d.tagged == nil {
+			d.tagged = map[[2]string]int{}
+		}
 		d.tagged[k] = max(d.tagged[k], n)
 	}
 }
