@@ -158,6 +158,11 @@ func (l *leanClient) get(now time.Time) *leanConn {
 }
 
 func (l *leanClient) put(lc *leanConn, now time.Time) {
+	if lc.br.Buffered() > 0 {
+		// Bytes past the answer: the connection is out of step.
+		lc.c.Close()
+		return
+	}
 	lc.idleAt = now
 	l.mu.Lock()
 	if len(l.idle) < leanMaxIdle {
@@ -288,12 +293,25 @@ func (l *leanClient) exchange(ctx context.Context, lc *leanConn, deadline time.T
 		}()
 	}
 	lc.wbuf = l.appendRequest(lc.wbuf[:0], req)
+	if q, ok := lc.rw.(queuer); ok && lc.br.Buffered() == 0 {
+		q.queue(lc.wbuf)
+		ans, keep, err = readAnswer(lc.br, req.limit, req.scratch)
+		n, all := q.dequeue()
+		return ans, keep && all, n > 0, err
+	}
 	n, err := lc.rw.Write(lc.wbuf)
 	if err != nil {
 		return ans, false, n > 0, err
 	}
 	ans, keep, err = readAnswer(lc.br, req.limit, req.scratch)
 	return ans, keep, true, err
+}
+
+// queuer is a connection's I/O that sends a request from within the wait
+// for its answer (rawIO on linux).
+type queuer interface {
+	queue(request []byte)
+	dequeue() (written int, all bool)
 }
 
 func (l *leanClient) appendRequest(b []byte, req *leanRequest) []byte {

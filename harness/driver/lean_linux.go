@@ -34,11 +34,15 @@ type rawIO struct {
 	// The call in progress (a connection serves one request at a time) and
 	// the functions RawConn runs, bound once so that a call allocates
 	// nothing.
-	p                       []byte
-	n                       int
-	errno                   syscall.Errno
-	peekOK                  bool
-	readFn, writeFn, peekFn func(fd uintptr) bool
+	p                               []byte
+	n                               int
+	errno                           syscall.Errno
+	peekOK                          bool
+	readFn, writeFn, peekFn, sendFn func(fd uintptr) bool
+	// A request queued to go out from within the next Read (see queue).
+	out    []byte
+	outN   int
+	outErr syscall.Errno
 }
 
 func newRawIO(c net.Conn, rc syscall.RawConn) io.ReadWriter {
@@ -46,7 +50,7 @@ func newRawIO(c net.Conn, rc syscall.RawConn) io.ReadWriter {
 		return nil
 	}
 	r := &rawIO{rc: rc, laddr: c.LocalAddr(), raddr: c.RemoteAddr()}
-	r.readFn, r.writeFn, r.peekFn = r.read, r.write, r.peek
+	r.readFn, r.writeFn, r.peekFn, r.sendFn = r.read, r.write, r.peek, r.send
 	return r
 }
 
@@ -68,7 +72,35 @@ func (r *rawIO) peek(fd uintptr) bool {
 	return true
 }
 
+// queue has b sent by the next Read, from within its wait for the answer:
+// the poller's read readiness is reset before b goes out, so the answer's
+// cannot be missed, and no read is tried before the answer can have come
+// (a plain write then read costs a read that finds nothing).
+func (r *rawIO) queue(b []byte) { r.out, r.outN, r.outErr = b, 0, 0 }
+
+// dequeue reports how much of the queued request was written and drops it.
+func (r *rawIO) dequeue() (n int, all bool) {
+	n, all = r.outN, r.out == nil
+	r.out, r.outN, r.outErr = nil, 0, 0
+	return n, all
+}
+
 func (r *rawIO) read(fd uintptr) bool {
+	if r.out != nil {
+		for r.outN < len(r.out) {
+			n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&r.out[r.outN])), uintptr(len(r.out)-r.outN))
+			switch e {
+			case 0:
+				r.outN += int(n)
+			case syscall.EINTR:
+			default: // EAGAIN included: Read finishes sending
+				r.outErr = e
+				return true
+			}
+		}
+		r.out = nil
+		return false // sent: wait for the answer
+	}
 	for {
 		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&r.p[0])), uintptr(len(r.p)))
 		if errno != syscall.EINTR {
@@ -76,6 +108,24 @@ func (r *rawIO) read(fd uintptr) bool {
 			return errno != syscall.EAGAIN
 		}
 	}
+}
+
+// send writes the rest of a queued request that did not fit at once.
+func (r *rawIO) send(fd uintptr) bool {
+	for r.outN < len(r.out) {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&r.out[r.outN])), uintptr(len(r.out)-r.outN))
+		switch e {
+		case 0:
+			r.outN += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			r.outErr = e
+			return true
+		}
+	}
+	return true
 }
 
 func (r *rawIO) write(fd uintptr) bool {
@@ -101,6 +151,24 @@ func (r *rawIO) Read(p []byte) (int, error) {
 	}
 	r.p, r.n, r.errno = p, 0, 0
 	err := r.rc.Read(r.readFn)
+	if err == nil && r.outErr != 0 {
+		// The queued request did not go out in full.
+		e := r.outErr
+		r.outErr = 0
+		if e != syscall.EAGAIN {
+			r.p = nil
+			return 0, r.opErr("write", os.NewSyscallError("write", e))
+		}
+		if err := r.rc.Write(r.sendFn); err != nil || r.outErr != 0 {
+			r.p = nil
+			if err == nil {
+				err = os.NewSyscallError("write", r.outErr)
+			}
+			return 0, r.opErr("write", err)
+		}
+		r.out = nil
+		err = r.rc.Read(r.readFn)
+	}
 	n, errno := r.n, r.errno
 	r.p = nil
 	switch {

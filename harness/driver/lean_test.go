@@ -3,6 +3,7 @@ package driver
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -430,5 +431,33 @@ func TestLeanCancelOneOfTwoContexts(t *testing.T) {
 	}
 	if _, err := h.ListReplays(ctxB, sess); err != nil {
 		t.Errorf("B after A's cancellation: %v", err)
+	}
+}
+
+// A request larger than the socket buffers goes out in full before the
+// answer is read (on linux the request is sent from within the read; what
+// does not fit at once is sent waiting for room).
+func TestLeanLargeRequest(t *testing.T) {
+	s := newRawServer(t, func(_, _ int, r *http.Request, w net.Conn) bool {
+		io.WriteString(w, sized(200, `{"type":"answer","sdp":"v=0","segment":0}`))
+		return true
+	})
+	h := leanTarget(t, s.url(), HTTPOptions{})
+	offer := strings.Repeat("a=x\r\n", 2<<20) // 10 MiB, 20 MiB escaped
+	for i := range 2 {
+		if _, _, err := h.Join(context.Background(), sess, "c-1", offer); err != nil {
+			t.Fatalf("join %d: %v", i, err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, b := range s.bodies {
+		var got sdpMsg
+		if err := json.Unmarshal([]byte(b), &got); err != nil || got.SDP != offer {
+			t.Errorf("request %d: the server got %d bytes, not the offer (%v)", i, len(b), err)
+		}
+	}
+	if n := s.accepted.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
 	}
 }
