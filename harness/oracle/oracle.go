@@ -234,6 +234,9 @@ func (o *Oracle) NoteOp(user, summary string) {
 	s.mu.Lock()
 	u := s.user(user)
 	if len(u.ops) < o.opts.RecentOps {
+		if u.ops == nil {
+			u.ops = make([]string, 0, min(o.opts.RecentOps, 16)) // one allocation, not one per doubling
+		}
 		u.ops = append(u.ops, summary)
 	} else {
 		u.ops[u.next] = summary
