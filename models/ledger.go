@@ -21,7 +21,7 @@ type Ledger struct {
 	consults   map[string]*Consultation
 	consTags   map[uint64]string
 	recordings map[string]*Consultation // recording id -> its consultation (one of consults)
-	consRec    map[string]string // consultation id -> recording id
+	consRec    map[string]string        // consultation id -> recording id
 }
 
 // Ledger errors. A conflict is itself evidence against the target.
