@@ -158,14 +158,30 @@ func TestCallAgainstClinic(t *testing.T) {
 		t.Errorf("consultation after join = %+v, %v", ci, err)
 	}
 
+	// The clinic forwards a participant's audio once the other side's
+	// outgoing track is bound, a moment after both connect: frames sent
+	// before that are rightly not forwarded live (the recording keeps them).
+	// Warm up until each side hears the other; only warm-up frames may be
+	// missing live (1 run in 8 lost the first frame without this).
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	for wctx.Err() == nil && (len(pat.log.get(models.Audio)) == 0 || len(cli.log.get(models.Audio)) == 0) {
+		pat.send(t, models.Audio, cid)
+		cli.send(t, models.Audio, cid)
+		time.Sleep(20 * time.Millisecond)
+	}
+	wcancel()
+	time.Sleep(100 * time.Millisecond) // the warm-up's frames in flight land
+	lostAtPat := len(cli.sent[models.Audio]) - len(pat.log.get(models.Audio))
+	lostAtCli := len(pat.sent[models.Audio]) - len(cli.log.get(models.Audio))
+
 	const nAudio, nVideo = 40, 30
 	for range nAudio {
 		pat.send(t, models.Audio, cid)
 		cli.send(t, models.Audio, cid)
 		time.Sleep(3 * time.Millisecond)
 	}
-	checkLive(t, ctx, &pat, &cli, models.Audio, nAudio)
-	checkLive(t, ctx, &cli, &pat, models.Audio, nAudio)
+	checkLive(t, ctx, &pat, &cli, models.Audio, len(cli.sent[models.Audio])-lostAtPat)
+	checkLive(t, ctx, &cli, &pat, models.Audio, len(pat.sent[models.Audio])-lostAtCli)
 
 	for _, p := range []*participant{&pat, &cli} {
 		offer, err := p.peer.OfferVideo(ctx)
@@ -194,7 +210,7 @@ func TestCallAgainstClinic(t *testing.T) {
 	}
 	checkLive(t, ctx, &pat, &cli, models.Video, nVideo)
 	checkLive(t, ctx, &cli, &pat, models.Video, nVideo)
-	checkLive(t, ctx, &pat, &cli, models.Audio, len(cli.sent[models.Audio]))
+	checkLive(t, ctx, &pat, &cli, models.Audio, len(cli.sent[models.Audio])-lostAtPat)
 
 	st := pat.peer.Stats()
 	if st.AudioSent != int64(len(pat.sent[models.Audio])) || st.VideoSent != nVideo || st.VideoReceived < nVideo || st.AudioReceived < nAudio {
