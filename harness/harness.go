@@ -305,11 +305,8 @@ func (r *run) observe(o driver.Observation) {
 		}
 	}
 	if o.User != "" && r.or != nil {
-		s := fmt.Sprintf("%s %s -> %d %dB %s", o.Op, o.Subject, o.Status, o.Bytes, o.End.Sub(o.Start).Round(time.Millisecond))
-		if o.Err != nil && o.Status == 0 {
-			s += " err=" + o.Err.Error()
-		}
-		r.or.NoteOp(o.User, s)
+		r.or.Note(o.User, oracle.OpNote{Op: string(o.Op), Subject: o.Subject, Status: o.Status, Bytes: int(o.Bytes),
+			Dur: o.End.Sub(o.Start), Err: o.Err})
 	}
 }
 

@@ -108,7 +108,6 @@ func (l *opLog) add(ledger *models.Ledger, o driver.Observation) {
 		return
 	}
 	ok := o.Err == nil && (o.Status == 0 || o.Status/100 == 2)
-	role, _ := ledger.Role(o.User)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.users == nil {
@@ -121,7 +120,7 @@ func (l *opLog) add(ledger *models.Ledger, o driver.Observation) {
 			return
 		}
 		c := opLogPatientCap
-		if role == models.Clinician {
+		if role, _ := ledger.Role(o.User); role == models.Clinician {
 			c = opLogClinicianCap
 		}
 		r = &opRing{cap: c}

@@ -166,7 +166,7 @@ type shard struct {
 }
 
 type userState struct {
-	ops  []string // ring of recent ops
+	ops  []OpNote // ring of recent ops
 	next int      // next slot in ops
 	live map[string]*liveCons
 }
@@ -227,19 +227,46 @@ func (s *shard) user(id string) *userState {
 	return u
 }
 
+// OpNote is one operation of a user as violations' evidence shows it:
+// either a request (Op, Subject, Status, Bytes, Dur, Err), formatted only
+// when a violation needs it, or a ready Text.
+type OpNote struct {
+	Op, Subject   string
+	Status, Bytes int
+	Dur           time.Duration
+	Err           error
+	Text          string
+}
+
+// String is the note's evidence line, e.g. "list u_1 -> 200 512B 3ms".
+func (n OpNote) String() string {
+	if n.Text != "" || n.Op == "" {
+		return n.Text
+	}
+	s := fmt.Sprintf("%s %s -> %d %dB %s", n.Op, n.Subject, n.Status, n.Bytes, n.Dur.Round(time.Millisecond))
+	if n.Err != nil && n.Status == 0 {
+		s += " err=" + n.Err.Error()
+	}
+	return s
+}
+
 // NoteOp records a one-line summary of an operation of user, kept in a small
 // ring and attached to violations as evidence.
-func (o *Oracle) NoteOp(user, summary string) {
+func (o *Oracle) NoteOp(user, summary string) { o.Note(user, OpNote{Text: summary}) }
+
+// Note records an operation of user in its ring (see NoteOp); a request's
+// note is formatted only if a violation names the user.
+func (o *Oracle) Note(user string, note OpNote) {
 	s := o.shardOf(user)
 	s.mu.Lock()
 	u := s.user(user)
 	if len(u.ops) < o.opts.RecentOps {
 		if u.ops == nil {
-			u.ops = make([]string, 0, min(o.opts.RecentOps, 16)) // one allocation, not one per doubling
+			u.ops = make([]OpNote, 0, min(o.opts.RecentOps, 16)) // one allocation, not one per doubling
 		}
-		u.ops = append(u.ops, summary)
+		u.ops = append(u.ops, note)
 	} else {
-		u.ops[u.next] = summary
+		u.ops[u.next] = note
 	}
 	u.next = (u.next + 1) % o.opts.RecentOps
 	s.mu.Unlock()
@@ -272,7 +299,7 @@ func (o *Oracle) recentOps(users ...string) []string {
 				start = u.next
 			}
 			for k := range n {
-				out = append(out, id+": "+u.ops[(start+k)%n])
+				out = append(out, id+": "+u.ops[(start+k)%n].String())
 			}
 		}
 		s.mu.Unlock()
