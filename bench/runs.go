@@ -207,6 +207,10 @@ func mediaStep(ctx context.Context, n int, ramp, callLen time.Duration, prof *os
 		st.Why = "no media sent"
 	case st.LossPct >= 1:
 		st.Why = fmt.Sprintf("loss %.2f%% >= 1%%", st.LossPct)
+	case st.SwitchP95ms >= 300:
+		// A scale whose switches take longer than the goal is not a scale
+		// the platform can launch at.
+		st.Why = fmt.Sprintf("switch p95 %.0f ms >= 300 ms", st.SwitchP95ms)
 	case float64(st.Failed) > 0.01*float64(n):
 		st.Why = fmt.Sprintf("%d of %d calls failed", st.Failed, n)
 	case float64(st.PeakActive) < 0.9*float64(n):
