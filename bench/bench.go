@@ -67,6 +67,10 @@ type Report struct {
 	BytesPerHTTPUser           *float64 `json:"bytes_per_http_user"`
 	MixedUsers                 *float64 `json:"mixed_users"`
 	MixedMediaLossPct          *float64 `json:"mixed_media_loss_pct"`
+	// MixedMediaCalls is the peak of concurrent media calls in the mixed
+	// run; MixedMediaPct that peak as a share of MixedUsers.
+	MixedMediaCalls *float64 `json:"mixed_media_calls"`
+	MixedMediaPct   *float64 `json:"mixed_media_pct"`
 	// The share of lifecycles that failed in the users and mixed runs: a
 	// scale figure counts only when at most 1% failed (maxFailedPct).
 	HTTPUsersFailedPct      *float64 `json:"http_users_failed_pct"`
@@ -419,10 +423,10 @@ func (s *suite) users(ctx context.Context) error {
 
 func (s *suite) mixed(ctx context.Context) error {
 	return s.withClinic(ctx, "mixed", func(base string) error {
-		u, err := mixedRun(ctx, base, s.sz.mixed, s.sz.usersRamp, s.sz.usersThink, s.sz.mediaCall)
+		u, err := mixedRun(ctx, base, s.sz.mixed, s.sz.usersRamp, s.sz.usersThink)
 		s.rep.Mixed = append(s.rep.Mixed, u)
-		s.logf("   mixed %d: peak %d active, media %d calls (peak %d), loss %.2f%%, %d ops (%d non-2xx, %d of them probes rightly denied), %d failed, %d violations",
-			u.Users, u.PeakActive, u.MediaCalls, u.MediaPeak, u.MediaLossPct, u.Operations, u.OpErrors, u.ProbesDenied, u.CallsFailed, u.Violations)
+		s.logf("   mixed %d: peak %d active, media %d calls (peak %d at once of %d media users), loss %.2f%%, %d ops (%d non-2xx, %d of them probes rightly denied), %d failed, %d violations",
+			u.Users, u.PeakActive, u.MediaCalls, u.MediaPeak, u.MediaUsers, u.MediaLossPct, u.Operations, u.OpErrors, u.ProbesDenied, u.CallsFailed, u.Violations)
 		for _, e := range u.FirstErrors {
 			s.logf("     error: %s", e)
 		}
@@ -430,9 +434,13 @@ func (s *suite) mixed(ctx context.Context) error {
 			s.rep.MixedUsers = f64(float64(u.PeakActive))
 			s.rep.MixedUsersFailedPct = f64(round(100*float64(u.CallsFailed)/float64(max(u.Users, 1)), 2))
 			s.rep.MixedMediaLossPct = f64(u.MediaLossPct)
+			s.rep.MixedMediaCalls = f64(float64(u.MediaPeak))
+			s.rep.MixedMediaPct = f64(round(100*float64(u.MediaPeak)/float64(u.PeakActive), 2))
 		}
+		s.rep.Notes["mixed_users"] = fmt.Sprintf("98%% media-free users and 2%% (%d) media users against one clinic process; the media users arrive over the same ramp and stay in their calls (%v) until after it; "+
+			"mixed_media_calls is the peak of concurrent media calls, mixed_media_pct that peak / mixed_users", u.MediaUsers, mixedCallLen(s.sz.usersRamp))
 		if u.CallsFailed*100 > u.Users {
-			s.rep.Notes["mixed_users"] = fmt.Sprintf("%d of %d lifecycles failed, first: %s", u.CallsFailed, u.Users, strings.Join(u.FirstErrors[:min(1, len(u.FirstErrors))], ""))
+			s.rep.Notes["mixed_users"] += fmt.Sprintf("; %d of %d lifecycles failed, first: %s", u.CallsFailed, u.Users, strings.Join(u.FirstErrors[:min(1, len(u.FirstErrors))], ""))
 		}
 		return err
 	})

@@ -28,7 +28,7 @@ func TestScenariosValid(t *testing.T) {
 		"api":    apiScenario(200, 1000, 5*time.Second),
 		"media":  mediaScenario(100, 5*time.Second, 15*time.Second),
 		"users":  usersScenario("u", 20000, 10*time.Second, 6*time.Second, false, 200*time.Millisecond),
-		"mixedm": usersScenario("m", 200, 10*time.Second, time.Second, true, 15*time.Second),
+		"mixedm": usersScenario("m", 200, 90*time.Second, mixedMediaThink, true, mixedCallLen(90*time.Second)),
 	} {
 		if _, err := parseScenario(name, y); err != nil {
 			t.Errorf("%s: %v", name, err)
@@ -97,5 +97,37 @@ func TestScaleGoalNeedsServedUsers(t *testing.T) {
 	s.rep.WriteTable(&b)
 	if !strings.Contains(b.String(), "NO: 74.8% of lifecycles failed") {
 		t.Errorf("table does not say why:\n%s", b.String())
+	}
+}
+
+// The mixed goal needs its 2% in calls at the peak: 10,000 users with the
+// media calls spread over the run (43 of 205 at once) does not meet it.
+func TestMixedGoalNeedsMediaAtOnce(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	for _, c := range []struct {
+		pct  *float64
+		met  bool
+		note string
+	}{{f(2.02), true, ""}, {f(0.42), false, "media calls at once 0.42% of users"}, {nil, false, "media calls at once null"}} {
+		s := &suite{rep: &Report{MixedUsers: f(10102), MixedUsersFailedPct: f(0), MixedMediaPct: c.pct, Notes: map[string]string{}}}
+		s.judge()
+		for _, g := range s.rep.Goals {
+			if g.Name != "mixed_users" {
+				continue
+			}
+			if g.Met != c.met || !strings.Contains(g.Note, c.note) {
+				t.Errorf("media %v: met = %v (note %q), want %v with %q", c.pct, g.Met, g.Note, c.met, c.note)
+			}
+		}
+	}
+}
+
+// A media call of the mixed run outlasts the ramp, so the first to join is
+// still in its call when the last joins.
+func TestMixedCallsOverlap(t *testing.T) {
+	for _, ramp := range []time.Duration{4 * time.Second, 90 * time.Second} {
+		if l := mixedCallLen(ramp); l <= ramp+2*mixedMediaThink {
+			t.Errorf("ramp %v: call %v ends before the last media user joins", ramp, l)
+		}
 	}
 }

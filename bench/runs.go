@@ -265,6 +265,7 @@ type UsersRun struct {
 	Seconds      float64  `json:"seconds"`
 	FirstErrors  []string `json:"first_errors,omitempty"`
 	// Mixed runs only.
+	MediaUsers   int     `json:"media_users,omitempty"` // asked for
 	MediaCalls   int     `json:"media_calls,omitempty"`
 	MediaPeak    int64   `json:"media_peak_active,omitempty"`
 	MediaLossPct float64 `json:"media_loss_pct,omitempty"`
@@ -321,16 +322,33 @@ func fillUsers(u *UsersRun, res *harness.Result, pk *peaks, h0 uint64) {
 	u.FirstErrors = append(u.FirstErrors, pk.errs.errs...)
 }
 
+// mixedMediaThink is the think time of the mixed run's media users: short,
+// so that their calls start soon after they arrive.
+const mixedMediaThink = 500 * time.Millisecond
+
+// mixedCallLen is the call length of the mixed run's media users: a call
+// that starts at the beginning of the ramp is still up when the last media
+// user joins at its end, so every media call is active at once while the
+// media-free users peak (at the end of the ramp; their lifecycles last
+// several thinks longer).
+func mixedCallLen(ramp time.Duration) time.Duration {
+	return ramp + max(ramp/8, 5*time.Second)
+}
+
 // mixedRun drives n users of whom 2% carry real media: a media-free run of
-// 98% and a media run of 2% at once, against the same clinic process.
-func mixedRun(ctx context.Context, base string, n int, ramp, think, callLen time.Duration) (UsersRun, error) {
+// 98% and a media run of 2% at once, against the same clinic process. The
+// media users arrive over the same ramp and stay in their calls until after
+// it (mixedCallLen), so the 2% are in calls at the peak, not one after the
+// other.
+func mixedRun(ctx context.Context, base string, n int, ramp, think time.Duration) (UsersRun, error) {
 	u := UsersRun{Users: n}
 	nm := max(n*2/100, 1)
+	u.MediaUsers = nm
 	free, err := parseScenario("bench-mixed-free", usersScenario("bench-mixed-free", n-nm, ramp, think, false, 200*time.Millisecond))
 	if err != nil {
 		return u, err
 	}
-	med, err := parseScenario("bench-mixed-media", usersScenario("bench-mixed-media", nm, ramp, think/4, true, callLen))
+	med, err := parseScenario("bench-mixed-media", usersScenario("bench-mixed-media", nm, ramp, mixedMediaThink, true, mixedCallLen(ramp)))
 	if err != nil {
 		return u, err
 	}

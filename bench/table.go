@@ -11,6 +11,17 @@ import (
 // have and still count for its scale goal.
 const maxFailedPct = 1.0
 
+// minMixedMediaPct is the share of the mixed run's peak users that must be
+// in media calls at that peak: 90% of the 2% asked.
+const minMixedMediaPct = 1.8
+
+func ptrString(v *float64) string {
+	if v == nil {
+		return "null"
+	}
+	return trimFloat(*v)
+}
+
 // judge fills Goals from the figures (issue 8's goals on this machine).
 func (s *suite) judge() {
 	r := s.rep
@@ -43,7 +54,18 @@ func (s *suite) judge() {
 	}
 	g("http_users", ">= 20000", r.HTTPUsers, served(r.HTTPUsersFailedPct, ge(20000)), failedNote(r.HTTPUsersFailedPct))
 	g("bytes_per_http_user", "<= 16384", r.BytesPerHTTPUser, le(16384), "")
-	g("mixed_users", ">= 10000 (2% media)", r.MixedUsers, served(r.MixedUsersFailedPct, ge(10000)), failedNote(r.MixedUsersFailedPct))
+	// 2% of them carrying media means 2% in calls at the peak, not 2% over
+	// the run: at least 90% of the asked share at once, as the media steps
+	// ask of theirs.
+	withMedia := func(ok func(float64) bool) func(float64) bool {
+		return func(v float64) bool { return ok(v) && r.MixedMediaPct != nil && *r.MixedMediaPct >= minMixedMediaPct }
+	}
+	mixedNote := failedNote(r.MixedUsersFailedPct)
+	if r.MixedUsers != nil && (r.MixedMediaPct == nil || *r.MixedMediaPct < minMixedMediaPct) {
+		mixedNote = strings.TrimPrefix(mixedNote+fmt.Sprintf("; media calls at once %s%% of users (want >= %g%%)", ptrString(r.MixedMediaPct), minMixedMediaPct), "; ")
+	}
+	g("mixed_users", ">= 10000 (2% media)", r.MixedUsers, withMedia(served(r.MixedUsersFailedPct, ge(10000))), mixedNote)
+	g("mixed_media_pct", fmt.Sprintf(">= %g", minMixedMediaPct), r.MixedMediaPct, ge(minMixedMediaPct), "")
 	g("mixed_media_loss_pct", "< 1", r.MixedMediaLossPct, lt(1), "")
 	g("client_cpu_ratio_vs_k6", "<= 0.25", r.RatioVsK6, le(0.25), r.Notes["k6_client_cpu_us_per_op"])
 	g("client_cpu_ratio_vs_vegeta", "<= 1", r.RatioVsVegeta, le(1), r.Notes["vegeta_client_cpu_us_per_op"])
@@ -108,6 +130,8 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("bytes_per_http_user", r.BytesPerHTTPUser)
 	row("mixed_users", r.MixedUsers)
 	row("mixed_users_failed_pct", r.MixedUsersFailedPct)
+	row("mixed_media_calls", r.MixedMediaCalls)
+	row("mixed_media_pct", r.MixedMediaPct)
 	row("mixed_media_loss_pct", r.MixedMediaLossPct)
 	row("client_cpu_us_per_op", r.ClientCPUusPerOp)
 	row("k6_client_cpu_us_per_op", r.K6ClientCPUusPerOp)
