@@ -404,13 +404,19 @@ type OracleRun struct {
 	Ops        int     `json:"ops"`
 	OpsPerSec  float64 `json:"ops_per_s"`
 	CPUusPerOp float64 `json:"cpu_us_per_op"`
+	// ObserverPct (checks on only) is the share of the run's CPU spent in
+	// the run's observer (metrics, latency samples, repro op log, oracle
+	// evidence ring): what "off" leaves out, timed in the same run.
+	ObserverPct  float64 `json:"observer_cpu_pct,omitempty"`
+	ObserverNsOp float64 `json:"observer_ns_per_op,omitempty"`
 }
 
 // apiRun runs the media-free closed loop in-process against base. With
 // checks off, the driver's Observer only counts requests: the per-request
 // metrics, latency samples and the oracle's per-user operation log are
-// skipped (the oracle's list, replay
-// and probe checks still run: RunConfig has no switch for them).
+// skipped (the oracle's list, replay and probe checks still run: RunConfig
+// has no switch for them). With checks on, the run's observer is timed.
+// Both build the HTTP target the same way the runner does.
 func apiRun(ctx context.Context, base string, vus int, d time.Duration, checks bool, prof *os.File) (OracleRun, error) {
 	o := OracleRun{Checks: checks}
 	sc, err := parseScenario("bench-api", apiScenario(vus, 1_000_000, d))
@@ -418,16 +424,20 @@ func apiRun(ctx context.Context, base string, vus int, d time.Duration, checks b
 		return o, err
 	}
 	sc.Target = base
-	var newTarget func(driver.Observer) (driver.Target, error)
 	var ht *driver.HTTPTarget
-	var counted atomic.Int64
-	if !checks {
-		newTarget = func(driver.Observer) (driver.Target, error) {
-			h, err := driver.NewHTTP(base, driver.HTTPOptions{Timeout: 15 * time.Second,
-				Observer: func(driver.Observation) { counted.Add(1) }})
-			ht = h
-			return h, err
+	var counted, spent atomic.Int64
+	newTarget := func(obs driver.Observer) (driver.Target, error) {
+		observe := func(driver.Observation) { counted.Add(1) }
+		if checks {
+			observe = func(ob driver.Observation) {
+				t := time.Now()
+				obs(ob)
+				spent.Add(int64(time.Since(t)))
+			}
 		}
+		h, err := driver.NewHTTP(base, driver.HTTPOptions{Timeout: 15 * time.Second, Observer: observe})
+		ht = h
+		return h, err
 	}
 	if prof != nil {
 		if err := pprof.StartCPUProfile(prof); err == nil {
@@ -453,6 +463,10 @@ func apiRun(ctx context.Context, base string, vus int, d time.Duration, checks b
 	if ops > 0 {
 		o.OpsPerSec = round(float64(ops)/wall.Seconds(), 0)
 		o.CPUusPerOp = round(float64(cpu.Microseconds())/float64(ops), 2)
+	}
+	if checks && ops > 0 && cpu > 0 {
+		o.ObserverNsOp = round(float64(spent.Load())/float64(ops), 0)
+		o.ObserverPct = round(100*float64(spent.Load())/float64(cpu), 2)
 	}
 	return o, err
 }

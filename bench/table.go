@@ -144,6 +144,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	row("vegeta_ops_per_s", r.VegetaOpsPerS)
 	row("wrk_ops_per_s", r.WrkOpsPerS)
 	row("oracle_overhead_pct", r.OracleOverheadPct)
+	row("oracle_ab_cpu_pct", r.OracleABCPUPct)
 	row("oracle_throughput_cost_pct", r.OracleThroughputCostPct)
 	row("detect_median_s", r.DetectMedianS)
 	tw.Flush()

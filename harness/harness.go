@@ -138,6 +138,10 @@ type Progress struct {
 	Final          bool
 }
 
+// recentOps is how many of a user's last requests a violation's evidence
+// shows.
+const recentOps = 16
+
 // EventKind names a call milestone.
 type EventKind string
 
@@ -284,27 +288,15 @@ func (r *run) think(ctx context.Context, d time.Duration) {
 // per-user recent operations and the timed-op samples.
 func (r *run) observe(o driver.Observation) {
 	r.met.observe(o)
-	r.oplog.add(r.ledger, o)
+	logged := r.oplog.add(r.ledger, o)
 	r.cnt.ops.Add(1)
 	ok := o.Err == nil && (o.Status == 0 || o.Status/100 == 2)
 	if !ok {
 		r.cnt.opErrors.Add(1)
 	}
-	if ok {
-		switch o.Op {
-		case driver.OpBook:
-			r.met.Latency(LatBook, o.End.Sub(o.Start))
-		case driver.OpEnd:
-			r.met.Latency(LatEnd, o.End.Sub(o.Start))
-		case driver.OpList:
-			r.met.Latency(LatList, o.End.Sub(o.Start))
-		case driver.OpReplay:
-			r.met.Latency(LatReplay, o.End.Sub(o.Start))
-		case driver.OpMedia:
-			r.met.Latency(LatMedia, o.End.Sub(o.Start))
-		}
-	}
-	if o.User != "" && r.or != nil {
+	// The op log is the oracle's evidence history (Options.History); only
+	// users it no longer has room for are noted in the oracle's own ring.
+	if !logged && r.or != nil {
 		r.or.Note(o.User, oracle.OpNote{Op: string(o.Op), Subject: o.Subject, Status: o.Status, Bytes: int(o.Bytes),
 			Dur: o.End.Sub(o.Start), Err: o.Err})
 	}
@@ -373,7 +365,8 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		},
 		MaxFrameEvidence:    8,
 		DurabilityTolerance: 0.02,
-		RecentOps:           16,
+		RecentOps:           recentOps,
+		History:             func(user string) []oracle.OpNote { return r.oplog.history(user, recentOps) },
 	})
 
 	res := &Result{ExitCode: ExitPass, FirstViolation: -1, Metrics: r.met}

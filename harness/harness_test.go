@@ -91,7 +91,7 @@ func TestFakeRunPasses(t *testing.T) {
 	if l := s.Latency[LatBook]; l.Count != 20 {
 		t.Errorf("book latency samples %d, want 20", l.Count)
 	}
-	if got := testutil.ToFloat64(res.Metrics.ops[driver.OpEnd][0]); got != 20 {
+	if got := testutil.ToFloat64(res.Metrics.ops[driver.OpEnd].outcome[0]); got != 20 {
 		t.Errorf("end ok counter %v", got)
 	}
 	if got := testutil.ToFloat64(res.Metrics.UsersActive); got != 0 {

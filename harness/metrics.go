@@ -49,8 +49,8 @@ var driverOps = []driver.Op{driver.OpRegister, driver.OpBook, driver.OpJoin, dri
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	ops           map[driver.Op]*[3]prometheus.Counter // ok, denied, error
-	durations     map[string]prometheus.Observer
+	ops           map[driver.Op]*opMetrics
+	lat           map[string]*latOp // the LatencyOps
 	UsersActive   prometheus.Gauge
 	CallsActive   prometheus.Gauge
 	framesSent    [2]prometheus.Counter // audio, video
@@ -59,38 +59,63 @@ type Metrics struct {
 	violations    map[string]prometheus.Counter
 	Dropped       prometheus.Counter
 
+	// samples holds the latencies of ops outside LatencyOps (none today).
 	samples *samples
-	// hists keep every timed op in summary.json's fixed log buckets (for
-	// merged percentiles and per-step latency plots); winMu guards the
-	// previous step's snapshot.
-	hists map[string]*opHist
+	// winMu guards the latency histograms' previous step snapshots.
 	winMu sync.Mutex
 }
+
+// opMetrics is what one driver op's observation touches, found with one map
+// lookup: its outcome counters and, for ops timed by their request, its
+// latency.
+type opMetrics struct {
+	outcome [3]prometheus.Counter // ok, denied, error
+	lat     *latOp                // nil: not timed, or timed elsewhere (join, switch)
+}
+
+// latOp is one timed op's latency, kept three ways: the Prometheus histogram,
+// summary.json's fixed log buckets (for merged percentiles and per-step
+// latency plots) and raw samples that thresholds are judged on.
+type latOp struct {
+	prom prometheus.Observer
+	hist opHist
+	mu   sync.Mutex
+	res  reservoir
+}
+
+// reqTimed are the driver ops whose request duration is their latency.
+var reqTimed = map[driver.Op]string{driver.OpBook: LatBook, driver.OpEnd: LatEnd, driver.OpList: LatList,
+	driver.OpReplay: LatReplay, driver.OpMedia: LatMedia}
+
+// sampleLimit bounds the raw latency samples kept per op.
+const sampleLimit = 50_000
 
 // NewMetrics registers the run's collectors on reg.
 func NewMetrics(reg *prometheus.Registry) *Metrics {
 	f := promauto.With(reg)
-	m := &Metrics{Registry: reg, ops: map[driver.Op]*[3]prometheus.Counter{}, durations: map[string]prometheus.Observer{},
-		violations: map[string]prometheus.Counter{}, samples: newSamples(50_000), hists: map[string]*opHist{}}
-	opsVec := f.NewCounterVec(prometheus.CounterOpts{
-		Name: "telechaos_operations_total",
-		Help: "Requests to the target by operation and outcome (ok, denied, error).",
-	}, []string{"op", "outcome"})
-	for _, op := range driverOps {
-		m.ops[op] = &[3]prometheus.Counter{
-			opsVec.WithLabelValues(string(op), OutcomeOK),
-			opsVec.WithLabelValues(string(op), OutcomeDenied),
-			opsVec.WithLabelValues(string(op), OutcomeError),
-		}
-	}
+	m := &Metrics{Registry: reg, ops: map[driver.Op]*opMetrics{}, lat: map[string]*latOp{},
+		violations: map[string]prometheus.Counter{}, samples: newSamples(sampleLimit)}
 	durVec := f.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "telechaos_operation_duration_seconds",
 		Help:    "Duration of timed operations (join: join request to first received frame; switch: renegotiation).",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	}, []string{"op"})
 	for _, op := range LatencyOps {
-		m.durations[op] = durVec.WithLabelValues(op)
-		m.hists[op] = &opHist{}
+		m.lat[op] = &latOp{prom: durVec.WithLabelValues(op)}
+	}
+	opsVec := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "telechaos_operations_total",
+		Help: "Requests to the target by operation and outcome (ok, denied, error).",
+	}, []string{"op", "outcome"})
+	for _, op := range driverOps {
+		m.ops[op] = &opMetrics{outcome: [3]prometheus.Counter{
+			opsVec.WithLabelValues(string(op), OutcomeOK),
+			opsVec.WithLabelValues(string(op), OutcomeDenied),
+			opsVec.WithLabelValues(string(op), OutcomeError),
+		}}
+		if l, ok := reqTimed[op]; ok {
+			m.ops[op].lat = m.lat[l]
+		}
 	}
 	m.UsersActive = f.NewGauge(prometheus.GaugeOpts{Name: "telechaos_users_active", Help: "Virtual patients in their lifecycle now."})
 	m.CallsActive = f.NewGauge(prometheus.GaugeOpts{Name: "telechaos_calls_active", Help: "Calls with media flowing now."})
@@ -107,13 +132,18 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	return m
 }
 
-// observe counts one driver observation.
+// observe counts one driver observation and, for an op timed by its
+// request that succeeded, records its duration.
 func (m *Metrics) observe(o driver.Observation) {
-	c, ok := m.ops[o.Op]
+	om, ok := m.ops[o.Op]
 	if !ok {
 		return
 	}
-	c[outcomeIndex(o)].Inc()
+	i := outcomeIndex(o)
+	om.outcome[i].Inc()
+	if i == 0 && om.lat != nil {
+		om.lat.add(o.End.Sub(o.Start))
+	}
 }
 
 func outcomeIndex(o driver.Observation) int {
@@ -130,11 +160,19 @@ func outcomeIndex(o driver.Observation) int {
 
 // Latency records one timed operation.
 func (m *Metrics) Latency(op string, d time.Duration) {
-	if h, ok := m.durations[op]; ok {
-		h.Observe(d.Seconds())
-		m.hists[op].observe(d)
+	if l, ok := m.lat[op]; ok {
+		l.add(d)
+		return
 	}
 	m.samples.add(op, d)
+}
+
+func (l *latOp) add(d time.Duration) {
+	l.prom.Observe(d.Seconds())
+	l.hist.observe(d)
+	l.mu.Lock()
+	l.res.add(d, sampleLimit)
+	l.mu.Unlock()
 }
 
 // opHist is one op's latencies in reports' log buckets, lock-free on the hot
@@ -170,8 +208,8 @@ func (h *opHist) buckets() *reports.Buckets {
 // timed are left out), for summary.json.
 func (m *Metrics) LatencyHistograms() map[string]*reports.Histogram {
 	out := map[string]*reports.Histogram{}
-	for op, h := range m.hists {
-		if c := h.buckets().Compact(); c != nil {
+	for op, l := range m.lat {
+		if c := l.hist.buckets().Compact(); c != nil {
 			out[op] = c
 		}
 	}
@@ -184,7 +222,8 @@ func (m *Metrics) LatencyWindow() map[string]reports.WindowLatency {
 	m.winMu.Lock()
 	defer m.winMu.Unlock()
 	var out map[string]reports.WindowLatency
-	for op, h := range m.hists {
+	for op, l := range m.lat {
+		h := &l.hist
 		cur := h.buckets()
 		var win reports.Buckets
 		for i := range cur.N {
@@ -229,16 +268,46 @@ type samples struct {
 	mu    sync.Mutex
 	limit int
 	by    map[string]*reservoir
-	rng   *rand.Rand
 }
 
 type reservoir struct {
 	seen int
 	v    []time.Duration
+	rng  *rand.Rand // fixed seed, made at the first sample past the limit
+}
+
+// add keeps d if fewer than limit were kept, else replaces a kept sample
+// with probability limit/seen.
+func (r *reservoir) add(d time.Duration, limit int) {
+	r.seen++
+	if len(r.v) < limit {
+		r.v = append(r.v, d)
+		return
+	}
+	if r.rng == nil {
+		r.rng = rand.New(rand.NewPCG(1, 2))
+	}
+	if j := r.rng.IntN(r.seen); j < limit {
+		r.v[j] = d
+	}
+}
+
+// stats returns the percentiles (nearest rank) of the kept samples.
+func (r *reservoir) stats() LatencyStats {
+	if len(r.v) == 0 {
+		return LatencyStats{}
+	}
+	v := slices.Clone(r.v)
+	slices.Sort(v)
+	q := func(p float64) time.Duration {
+		i := int(p*float64(len(v))+0.999999) - 1
+		return v[min(max(i, 0), len(v)-1)]
+	}
+	return LatencyStats{Count: r.seen, P50: q(.50), P90: q(.90), P95: q(.95), P99: q(.99), Max: v[len(v)-1]}
 }
 
 func newSamples(limit int) *samples {
-	return &samples{limit: limit, by: map[string]*reservoir{}, rng: rand.New(rand.NewPCG(1, 2))}
+	return &samples{limit: limit, by: map[string]*reservoir{}}
 }
 
 func (s *samples) add(op string, d time.Duration) {
@@ -249,14 +318,7 @@ func (s *samples) add(op string, d time.Duration) {
 		r = &reservoir{}
 		s.by[op] = r
 	}
-	r.seen++
-	if len(r.v) < s.limit {
-		r.v = append(r.v, d)
-		return
-	}
-	if j := s.rng.IntN(r.seen); j < s.limit {
-		r.v[j] = d
-	}
+	r.add(d, s.limit)
 }
 
 // LatencyStats summarises one op's samples.
@@ -265,26 +327,22 @@ type LatencyStats struct {
 	P50, P90, P95, P99, Max time.Duration
 }
 
-// Stats returns the percentiles (nearest rank) of one op.
+// stats returns the percentiles of one op.
 func (s *samples) stats(op string) LatencyStats {
 	s.mu.Lock()
-	var v []time.Duration
-	seen := 0
+	defer s.mu.Unlock()
 	if r := s.by[op]; r != nil {
-		v = slices.Clone(r.v)
-		seen = r.seen
+		return r.stats()
 	}
-	s.mu.Unlock()
-	if len(v) == 0 {
-		return LatencyStats{}
-	}
-	slices.Sort(v)
-	q := func(p float64) time.Duration {
-		i := int(p*float64(len(v))+0.999999) - 1
-		return v[min(max(i, 0), len(v)-1)]
-	}
-	return LatencyStats{Count: seen, P50: q(.50), P90: q(.90), P95: q(.95), P99: q(.99), Max: v[len(v)-1]}
+	return LatencyStats{}
 }
 
 // LatencyStats returns the percentiles of one timed op.
-func (m *Metrics) LatencyStats(op string) LatencyStats { return m.samples.stats(op) }
+func (m *Metrics) LatencyStats(op string) LatencyStats {
+	if l, ok := m.lat[op]; ok {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.res.stats()
+	}
+	return m.samples.stats(op)
+}

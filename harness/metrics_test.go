@@ -2,10 +2,12 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,9 +124,14 @@ telechaos_media_frames_sent_total{kind="video"} 2
 	if v := testutil.ToFloat64(m.violations[oracle.Invariants[1]]); v != 1 {
 		t.Errorf("violations = %g", v)
 	}
+	// Book is timed by its request (the two that succeeded); switch by the
+	// runner (Latency); the failed list and replays are not timed.
 	h := m.LatencyHistograms()
-	if len(h) != 1 || h[LatSwitch].Count != 2 || h[LatSwitch].Max != 2 {
+	if len(h) != 2 || h[LatSwitch].Count != 2 || h[LatSwitch].Max != 2 || h[LatBook].Count != 2 {
 		t.Errorf("histograms %+v", h)
+	}
+	if st := m.LatencyStats(LatBook); st.Count != 2 {
+		t.Errorf("book samples %+v, want 2", st)
 	}
 }
 
@@ -258,4 +265,49 @@ func BenchmarkObserveFrameParallel(b *testing.B) {
 			m.Sent(models.Video)
 		}
 	})
+}
+
+// What the checks cost per request: the run's whole observer (metrics,
+// latency, the repro op log and, through it, the oracle's evidence), serially
+// and from every core at once. Each user makes 8 requests and is then
+// replaced by a new one, as in a run, so per-user set-up is in the figure.
+// The bench suite's oracle_overhead_pct times the same observer in a run
+// against a clinic.
+func BenchmarkRunObserve(b *testing.B) {
+	users := make([]string, 1<<18)
+	ledger := models.NewLedger()
+	for i := range users {
+		users[i] = fmt.Sprintf("u-%d", i)
+		ledger.AddUser(users[i], models.Patient)
+	}
+	now := time.Now()
+	obs := func(i int) driver.Observation {
+		return driver.Observation{Op: driver.OpList, User: users[(i/8)%len(users)], Status: 200, Start: now, End: now.Add(time.Millisecond)}
+	}
+	for _, par := range []bool{false, true} {
+		name := "serial"
+		if par {
+			name = "parallel"
+		}
+		b.Run(name, func(b *testing.B) {
+			r := &run{ledger: ledger, met: NewMetrics(prometheus.NewRegistry())}
+			r.or = oracle.New(r.ledger, oracle.Options{RecentOps: recentOps,
+				History: func(user string) []oracle.OpNote { return r.oplog.history(user, recentOps) }})
+			b.ReportAllocs()
+			if !par {
+				i := 0
+				for b.Loop() {
+					r.observe(obs(i))
+					i++
+				}
+				return
+			}
+			var next atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r.observe(obs(int(next.Add(1))))
+				}
+			})
+		})
+	}
 }

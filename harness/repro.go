@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"telechaos/clinic/bugs"
@@ -66,7 +67,14 @@ type opEntry struct {
 	subject    string
 	start, end int64 // unix nanos
 	status     int
+	bytes      int
+	err        error // transport error (no answer), for evidence
 	ok         bool
+}
+
+// note is the entry as violations' evidence shows it.
+func (e opEntry) note() oracle.OpNote {
+	return oracle.OpNote{Op: string(e.op), Subject: e.subject, Status: e.status, Bytes: e.bytes, Dur: time.Duration(e.end - e.start), Err: e.err}
 }
 
 // opRing keeps a user's last cap entries.
@@ -93,48 +101,86 @@ func (r *opRing) entries() []opEntry {
 }
 
 // opLog is the run's per-user op log. The zero value is ready to use; safe for
-// concurrent use.
+// concurrent use. It is sharded by user like the oracle, so the run's
+// observer does not serialise every request of every user on one lock;
+// completion order over the whole run comes from one atomic sequence.
 type opLog struct {
-	mu      sync.Mutex
-	seq     uint64
-	users   map[string]*opRing
-	dropped int64 // observations of users beyond opLogMaxUsers
+	seq     atomic.Uint64
+	nUsers  atomic.Int64 // users logged, at most opLogMaxUsers
+	dropped atomic.Int64 // observations of users beyond opLogMaxUsers
+	shards  [opLogShards]opLogShard
 }
 
+const opLogShards = 64
+
+type opLogShard struct {
+	mu    sync.Mutex
+	users map[string]*opRing
+	_     [40]byte // keep neighbouring shards' locks off one cache line
+}
+
+func (l *opLog) shard(user string) *opLogShard { return &l.shards[models.TagOf(user)%opLogShards] }
+
 // add logs an observation (register and health carry no user and are not
-// logged: trace users register implicitly).
-func (l *opLog) add(ledger *models.Ledger, o driver.Observation) {
+// logged: trace users register implicitly). It reports whether the
+// observation was logged: not for a user past opLogMaxUsers.
+func (l *opLog) add(ledger *models.Ledger, o driver.Observation) bool {
 	if o.User == "" || o.Op == driver.OpRegister || o.Op == driver.OpHealth {
-		return
+		return true
 	}
 	ok := o.Err == nil && (o.Status == 0 || o.Status/100 == 2)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.users == nil {
-		l.users = map[string]*opRing{}
+	s := l.shard(o.User)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.users == nil {
+		s.users = map[string]*opRing{}
 	}
-	r := l.users[o.User]
+	r := s.users[o.User]
 	if r == nil {
-		if len(l.users) >= opLogMaxUsers {
-			l.dropped++
-			return
+		if l.nUsers.Add(1) > opLogMaxUsers {
+			l.nUsers.Add(-1)
+			l.dropped.Add(1)
+			return false
 		}
 		c := opLogPatientCap
 		if role, _ := ledger.Role(o.User); role == models.Clinician {
 			c = opLogClinicianCap
 		}
-		r = &opRing{cap: c}
-		l.users[o.User] = r
+		// One allocation for a patient's usual lifecycle, not one per
+		// doubling from a single entry.
+		r = &opRing{cap: c, buf: make([]opEntry, 0, min(c, opLogFirstCap))}
+		s.users[o.User] = r
 	}
-	l.seq++
-	r.add(opEntry{seq: l.seq, op: o.Op, subject: o.Subject, start: o.Start.UnixNano(), end: o.End.UnixNano(), status: o.Status, ok: ok})
+	e := opEntry{seq: l.seq.Add(1), op: o.Op, subject: o.Subject, start: o.Start.UnixNano(), end: o.End.UnixNano(), status: o.Status, bytes: o.Bytes, ok: ok}
+	if o.Status == 0 {
+		e.err = o.Err
+	}
+	r.add(e)
+	return true
+}
+
+// opLogFirstCap is a new user's first ring capacity: a media-free patient's
+// whole lifecycle.
+const opLogFirstCap = 16
+
+// history returns a user's last n entries as evidence notes (the oracle's
+// Options.History), oldest first.
+func (l *opLog) history(user string, n int) []oracle.OpNote {
+	es := l.of(user)
+	es = es[max(len(es)-n, 0):]
+	out := make([]oracle.OpNote, len(es))
+	for i, e := range es {
+		out[i] = e.note()
+	}
+	return out
 }
 
 // of returns a copy of a user's entries, oldest first.
 func (l *opLog) of(user string) []opEntry {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if r := l.users[user]; r != nil {
+	s := l.shard(user)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.users[user]; r != nil {
 		return r.entries()
 	}
 	return nil

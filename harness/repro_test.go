@@ -47,11 +47,11 @@ func TestOpLogBoundsAndSkipsUserless(t *testing.T) {
 	if n := len(l.of("c")); n != 2*opLogPatientCap {
 		t.Errorf("clinician keeps %d ops, want all %d", n, 2*opLogPatientCap)
 	}
-	if len(l.users) != 2 {
-		t.Errorf("users logged %d, want 2 (register has no user)", len(l.users))
+	if n := l.nUsers.Load(); n != 2 {
+		t.Errorf("users logged %d, want 2 (register has no user)", n)
 	}
-	if e := l.of("p"); e[len(e)-1].seq != l.seq-1 || !e[0].ok {
-		t.Errorf("last patient entry seq %d (log seq %d), ok %v", e[len(e)-1].seq, l.seq, e[0].ok)
+	if e := l.of("p"); e[len(e)-1].seq != l.seq.Load()-1 || !e[0].ok {
+		t.Errorf("last patient entry seq %d (log seq %d), ok %v", e[len(e)-1].seq, l.seq.Load(), e[0].ok)
 	}
 }
 

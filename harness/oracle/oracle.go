@@ -68,6 +68,11 @@ type Options struct {
 	MaxFrameEvidence    int             // frames kept per violation, default 5
 	DurabilityTolerance float64         // fraction of acked frames per track that may be missing, default 0
 	RecentOps           int             // ring size of recent ops per user, default 16
+	// History, when set, gives a user's recent ops (oldest first, at most
+	// RecentOps) for the evidence of users with no noted ops: a runner that
+	// already logs every request (for repro traces) lends that log instead
+	// of noting each request twice.
+	History func(user string) []OpNote
 	// MaxViolations bounds the distinct violations kept with their evidence
 	// (default 1000): a badly broken target (list-scope at scale) finds one per
 	// viewer and item. Past it violations are still deduplicated, counted in
@@ -292,7 +297,9 @@ func (o *Oracle) recentOps(users ...string) []string {
 		}
 		s := o.shardOf(id)
 		s.mu.Lock()
-		if u := s.users[id]; u != nil {
+		noted := false
+		if u := s.users[id]; u != nil && len(u.ops) > 0 {
+			noted = true
 			n := len(u.ops)
 			start := 0
 			if n == o.opts.RecentOps {
@@ -303,6 +310,12 @@ func (o *Oracle) recentOps(users ...string) []string {
 			}
 		}
 		s.mu.Unlock()
+		if !noted && o.opts.History != nil {
+			h := o.opts.History(id)
+			for _, n := range h[max(len(h)-o.opts.RecentOps, 0):] {
+				out = append(out, id+": "+n.String())
+			}
+		}
 	}
 	return out
 }

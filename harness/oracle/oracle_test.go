@@ -1,6 +1,7 @@
 package oracle
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -175,6 +176,31 @@ func TestRecentOps(t *testing.T) {
 		if n := len(o.shards[i].users); n != 0 {
 			t.Errorf("shard %d keeps %d users after ForgetUser", i, n)
 		}
+	}
+}
+
+// A runner that logs requests itself lends that log as History: users with
+// no noted ops get their last RecentOps entries from it, users with noted
+// ops keep their own ring.
+func TestRecentOpsFromHistory(t *testing.T) {
+	var asked []string
+	o := New(world(t), Options{RecentOps: 2, History: func(user string) []OpNote {
+		asked = append(asked, user)
+		return []OpNote{{Op: "book", Subject: "cB", Status: 201}, {Op: "list", Subject: user, Status: 200, Bytes: 512, Dur: 3 * time.Millisecond},
+			{Op: "replay", Subject: "rB", Status: 0, Err: errors.New("connection reset")}}
+	}})
+	o.NoteOp("pB", "noted by hand")
+	o.CheckList("pA", []ListItem{{RecordingID: "rB", ConsultationID: "cB"}}, t0)
+	vs := o.Violations()
+	if len(vs) != 1 {
+		t.Fatalf("violations = %+v", vs)
+	}
+	want := []string{"pA: list pA -> 200 512B 3ms", "pA: replay rB -> 0 0B 0s err=connection reset", "pB: noted by hand"}
+	if !slices.Equal(vs[0].RecentOps, want) {
+		t.Errorf("RecentOps = %q, want %q", vs[0].RecentOps, want)
+	}
+	if !slices.Equal(asked, []string{"pA"}) {
+		t.Errorf("History asked for %q, want only pA (pB has noted ops)", asked)
 	}
 }
 
