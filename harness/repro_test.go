@@ -142,3 +142,20 @@ func TestRunWritesMinimisedReproTrace(t *testing.T) {
 		t.Errorf("repro: reproduced %d/%d, err %v", n, total, err)
 	}
 }
+
+// Two users whose tags collide keep separate logs.
+func TestOpLogTagCollision(t *testing.T) {
+	var l opLog
+	ledger := models.NewLedger()
+	now := time.Now()
+	tag := models.TagOf("p")
+	s := l.shard(tag)
+	s.users = map[uint64]*opRing{tag: {user: "x", cap: opLogPatientCap}} // "x" as if it hashed like "p"
+	l.add(ledger, driver.Observation{Op: driver.OpList, User: "p", Subject: "p", Start: now, End: now, Status: 200})
+	if got := l.of("p"); len(got) != 1 || got[0].subject != "p" {
+		t.Errorf("p's log = %+v, want its one list", got)
+	}
+	if got := s.users[tag]; got.user != "x" || len(got.buf) != 0 {
+		t.Errorf("x's ring was written: %+v", got)
+	}
+}
