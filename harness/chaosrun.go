@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -37,7 +36,7 @@ import (
 //     when the clinic restarts, and retries requests a fault failed.
 //
 // Durability under faults (see oracle.TrackExpect): each track must hold the
-// frames its client sent minus baselineAllowed and chaos.AllowedMissing over
+// frames its client sent minus chaos.BaselineAllowed and chaos.AllowedMissing over
 // the fault windows that reached the call.
 
 // ExternalChaos is fault machinery a caller brings to a run whose target it
@@ -292,19 +291,6 @@ func (r *run) retry(ctx context.Context, fn func() error) error {
 	return err
 }
 
-// baselineAllowed is the loss allowed on top of what the faults explain:
-// frames a healthy path may still cost (a packet at the edge of a fault
-// window, the last frames in flight when the end overtakes them). On the
-// correct clinic at the chaos scenarios' load the gap between frames sent and
-// frames delivered is 0 on every track (see scenarios/README, "Durability
-// under faults"); 1% + 3 frames keeps a loaded machine from crying wolf.
-func baselineAllowed(sent int) int {
-	if sent <= 0 {
-		return 0
-	}
-	return int(math.Ceil(0.01*float64(sent))) + 3
-}
-
 // allowance computes how many of the sent frames of a track of a call that
 // ran from start to end may be missing, with the explanation; intoOutage of
 // them were sent while an external fault that restarts the target was open.
@@ -338,7 +324,7 @@ func (r *run) allowance(sent, intoOutage int, start, end time.Time) (int, string
 	if extra == 0 {
 		return sent, "no fault reached the call: judged against the acknowledgement only"
 	}
-	base := baselineAllowed(sent)
+	base := chaos.BaselineAllowed(sent)
 	var names []string
 	seen := map[string]bool{}
 	for _, w := range r.chaos.rec.Windows() {

@@ -34,6 +34,20 @@ func LossTolerance(windows []Window, callStart, callEnd time.Time) float64 {
 	return total
 }
 
+// BaselineAllowed is the loss allowed on a track of sent frames on top of
+// what the faults explain: frames a healthy path may still cost (a packet at
+// the edge of a fault window, the last frames in flight when the end
+// overtakes them). On the correct clinic at the chaos scenarios' load the gap
+// between frames sent and frames delivered is 0 on every track (see
+// scenarios/README, "Durability under faults"); 1% + 3 frames keeps a loaded
+// machine from crying wolf. Runs and trace executions use the same rule.
+func BaselineAllowed(sent int) int {
+	if sent <= 0 {
+		return 0
+	}
+	return int(math.Ceil(0.01*float64(sent))) + 3
+}
+
 // AllowedMissing turns the rule into a frame count for a track with expected
 // frames: the mean loss LossTolerance × expected plus four standard
 // deviations of the binomial loss of each partial-loss window, plus 2 frames

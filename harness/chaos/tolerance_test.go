@@ -89,3 +89,11 @@ func TestAllowedMissing(t *testing.T) {
 		t.Errorf("total outage allows %d of 500", n)
 	}
 }
+
+func TestBaselineAllowed(t *testing.T) {
+	for _, c := range []struct{ sent, want int }{{0, 0}, {-1, 0}, {1, 4}, {100, 4}, {101, 5}, {1000, 13}} {
+		if got := BaselineAllowed(c.sent); got != c.want {
+			t.Errorf("BaselineAllowed(%d) = %d, want %d", c.sent, got, c.want)
+		}
+	}
+}

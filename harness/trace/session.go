@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"telechaos/harness/chaos"
 	"telechaos/harness/driver"
 	"telechaos/harness/oracle"
 	"telechaos/models"
@@ -623,15 +623,6 @@ func (s *Session) targetOp(ctx context.Context, k Kind) error {
 	return nil
 }
 
-// baselineAllowed is the loss allowed on top of what a target op explains:
-// the run's rule (harness.baselineAllowed), 1% of the frames sent + 3.
-func baselineAllowed(sent int) int {
-	if sent <= 0 {
-		return 0
-	}
-	return int(math.Ceil(0.01*float64(sent))) + 3
-}
-
 // trackExpects states what each participant's media must amount to in the
 // recording of a call a target op reached, as a run does for calls a clinic
 // fault reached: what the target acknowledged (acked, its answer to end) and
@@ -657,7 +648,7 @@ func (c *consState) trackExpects(acked []driver.TrackInfo) []oracle.TrackExpect 
 			if sent == 0 && a <= 0 {
 				continue
 			}
-			base := baselineAllowed(sent)
+			base := chaos.BaselineAllowed(sent)
 			why := fmt.Sprintf("baseline %d + faults %d (%s)", base, down, strings.Join(names, ", "))
 			if down > 0 {
 				why += fmt.Sprintf(", %d of them sent while the target was down", down)
