@@ -496,6 +496,9 @@ func (s *suite) media(ctx context.Context) error {
 		s.rep.MediaSteps = append(s.rep.MediaSteps, st)
 		s.logf("   media %d: peak %d active, %d connected, %d failed, loss %.2f%% (record %.2f, live %.2f), switch p95 %.0fms, join p95 %.0fms, ok=%t %s",
 			n, st.PeakActive, st.Connected, st.Failed, st.LossPct, st.RecordLossPct, st.LiveLossPct, st.SwitchP95ms, st.JoinP95ms, st.OK, st.Why)
+		for _, e := range st.FirstErrors {
+			s.logf("     error: %s", e)
+		}
 		if err != nil {
 			return err
 		}

@@ -150,6 +150,8 @@ type MediaStep struct {
 	Seconds       float64 `json:"seconds"`
 	OK            bool    `json:"ok"`
 	Why           string  `json:"why,omitempty"`
+	// FirstErrors are the first failed steps the run logged.
+	FirstErrors []string `json:"first_errors,omitempty"`
 }
 
 // mediaScenario: n consultations arriving over ramp, each a call of callLen
@@ -200,6 +202,7 @@ func mediaStep(ctx context.Context, n int, ramp, callLen time.Duration, prof *os
 	st.SwitchP95ms = ms(res.Metrics.LatencyStats(harness.LatSwitch).P95)
 	st.JoinP95ms = ms(res.Metrics.LatencyStats(harness.LatJoin).P95)
 	st.Violations = len(res.Violations)
+	st.FirstErrors = pk.errs.errs
 	switch {
 	case err != nil:
 		st.Why = err.Error()

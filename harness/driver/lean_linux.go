@@ -85,18 +85,27 @@ func (r *rawIO) dequeue() (n int, all bool) {
 	return n, all
 }
 
+// writeAll writes p[*n:] to fd, advancing *n, until all is written or the
+// write fails (EAGAIN included); it retries on EINTR.
+func writeAll(fd uintptr, p []byte, n *int) syscall.Errno {
+	for *n < len(p) {
+		k, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[*n])), uintptr(len(p)-*n))
+		switch e {
+		case 0:
+			*n += int(k)
+		case syscall.EINTR:
+		default:
+			return e
+		}
+	}
+	return 0
+}
+
 func (r *rawIO) read(fd uintptr) bool {
 	if r.out != nil {
-		for r.outN < len(r.out) {
-			n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&r.out[r.outN])), uintptr(len(r.out)-r.outN))
-			switch e {
-			case 0:
-				r.outN += int(n)
-			case syscall.EINTR:
-			default: // EAGAIN included: Read finishes sending
-				r.outErr = e
-				return true
-			}
+		if e := writeAll(fd, r.out, &r.outN); e != 0 {
+			r.outErr = e // EAGAIN included: Read finishes sending
+			return true
 		}
 		r.out = nil
 		return false // sent: wait for the answer
@@ -110,39 +119,22 @@ func (r *rawIO) read(fd uintptr) bool {
 	}
 }
 
-// send writes the rest of a queued request that did not fit at once.
+// send writes the rest of a queued request that did not fit at once; false
+// (EAGAIN) has the poller wait until the socket is writable.
 func (r *rawIO) send(fd uintptr) bool {
-	for r.outN < len(r.out) {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&r.out[r.outN])), uintptr(len(r.out)-r.outN))
-		switch e {
-		case 0:
-			r.outN += int(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			r.outErr = e
-			return true
-		}
+	e := writeAll(fd, r.out, &r.outN)
+	if e != syscall.EAGAIN {
+		r.outErr = e
 	}
-	return true
+	return e != syscall.EAGAIN
 }
 
 func (r *rawIO) write(fd uintptr) bool {
-	for r.n < len(r.p) {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&r.p[r.n])), uintptr(len(r.p)-r.n))
-		switch e {
-		case 0:
-			r.n += int(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			r.errno = e
-			return true
-		}
+	e := writeAll(fd, r.p, &r.n)
+	if e != syscall.EAGAIN {
+		r.errno = e
 	}
-	return true
+	return e != syscall.EAGAIN
 }
 
 func (r *rawIO) Read(p []byte) (int, error) {
