@@ -74,7 +74,7 @@ func (s *suite) judge() {
 	if s.cfg.Quick {
 		for i := range r.Goals {
 			switch r.Goals[i].Name {
-			case "media_consultations", "http_users", "mixed_users":
+			case "media_consultations", "media_vs_floor_pct", "http_users", "mixed_users":
 				r.Goals[i].Note = "--quick runs smaller sizes: judge scale goals on a full run"
 			}
 		}
