@@ -414,7 +414,7 @@ func (s *suite) oracle(ctx context.Context) error {
 		s.set(&s.rep.OracleABCPUPct, "oracle_ab_cpu_pct", cpu, 2)
 		s.set(&s.rep.OracleThroughputCostPct, "oracle_throughput_cost_pct", thr, 2)
 		s.rep.Notes["oracle_overhead_pct"] = fmt.Sprintf("same seed, in-process harness pinned to core 0, clinic process on core 1, %d on/off pairs of %v runs (alternating order, after an uncounted warm-up run). "+
-			"Off = the driver's observer only counts; on = the run's observer (per-request metrics, latency samples, repro op log, oracle evidence ring); the oracle's list/replay/probe checks run in both (RunConfig has no switch for them). "+
+			"Off = the driver's observer only counts; on = the run's observer (per-request metrics, latency samples, the op log that serves repro traces and the oracle's evidence); the oracle's list/replay/probe checks run in both (RunConfig has no switch for them). "+
 			"oracle_overhead_pct (judged) = the share of client CPU spent inside that observer, timed in each on run: the on/off difference measured without run-to-run noise. "+
 			"oracle_ab_cpu_pct = median over pairs of client CPU per op on / off - 1, and oracle_throughput_cost_pct = 1 - ops/s on / off: both side by side, "+
 			"but a closed loop's CPU per op swings by 10-30%% between runs on this shared machine (more wake-ups per op when the clinic is slower), so they bound the cost only loosely. "+

@@ -408,8 +408,9 @@ type OracleRun struct {
 	OpsPerSec  float64 `json:"ops_per_s"`
 	CPUusPerOp float64 `json:"cpu_us_per_op"`
 	// ObserverPct (checks on only) is the share of the run's CPU spent in
-	// the run's observer (metrics, latency samples, repro op log, oracle
-	// evidence ring): what "off" leaves out, timed in the same run.
+	// the run's observer (metrics, latency samples, the op log that serves
+	// repro traces and the oracle's evidence): what "off" leaves out, timed
+	// in the same run.
 	ObserverPct  float64 `json:"observer_cpu_pct,omitempty"`
 	ObserverNsOp float64 `json:"observer_ns_per_op,omitempty"`
 }

@@ -284,8 +284,9 @@ func (r *run) think(ctx context.Context, d time.Duration) {
 	}
 }
 
-// observe is the driver's Observer: every request feeds metrics, the oracle's
-// per-user recent operations and the timed-op samples.
+// observe is the driver's Observer: every request feeds the metrics (counts
+// and the timed ops' latencies) and the op log, which is both the repro
+// traces' source and the oracle's evidence history.
 func (r *run) observe(o driver.Observation) {
 	r.met.observe(o)
 	logged := r.oplog.add(r.ledger, o)

@@ -59,8 +59,6 @@ type Metrics struct {
 	violations    map[string]prometheus.Counter
 	Dropped       prometheus.Counter
 
-	// samples holds the latencies of ops outside LatencyOps (none today).
-	samples *samples
 	// winMu guards the latency histograms' previous step snapshots.
 	winMu sync.Mutex
 }
@@ -94,7 +92,7 @@ const sampleLimit = 50_000
 func NewMetrics(reg *prometheus.Registry) *Metrics {
 	f := promauto.With(reg)
 	m := &Metrics{Registry: reg, ops: map[driver.Op]*opMetrics{}, lat: map[string]*latOp{},
-		violations: map[string]prometheus.Counter{}, samples: newSamples(sampleLimit)}
+		violations: map[string]prometheus.Counter{}}
 	durVec := f.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "telechaos_operation_duration_seconds",
 		Help:    "Duration of timed operations (join: join request to first received frame; switch: renegotiation).",
@@ -158,13 +156,12 @@ func outcomeIndex(o driver.Observation) int {
 	return 2
 }
 
-// Latency records one timed operation.
+// Latency records one timed operation (one of LatencyOps; others are
+// ignored, as thresholds and reports name only those).
 func (m *Metrics) Latency(op string, d time.Duration) {
 	if l, ok := m.lat[op]; ok {
 		l.add(d)
-		return
 	}
-	m.samples.add(op, d)
 }
 
 func (l *latOp) add(d time.Duration) {
@@ -261,15 +258,9 @@ func kindIndex(k models.Kind) int {
 	return 0
 }
 
-// samples keeps up to limit latency samples per op (reservoir sampling beyond,
-// with a fixed seed) so percentiles stay exact for ordinary runs and bounded in
-// memory for huge ones.
-type samples struct {
-	mu    sync.Mutex
-	limit int
-	by    map[string]*reservoir
-}
-
+// reservoir keeps up to a limit of one op's latency samples (reservoir
+// sampling beyond, with a fixed seed) so percentiles stay exact for ordinary
+// runs and bounded in memory for huge ones.
 type reservoir struct {
 	seen int
 	v    []time.Duration
@@ -306,35 +297,10 @@ func (r *reservoir) stats() LatencyStats {
 	return LatencyStats{Count: r.seen, P50: q(.50), P90: q(.90), P95: q(.95), P99: q(.99), Max: v[len(v)-1]}
 }
 
-func newSamples(limit int) *samples {
-	return &samples{limit: limit, by: map[string]*reservoir{}}
-}
-
-func (s *samples) add(op string, d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.by[op]
-	if r == nil {
-		r = &reservoir{}
-		s.by[op] = r
-	}
-	r.add(d, s.limit)
-}
-
 // LatencyStats summarises one op's samples.
 type LatencyStats struct {
 	Count                   int
 	P50, P90, P95, P99, Max time.Duration
-}
-
-// stats returns the percentiles of one op.
-func (s *samples) stats(op string) LatencyStats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r := s.by[op]; r != nil {
-		return r.stats()
-	}
-	return LatencyStats{}
 }
 
 // LatencyStats returns the percentiles of one timed op.
@@ -344,5 +310,5 @@ func (m *Metrics) LatencyStats(op string) LatencyStats {
 		defer l.mu.Unlock()
 		return l.res.stats()
 	}
-	return m.samples.stats(op)
+	return LatencyStats{}
 }
