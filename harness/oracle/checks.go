@@ -20,6 +20,7 @@ import (
 // Owner "": no call the harness made can have produced it for this viewer.
 func (o *Oracle) CheckList(viewer string, items []ListItem, at time.Time) {
 	o.lists.Add(1)
+	o.Judged(ReplayListOwnership, 1)
 	for _, it := range items {
 		o.checkItem(viewer, it.RecordingID, it.ConsultationID, "offers", at)
 	}
@@ -188,6 +189,9 @@ func (o *Oracle) CheckFrames(viewer, recordingID, trackID string, frames [][]byt
 	s.frames += int64(len(frames))
 	s.untagged += int64(st.Untagged)
 	s.mu.Unlock()
+	if known {
+		o.Judged(ReplayContentOwnership, 1)
+	}
 
 	if st.Foreign > 0 {
 		o.report(ReplayContentOwnership, viewer, recordingID, ev, func() Violation {
@@ -284,7 +288,10 @@ func (o *Oracle) CheckLive(viewer, consultationID string, payload []byte, at tim
 // bytes of media or replay/consultation metadata in the answer, NOT a JSON error
 // body. A prober the ledger shows to be a participant is not probing and is
 // ignored; so is a probe whose target the ledger cannot attribute (unverifiable).
-// Any 2xx status, or any bytes returned, is a violation naming the real owners.
+// Any 2xx status, or any bytes returned, is a violation naming the real owners;
+// a 4xx without bytes is a denial. Status 0 (no answer), a redirect (never
+// followed: it may lead to the bytes) and a 5xx are neither: the probe is
+// counted as not judged.
 func (o *Oracle) CheckProbe(prober, recordingID, consultationID string, status int, nbytes int, at time.Time) {
 	var c models.Consultation
 	ok := false
@@ -304,8 +311,23 @@ func (o *Oracle) CheckProbe(prober, recordingID, consultationID string, status i
 	if !ok || c.Has(prober) {
 		return
 	}
+	leaked := (status >= 200 && status < 300) || nbytes > 0
+	if !leaked && !(status >= 400 && status < 500) {
+		reason := "probe unanswered"
+		switch {
+		case status >= 300 && status < 400:
+			reason = "probe redirected (not followed)"
+		case status >= 500:
+			reason = "probe answered 5xx"
+		case status != 0:
+			reason = "probe answered 1xx"
+		}
+		o.NotJudged(ReplayAccessControl, reason, fmt.Sprintf("%s probing consultation %s got status %d", prober, c.ID, status))
+		return
+	}
 	o.probes.Add(1)
-	if !(status >= 200 && status < 300) && nbytes <= 0 {
+	o.Judged(ReplayAccessControl, 1)
+	if !leaked {
 		return
 	}
 	subject, what := recordingID, "recording "+recordingID

@@ -67,7 +67,8 @@ type expectation struct {
 	tracks    map[[2]string]TrackExpect
 	hasAck    bool
 	endedAt   time.Time
-	seen      map[string]*delivery // participant -> what they found
+	seen      map[string]*delivery   // participant -> what they found
+	failed    map[string]lookFailure // participant -> why a look failed (first)
 }
 
 // delivery is what one participant found, merged over its Delivered calls: a
@@ -76,6 +77,9 @@ type delivery struct {
 	listed bool
 	tagged map[[2]string]int // nil until a look reports frames
 }
+
+// lookFailure is why a participant's look at a recording could not finish.
+type lookFailure struct{ reason, detail string }
 
 func (o *Oracle) exp(consultationID string) *expectation {
 	e := o.exps[consultationID]
@@ -180,6 +184,23 @@ func (o *Oracle) Delivered(viewer, consultationID string, listed bool, tagged ma
 	}
 }
 
+// LookFailed reports that viewer looked for the recording of consultationID
+// and could not finish (no readable list came back, its metadata or a track
+// could not be fetched or read). Unless another look of the viewer's
+// succeeds (Delivered), the pair is counted as not judged at Finish, with
+// reason and detail: never as a violation, since nothing was seen.
+func (o *Oracle) LookFailed(viewer, consultationID, reason, detail string) {
+	o.emu.Lock()
+	defer o.emu.Unlock()
+	e := o.exp(consultationID)
+	if e.failed == nil {
+		e.failed = map[string]lookFailure{}
+	}
+	if _, ok := e.failed[viewer]; !ok {
+		e.failed[viewer] = lookFailure{reason, clip(detail, 300)}
+	}
+}
+
 // Finish ends the settle period: every expectation is judged for each
 // participant who reported a look with Delivered. Unsatisfied (never listed, or
 // a track short of its acknowledged frames beyond the tolerance) is a
@@ -192,6 +213,7 @@ func (o *Oracle) Finish(at time.Time) {
 		detail string
 	}
 	var found []finding
+	var failed []lookFailure
 	o.emu.Lock()
 	if o.finished {
 		o.emu.Unlock()
@@ -215,7 +237,11 @@ func (o *Oracle) Finish(at time.Time) {
 		for _, p := range participants(e.c) {
 			d := e.seen[p]
 			if d == nil {
-				o.durUnchecked++
+				if f, ok := e.failed[p]; ok {
+					failed = append(failed, f)
+				} else {
+					o.durUnchecked++
+				}
 				continue
 			}
 			o.durChecked++
@@ -224,7 +250,12 @@ func (o *Oracle) Finish(at time.Time) {
 			}
 		}
 	}
+	checked := o.durChecked
 	o.emu.Unlock()
+	o.Judged(RecordingDurability, int(checked))
+	for _, f := range failed {
+		o.NotJudged(RecordingDurability, f.reason, f.detail)
+	}
 	for _, f := range found {
 		o.report(RecordingDurability, f.viewer, "consultation:"+f.e.c.ID, nil, func() Violation {
 			return Violation{Owner: f.viewer, Owners: participants(f.e.c), Recording: f.e.recording, Consultation: f.e.c.ID, At: at, Detail: f.detail}

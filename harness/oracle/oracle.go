@@ -24,17 +24,18 @@ import (
 	"telechaos/models"
 )
 
-// Invariant ids (stable: used in metrics, reports and exit codes).
+// Invariant ids (stable: used in metrics, reports and exit codes); the table
+// with their statements is models.Invariants.
 const (
-	ReplayListOwnership    = "replay-list-ownership"
-	ReplayContentOwnership = "replay-content-ownership"
-	ReplayAccessControl    = "replay-access-control"
-	LiveMediaIsolation     = "live-media-isolation"
-	RecordingDurability    = "recording-durability"
+	ReplayListOwnership    = models.ReplayListOwnership
+	ReplayContentOwnership = models.ReplayContentOwnership
+	ReplayAccessControl    = models.ReplayAccessControl
+	LiveMediaIsolation     = models.LiveMediaIsolation
+	RecordingDurability    = models.RecordingDurability
 )
 
 // Invariants lists every invariant id in report order.
-var Invariants = []string{ReplayListOwnership, ReplayContentOwnership, ReplayAccessControl, LiveMediaIsolation, RecordingDurability}
+var Invariants = models.InvariantIDs()
 
 // Violation is one distinct breach of an invariant with its evidence.
 type Violation struct {
@@ -127,9 +128,38 @@ type Stats struct {
 	ListsChecked        int64          // CheckList and CheckReplay calls
 	ProbesChecked       int64          // probes judged (prober verified as a non-participant)
 	DurabilityChecked   int64          // (recording, participant) pairs judged by Finish
-	DurabilityUnchecked int64          // pairs not judged: the participant never reported (Delivered) a look
+	DurabilityUnchecked int64          // pairs not judged: the participant never looked (see Judgement for looks that failed)
 	UntaggedFrames      int64          // replay and live frames without a valid watermark
+	// Judgement counts, per invariant id, what was judged and what should
+	// have been but could not be (see NotJudged).
+	Judgement map[string]Judgement
 }
+
+// Judgement is one invariant's judged share: the observations the oracle
+// judged, and those the run should have judged but could not (an unreadable
+// answer, a failed fetch of a granted track, a list that never came back
+// readable), by reason.
+type Judgement struct {
+	Judged    int64            `json:"judged"`
+	NotJudged int64            `json:"not_judged"`
+	Reasons   map[string]int64 `json:"reasons,omitempty"`
+	// Examples holds the first detail seen for each reason.
+	Examples map[string]string `json:"examples,omitempty"`
+}
+
+// Share is Judged / (Judged + NotJudged), or 1 with nothing to judge.
+func (j Judgement) Share() float64 {
+	if n := j.Judged + j.NotJudged; n > 0 {
+		return float64(j.Judged) / float64(n)
+	}
+	return 1
+}
+
+// maxReasons bounds the distinct not-judged reasons kept per invariant; a
+// hostile target must not grow the oracle through its error texts.
+const maxReasons = 32
+
+const otherReason = "other"
 
 const nShards = 64
 
@@ -141,6 +171,9 @@ type Oracle struct {
 	shards [nShards]shard
 
 	lists, probes atomic.Int64
+
+	jmu    sync.Mutex
+	judged map[string]*Judgement
 
 	vmu   sync.Mutex
 	seen  map[vkey]int // distinct violation -> index in list, -1 while being built or not kept
@@ -208,11 +241,12 @@ func New(l *models.Ledger, opts Options) *Oracle {
 	}
 	opts.DurabilityTolerance = min(opts.DurabilityTolerance, 1)
 	o := &Oracle{
-		l:     l,
-		opts:  opts,
-		seen:  map[vkey]int{},
-		byInv: map[string]int{},
-		exps:  map[string]*expectation{},
+		l:      l,
+		opts:   opts,
+		seen:   map[vkey]int{},
+		byInv:  map[string]int{},
+		exps:   map[string]*expectation{},
+		judged: map[string]*Judgement{},
 	}
 	for i := range o.shards {
 		o.shards[i].users = map[string]*userState{}
@@ -406,7 +440,78 @@ func (o *Oracle) Stats() Stats {
 	o.emu.Lock()
 	st.DurabilityChecked, st.DurabilityUnchecked = o.durChecked, o.durUnchecked
 	o.emu.Unlock()
+	st.Judgement = map[string]Judgement{}
+	o.jmu.Lock()
+	for inv, j := range o.judged {
+		c := Judgement{Judged: j.Judged, NotJudged: j.NotJudged}
+		if len(j.Reasons) > 0 {
+			c.Reasons, c.Examples = map[string]int64{}, map[string]string{}
+			for k, v := range j.Reasons {
+				c.Reasons[k] = v
+			}
+			for k, v := range j.Examples {
+				c.Examples[k] = v
+			}
+		}
+		st.Judgement[inv] = c
+	}
+	o.jmu.Unlock()
 	return st
+}
+
+// Judged counts n observations of inv as judged. The checks count their own
+// (CheckList, CheckFrames, CheckProbe, Finish); a runner counts what only it
+// can see, such as a participant of a call who received live frames.
+func (o *Oracle) Judged(inv string, n int) {
+	if n <= 0 {
+		return
+	}
+	o.jmu.Lock()
+	o.judgement(inv).Judged += int64(n)
+	o.jmu.Unlock()
+}
+
+// NotJudged counts one observation of inv that should have been judged and
+// could not be: reason is a short category ("unreadable answer", "no
+// answer"), detail the first example kept for the report. It never becomes a
+// violation: what could not be read is not evidence of a leak, and the
+// verdict weighs the judged share instead.
+func (o *Oracle) NotJudged(inv, reason, detail string) {
+	o.jmu.Lock()
+	defer o.jmu.Unlock()
+	j := o.judgement(inv)
+	j.NotJudged++
+	if j.Reasons == nil {
+		j.Reasons, j.Examples = map[string]int64{}, map[string]string{}
+	}
+	if _, ok := j.Reasons[reason]; !ok && len(j.Reasons) >= maxReasons {
+		reason = otherReason
+	}
+	j.Reasons[reason]++
+	if _, ok := j.Examples[reason]; !ok && detail != "" {
+		j.Examples[reason] = clip(detail, 300)
+	}
+}
+
+// judgement returns inv's counters; o.jmu is held.
+func (o *Oracle) judgement(inv string) *Judgement {
+	j := o.judged[inv]
+	if j == nil {
+		j = &Judgement{}
+		o.judged[inv] = j
+	}
+	return j
+}
+
+// clip keeps at most n bytes of a target-influenced text, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 // participants returns c's participants with other first (the viewer's

@@ -449,7 +449,9 @@ func TestCheckProbe(t *testing.T) {
 	}{
 		{"denied 404", "pB", "rA", "cA", 404, 0, false, true},
 		{"denied 403", "x", "rA", "", 403, 0, false, true},
-		{"transport error", "x", "rA", "", 0, 0, false, true},
+		{"transport error", "x", "rA", "", 0, 0, false, false},
+		{"redirect", "pB", "rA", "", 302, 0, false, false},
+		{"server error", "pB", "rA", "", 500, 0, false, false},
 		{"media served", "pB", "rA", "cA", 200, 4096, true, true},
 		{"2xx with no bytes", "pB", "rA", "", 204, 0, true, true},
 		{"bytes with an error status", "pB", "rA", "", 404, 10, true, true},
@@ -471,8 +473,22 @@ func TestCheckProbe(t *testing.T) {
 			if tc.judged {
 				judged = 1
 			}
-			if got := o.Stats().ProbesChecked; got != judged {
+			st := o.Stats()
+			if got := st.ProbesChecked; got != judged {
 				t.Errorf("ProbesChecked = %d, want %d", got, judged)
+			}
+			j := st.Judgement[ReplayAccessControl]
+			if j.Judged != judged {
+				t.Errorf("judged = %d, want %d", j.Judged, judged)
+			}
+			// A verified probe that got no definitive answer is not judged,
+			// and says why; an unverifiable one is not counted at all.
+			wantNot := int64(0)
+			if !tc.judged && (tc.status == 0 || tc.status >= 300 && tc.status < 400 || tc.status >= 500) {
+				wantNot = 1
+			}
+			if j.NotJudged != wantNot || (wantNot > 0 && len(j.Reasons) != 1) {
+				t.Errorf("not judged = %d %v, want %d with a reason", j.NotJudged, j.Reasons, wantNot)
 			}
 			if tc.violation {
 				v := vs[0]
