@@ -57,14 +57,14 @@ var (
 	ErrTarget = errors.New("target or infrastructure failure")
 )
 
-// Exit codes (design section 10).
+// Exit codes (models.Decide is the one rule that picks them).
 const (
-	ExitPass        = 0
-	ExitViolation   = 1
-	ExitUsage       = 2
-	ExitTarget      = 3
-	ExitThresholds  = 4
-	ExitInterrupted = 130
+	ExitPass        = models.ExitPass
+	ExitViolation   = models.ExitViolation
+	ExitUsage       = models.ExitUsage
+	ExitTarget      = models.ExitTarget
+	ExitThresholds  = models.ExitThresholds
+	ExitInterrupted = models.ExitInterrupted
 )
 
 // TargetEmbedded is the scenario target that starts the reference clinic in-process.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"telechaos/harness/oracle"
+	"telechaos/models"
 	"telechaos/reports"
 )
 
@@ -110,36 +111,42 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 	}
 	s.LatencyHistograms = r.met.LatencyHistograms()
 	s.Thresholds = r.evaluateThresholds()
-	thresholdsOK := true
+	var failed []string
 	for _, t := range s.Thresholds {
-		thresholdsOK = thresholdsOK && t.Pass
+		if !t.Pass {
+			failed = append(failed, thresholdLine(t))
+		}
 	}
 	if r.chaos != nil {
 		r.fillChaos(s)
 		res.Chaos = r.chaosReport()
+	}
+	var short []string
+	s.Judgement, short = judgement(st, sc.Invariants, r.parsedThresholds())
+
+	interrupted := errors.Is(runErr, context.Canceled) || ctx.Err() != nil
+	o := models.Outcome{
+		Violations:       len(viols),
+		Interrupted:      interrupted,
+		NotJudged:        short,
+		ThresholdsFailed: failed,
 		// A scenario that requires coverage fails (exit 4) when its faults
 		// did not meet the risky paths often enough: its pass would prove
 		// nothing.
-		thresholdsOK = thresholdsOK && len(s.CoverageShortfalls) == 0
+		CoverageShortfalls: s.CoverageShortfalls,
 	}
-
-	interrupted := errors.Is(runErr, context.Canceled) || ctx.Err() != nil
-	switch {
-	case interrupted:
-		s.Verdict, res.ExitCode, s.Interrupted = reports.VerdictInterrupted, ExitInterrupted, true
-		s.Error = "interrupted: arrivals stopped, calls in flight ended, report written"
-	case runErr != nil:
-		s.Verdict, res.ExitCode, s.Error = reports.VerdictError, ExitTarget, runErr.Error()
-		if errors.Is(runErr, ErrConfig) {
-			res.ExitCode = ExitUsage
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		o.Failure, o.Usage = runErr.Error(), errors.Is(runErr, ErrConfig)
+		s.Error = runErr.Error()
+	}
+	if interrupted {
+		s.Interrupted = true
+		if s.Error == "" {
+			s.Error = "interrupted: arrivals stopped, calls in flight ended, report written"
 		}
-	case len(viols) > 0:
-		s.Verdict, res.ExitCode = reports.VerdictViolation, ExitViolation
-	case !thresholdsOK:
-		s.Verdict, res.ExitCode = reports.VerdictThresholdsFailed, ExitThresholds
-	default:
-		s.Verdict, res.ExitCode = reports.VerdictPass, ExitPass
 	}
+	d := models.Decide(o)
+	s.Verdict, res.ExitCode, s.Reason, s.Also = d.Verdict, d.ExitCode, d.Reason, d.Also
 	s.ExitCode = res.ExitCode
 	s.ExpectMet = expectMet(sc.Expect, s)
 	res.Summary = s
@@ -147,6 +154,19 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 	r.tlMu.Lock()
 	s.Timeline = append([]reports.Sample{}, r.timeline...)
 	r.tlMu.Unlock()
+}
+
+// thresholdLine names a failed threshold with its value and limit.
+func thresholdLine(t reports.Threshold) string {
+	name := t.Metric
+	if t.Stat != "" {
+		name += " " + t.Stat
+	}
+	line := fmt.Sprintf("%s = %.4g (limit %s)", name, t.Value, t.Limit)
+	if t.Note != "" {
+		line += ": " + t.Note
+	}
+	return line
 }
 
 // expectMet: "pass" (or empty) wants a passing run; an invariant id wants at

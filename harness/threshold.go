@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"telechaos/models"
 	"telechaos/reports"
 	"telechaos/scenarios"
 )
@@ -41,8 +42,17 @@ func parseThreshold(t scenarios.Threshold) (threshold, error) {
 			return p, fmt.Errorf("metric %s: unknown stat %q (want p50, p90, p95, p99 or max)", t.Metric, p.stat)
 		}
 	case t.Metric == "error_rate", t.Metric == "media_loss", t.Metric == "setup_rate":
+	case isJudged(t.Metric):
+		if inv := strings.TrimPrefix(t.Metric, "judged."); inv != "judged" {
+			if _, ok := models.LookupInvariant(inv); !ok {
+				return p, fmt.Errorf("metric %q: unknown invariant %q", t.Metric, inv)
+			}
+		}
+		if t.Max != nil || t.Min == nil {
+			return p, fmt.Errorf("metric %s: takes min only (the share of observations judged)", t.Metric)
+		}
 	default:
-		return p, fmt.Errorf("unknown metric %q (want latency.<op>, error_rate, media_loss or setup_rate)", t.Metric)
+		return p, fmt.Errorf("unknown metric %q (want latency.<op>, error_rate, media_loss, setup_rate or judged[.<invariant>])", t.Metric)
 	}
 	read := func(name string, s *string) (*float64, error) {
 		if s == nil {
@@ -68,6 +78,9 @@ func parseThreshold(t scenarios.Threshold) (threshold, error) {
 	if p.max == nil && p.min == nil {
 		return p, fmt.Errorf("metric %s: needs max or min", t.Metric)
 	}
+	if isJudged(t.Metric) && !(*p.min >= 0 && *p.min <= 1) {
+		return p, fmt.Errorf("metric %s: min %v must be a share in [0,1]", t.Metric, *p.min)
+	}
 	var parts []string
 	if t.Max != nil {
 		parts = append(parts, "max "+*t.Max)
@@ -79,10 +92,30 @@ func parseThreshold(t scenarios.Threshold) (threshold, error) {
 	return p, nil
 }
 
+// isJudged says whether metric is a judged share (judged or
+// judged.<invariant>): it decides whether the run's verdict counts (exit 3
+// when short), not a threshold of exit 4, so judgement() applies it.
+func isJudged(metric string) bool { return metric == "judged" || strings.HasPrefix(metric, "judged.") }
+
+// parsedThresholds returns the scenario's thresholds that parse (all of
+// them: the scenario was validated before the run).
+func (r *run) parsedThresholds() []threshold {
+	var out []threshold
+	for _, t := range r.sc.Thresholds {
+		if p, err := parseThreshold(t); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // evaluateThresholds judges the scenario's thresholds on the run's figures.
 func (r *run) evaluateThresholds() []reports.Threshold {
 	out := make([]reports.Threshold, 0, len(r.sc.Thresholds))
 	for _, t := range r.sc.Thresholds {
+		if isJudged(t.Metric) {
+			continue
+		}
 		p, err := parseThreshold(t)
 		if err != nil { // validated before the run; keep the report honest anyway
 			out = append(out, reports.Threshold{Metric: t.Metric, Stat: t.Stat, Note: err.Error()})

@@ -263,7 +263,8 @@ type participant struct {
 	tag       uint64
 	joinStart atomic.Int64 // unix nanos of the join request
 	gotFirst  atomic.Bool
-	video     atomic.Bool // switched: send video too
+	live      atomic.Int64 // live frames received and judged, every segment
+	video     atomic.Bool  // switched: send video too
 	seqA      uint32
 	seqV      uint32
 	sentA     int // frames the client sent, every segment
@@ -324,8 +325,12 @@ func (r *run) mediaCall(ctx context.Context, plan models.Plan, ps, cs driver.Ses
 		}
 	}
 	if err := r.connect(ctx, parts[:], cons.ID, duringICE); err != nil {
+		for range parts {
+			r.notJudged(ctx, oracle.LiveMediaIsolation, fmt.Errorf("%w: %w", errNotConnected, err))
+		}
 		return out, err
 	}
+	defer r.judgeLive(ctx, parts[:], cons.ID)
 	r.cnt.callsConnected.Add(1)
 	r.event(EventConnected, ps.ID, cons.ID, "")
 	r.met.CallsActive.Inc()
@@ -476,6 +481,20 @@ loop:
 	return out, nil
 }
 
+// judgeLive counts, for live-media-isolation, each participant of a
+// connected call as judged if it received a live frame the oracle could
+// judge, else as not judged: a target that forwards nothing (or nothing
+// readable) has not shown that it forwards only the right frames.
+func (r *run) judgeLive(ctx context.Context, ps []*participant, cid string) {
+	for _, p := range ps {
+		if p.live.Load() > 0 {
+			r.or.Judged(oracle.LiveMediaIsolation, 1)
+			continue
+		}
+		r.notJudged(ctx, oracle.LiveMediaIsolation, fmt.Errorf("%w: %s received no watermarked live frame during connected call %s", errNoLiveMedia, p.s.ID, cid))
+	}
+}
+
 // connect joins every participant of ps at once (as two people would) and
 // waits until their media is connected; afterJoin (may be nil) runs between
 // the answers and the wait. Under chaos a failure a fault explains (the
@@ -576,7 +595,9 @@ func (r *run) join(ctx context.Context, p *participant, cid string) error {
 		}
 		r.met.Received(kind)
 		r.cnt.framesReceived.Add(1)
-		r.or.CheckLive(viewer, cid, payload, at)
+		if r.or.CheckLive(viewer, cid, payload, at) {
+			p.live.Add(1)
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("new peer for %s: %w", viewer, err)
@@ -658,6 +679,8 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 	}
 	wait := 100 * time.Millisecond
 	listed := false
+	readable := false                  // some list of this look came back readable
+	var listErr error                  // the first list failure of this look
 	var offered []driver.ReplaySummary // the last list the target answered
 	for {
 		var items []driver.ReplaySummary
@@ -667,6 +690,7 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 			return err
 		})
 		if err == nil {
+			readable = true
 			r.cnt.replaysListed.Add(1)
 			li := make([]oracle.ListItem, len(items))
 			for k, it := range items {
@@ -679,6 +703,10 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 			offered = items
 		} else {
 			r.noteErr("list", err)
+			r.notJudged(ctx, oracle.ReplayListOwnership, err)
+			if listErr == nil {
+				listErr = err
+			}
 		}
 		if rid == "" || listed || r.interrupted() || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			break
@@ -693,8 +721,17 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 		return true
 	}
 	if !listed {
-		if !r.interrupted() && ctx.Err() == nil {
+		switch {
+		case r.stoppedByUs(ctx):
+		case readable:
+			// Lists came back and none offered the recording: that is what
+			// the durability check judges.
 			r.or.Delivered(s.ID, cons.ID, false, nil, time.Now())
+		default:
+			// No readable list ever came back: nothing was seen, so nothing
+			// can be judged missing. Say so instead of calling it a loss.
+			r.lookFailed(ctx, s.ID, cons, "no readable replay list", listErr)
+			return false
 		}
 		return true
 	}
@@ -706,6 +743,8 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 	})
 	if err != nil {
 		r.noteErr("replay", err)
+		r.notJudged(ctx, oracle.ReplayContentOwnership, err)
+		r.lookFailed(ctx, s.ID, cons, "replay metadata unreadable", err)
 		return false
 	}
 	r.cnt.replaysFetched.Add(1)
@@ -726,34 +765,25 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 	}
 	complete := true
 	for _, t := range rep.Tracks {
-		var b []byte
-		err := r.retry(ctx, func() error {
-			var err error
-			b, err = r.target.FetchMedia(ctx, s, rid, t.ID)
-			return err
+		err := r.fetchTrack(ctx, s, rid, t, true, func(frames [][]byte) {
+			r.cnt.tracksFetched.Add(1)
+			st := r.or.CheckFrames(s.ID, rid, t.ID, frames, time.Now())
+			r.met.FramesChecked.Add(float64(st.Frames))
+			for _, f := range frames {
+				tag, _, err := models.FindTag(f)
+				if err != nil || tag.Consultation != ctag {
+					continue
+				}
+				if who, ok := senders[tag.Sender]; ok {
+					tagged[[2]string{who, string(tag.Kind)}]++
+				}
+			}
 		})
 		if err != nil {
 			complete = false
 			r.noteErr("media", err)
-			continue
-		}
-		frames, err := readTrack(t, b)
-		if err != nil {
-			complete = false
-			r.noteErr("media", fmt.Errorf("track %s of %s: %w: %w", t.ID, rid, driver.ErrGarbage, err))
-			continue
-		}
-		r.cnt.tracksFetched.Add(1)
-		st := r.or.CheckFrames(s.ID, rid, t.ID, frames, time.Now())
-		r.met.FramesChecked.Add(float64(st.Frames))
-		for _, f := range frames {
-			tag, _, err := models.FindTag(f)
-			if err != nil || tag.Consultation != ctag {
-				continue
-			}
-			if who, ok := senders[tag.Sender]; ok {
-				tagged[[2]string{who, string(tag.Kind)}]++
-			}
+			r.notJudged(ctx, oracle.ReplayContentOwnership, err)
+			r.lookFailed(ctx, s.ID, cons, "track "+t.ID+" unreadable", err)
 		}
 	}
 	if complete {
@@ -761,6 +791,35 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 		r.or.Delivered(s.ID, cons.ID, true, tagged, time.Now())
 	}
 	return complete
+}
+
+// fetchTrack fetches track t of replay rid as s (retried under chaos when
+// retry) and hands its frames to check. A 2xx answer whose bytes are not the
+// container t names is a failed request (error_rate) and an error wrapping
+// errUnreadableTrack.
+func (r *run) fetchTrack(ctx context.Context, s driver.Session, rid string, t driver.TrackInfo, retry bool, check func(frames [][]byte)) error {
+	var b []byte
+	fetch := func() error {
+		var err error
+		b, err = r.target.FetchMedia(ctx, s, rid, t.ID)
+		return err
+	}
+	var err error
+	if retry {
+		err = r.retry(ctx, fetch)
+	} else {
+		err = fetch()
+	}
+	if err != nil {
+		return err
+	}
+	frames, err := readTrack(t, b)
+	if err != nil {
+		r.answerUnreadable()
+		return fmt.Errorf("track %s of %s: %w: %w: %w", t.ID, rid, errUnreadableTrack, driver.ErrGarbage, err)
+	}
+	check(frames)
+	return nil
 }
 
 // readTrack splits a track's bytes into frames by its container.
@@ -787,33 +846,37 @@ func (r *run) probe(ctx context.Context, s driver.Session, pick uint64) {
 	r.cnt.probes.Add(1)
 	rep, err := r.target.GetReplay(ctx, s, pt.recording)
 	r.probeCounted(err)
-	if status, answered := answerStatus(err); answered {
-		n := 0
-		if err == nil {
-			b, _ := json.Marshal(rep)
-			n = len(b)
-		}
-		r.or.CheckProbe(s.ID, pt.recording, pt.consultation, status, n, time.Now())
+	n := 0
+	if err == nil {
+		b, _ := json.Marshal(rep)
+		n = len(b)
 	}
+	r.judgeProbe(ctx, s.ID, pt.recording, pt.consultation, err, n)
 	ci, err := r.target.Consultation(ctx, s, pt.consultation)
 	r.probeCounted(err)
-	if status, answered := answerStatus(err); answered {
-		n := 0
-		if err == nil {
-			b, _ := json.Marshal(ci)
-			n = len(b)
-		}
-		r.or.CheckProbe(s.ID, "", pt.consultation, status, n, time.Now())
+	n = 0
+	if err == nil {
+		b, _ := json.Marshal(ci)
+		n = len(b)
 	}
+	r.judgeProbe(ctx, s.ID, "", pt.consultation, err, n)
 	if len(pt.tracks) == 0 {
 		return
 	}
 	tid := pt.tracks[int(pick>>32)%len(pt.tracks)]
 	b, err := r.target.FetchMedia(ctx, s, pt.recording, tid)
 	r.probeCounted(err)
-	if status, answered := answerStatus(err); answered {
-		r.or.CheckProbe(s.ID, pt.recording, pt.consultation, status, len(b), time.Now())
+	r.judgeProbe(ctx, s.ID, pt.recording, pt.consultation, err, len(b))
+}
+
+// judgeProbe hands one probe's answer to the oracle; a probe cut short by
+// the run itself is not judged either way.
+func (r *run) judgeProbe(ctx context.Context, prober, rid, cid string, err error, n int) {
+	status, answered := answerStatus(err)
+	if !answered && r.stoppedByUs(ctx) {
+		return
 	}
+	r.or.CheckProbe(prober, rid, cid, status, n, time.Now())
 }
 
 // probeCounted keeps probe requests and their (expected) denials out of the
@@ -914,16 +977,11 @@ func (r *run) openOffered(ctx context.Context, s driver.Session, items []driver.
 		}
 		r.or.CheckReplay(s.ID, meta, time.Now())
 		for _, t := range rep.Tracks {
-			b, err := r.target.FetchMedia(ctx, s, it.ID, t.ID)
-			if err != nil {
-				continue
-			}
-			frames, err := readTrack(t, b)
-			if err != nil {
-				continue
-			}
-			st := r.or.CheckFrames(s.ID, it.ID, t.ID, frames, time.Now())
-			r.met.FramesChecked.Add(float64(st.Frames))
+			// A failure here leaves the list's leak, already judged.
+			_ = r.fetchTrack(ctx, s, it.ID, t, false, func(frames [][]byte) {
+				st := r.or.CheckFrames(s.ID, it.ID, t.ID, frames, time.Now())
+				r.met.FramesChecked.Add(float64(st.Frames))
+			})
 		}
 	}
 }

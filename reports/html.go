@@ -61,6 +61,11 @@ type invRow struct {
 	ID      string
 	N       int
 	Checked bool
+	// Judged says how much was judged ("judged 40 of 40"), and Short that
+	// too little was: the row then fails even with no violation.
+	Judged string
+	Short  bool
+	Why    string // the reasons of what was not judged
 }
 
 type violRow struct {
@@ -106,13 +111,29 @@ func htmlView(s *Summary) view {
 	default:
 		v.Headline = s.Error
 	}
+	if s.Reason != "" {
+		v.Headline = s.Reason
+	}
 	for _, op := range slices.Sorted(maps.Keys(s.Latency)) {
 		l := s.Latency[op]
 		v.Ops = append(v.Ops, latencyRow{op, l.Count, dur(l.P50), dur(l.P90), dur(l.P95), dur(l.P99), dur(l.Max)})
 	}
 	for _, inv := range AllInvariants {
 		checked := len(s.Invariants) == 0 || slices.Contains(s.Invariants, inv)
-		v.Invariants = append(v.Invariants, invRow{inv, s.ViolationsByInvariant[inv], checked})
+		row := invRow{ID: inv, N: s.ViolationsByInvariant[inv], Checked: checked}
+		if j, ok := s.Judgement[inv]; ok && checked {
+			switch {
+			case j.Status == JudgementNotExercised:
+				row.Judged = "not exercised"
+			case j.Status == JudgementShort:
+				row.Short = true
+				row.Judged = fmt.Sprintf("NOT JUDGED: %d of %d (%.0f%%, %.0f%% required)", j.Judged, j.Judged+j.NotJudged, 100*j.Share, 100*j.Required)
+			default:
+				row.Judged = fmt.Sprintf("judged %d of %d", j.Judged, j.Judged+j.NotJudged)
+			}
+			row.Why = strings.TrimSpace(strings.ReplaceAll(judgementText(j), "\n", "; "))
+		}
+		v.Invariants = append(v.Invariants, row)
 	}
 	for i, vi := range s.Violations {
 		r := violRow{Violation: vi, N: i + 1, T: "-", Link: vi.Evidence, Repro: vi.Repro}
@@ -386,9 +407,10 @@ figure{margin:.8em 0}figcaption{font-weight:600;font-size:.95em;margin-bottom:.2
 {{if and .S.Expect (ne .S.Expect "pass")}}<tr><td>expect</td><td>{{.S.Expect}}: {{if .S.ExpectMet}}<span class="pass">met</span>{{else}}<span class="fail">not met</span>{{end}}</td></tr>{{end}}
 </table>
 {{if .S.Error}}<p class="fail">{{.S.Error}}</p>{{end}}
+{{range .S.Also}}<p class="fail">also: {{.}}</p>{{end}}
 <h2>Checks</h2>
-<table id="checks"><tr><th>invariant</th><th>distinct violations</th></tr>
-{{range .Invariants}}<tr><td>{{.ID}}</td><td class="{{if .N}}fail{{else}}pass{{end}}">{{if .Checked}}{{.N}}{{else}}not checked{{end}}</td></tr>{{end}}
+<table id="checks"><tr><th>invariant</th><th>distinct violations</th><th>judged</th><th>not judged, why</th></tr>
+{{range .Invariants}}<tr><td>{{.ID}}</td><td class="{{if or .N .Short}}fail{{else}}pass{{end}}">{{if .Checked}}{{.N}}{{else}}not checked{{end}}</td><td>{{.Judged}}</td><td>{{.Why}}</td></tr>{{end}}
 </table>
 {{if .Thresholds}}<table id="thresholds"><tr><th>threshold</th><th>value</th><th>limit</th><th>result</th><th>note</th></tr>
 {{range .Thresholds}}<tr><td>{{.Name}}</td><td class="num">{{.Value}}</td><td>{{.Limit}}</td><td class="{{if .Pass}}pass{{else}}fail{{end}}">{{if .Pass}}ok{{else}}failed{{end}}</td><td>{{.Note}}</td></tr>{{end}}

@@ -214,8 +214,60 @@ func TestMarkdownIsShort(t *testing.T) {
 			t.Errorf("summary.md lacks %q:\n%s", want, md)
 		}
 	}
-	if strings.Contains(md, "<r_1>") {
+	if strings.Contains(outsideCode(md), "<r_1>") {
 		t.Error("raw HTML in markdown")
+	}
+}
+
+// outsideCode drops the inline code spans and fenced blocks of md (what
+// Markdown shows literally), leaving what it would interpret.
+func outsideCode(md string) string {
+	var out strings.Builder
+	for i := 0; i < len(md); {
+		if md[i] != '`' {
+			out.WriteByte(md[i])
+			i++
+			continue
+		}
+		n := 0
+		for i+n < len(md) && md[i+n] == '`' {
+			n++
+		}
+		fence := strings.Repeat("`", n)
+		end := strings.Index(md[i+n:], fence)
+		if end < 0 {
+			out.WriteString(md[i:])
+			break
+		}
+		i += n + end + n
+	}
+	return out.String()
+}
+
+// TestMarkdownQuotesWhatTheTargetControls: ids, details and errors come from
+// the target; summary.md must not let them become links, images or HTML in
+// a CI page, nor break the check table.
+func TestMarkdownQuotesWhatTheTargetControls(t *testing.T) {
+	s := richSample()
+	evil := "[click me](https://evil.example/x) ![img](https://evil.example/i.png) <img src=x> https://evil.example | `tick` ``two``\n# heading"
+	s.Target = "http://127.0.0.1:1/" + evil
+	s.Error = evil
+	s.Reason = "target or infrastructure failure: " + evil
+	s.Also = []string{evil}
+	s.Violations[0].Detail = evil
+	s.Violations[0].Evidence = evil
+	s.Thresholds[0].Limit = evil
+	md := Markdown(s)
+	rest := outsideCode(md)
+	for _, bad := range []string{"](", "<img", "evil.example", "# heading"} {
+		if strings.Contains(rest, bad) {
+			t.Errorf("%q outside a code span:\n%s", bad, md)
+		}
+	}
+	for _, line := range strings.Split(md, "\n") {
+		if strings.HasPrefix(line, "| ") && strings.Count(outsideCode(strings.ReplaceAll(line, `\|`, "")), "|") != 3 {
+			t.Errorf("a table row broken by a pipe: %q", line)
+		}
 	}
 }
 

@@ -3,7 +3,10 @@ package reports
 import (
 	"encoding/xml"
 	"fmt"
+	"sort"
 	"strings"
+
+	"telechaos/models"
 )
 
 // JUnit XML in the common shape CI parsers (Jenkins, GitLab, GitHub actions)
@@ -53,10 +56,7 @@ type (
 
 // AllInvariants are the stable invariant ids (design section 6), so the JUnit
 // report lists every one even when a scenario checks fewer.
-var AllInvariants = []string{
-	"replay-list-ownership", "replay-content-ownership", "replay-access-control",
-	"live-media-isolation", "recording-durability",
-}
+var AllInvariants = models.InvariantIDs()
 
 // JUnit builds the JUnit document of a summary: one testsuite, a testcase per
 // invariant and per threshold, and a "run" testcase that errors when the run
@@ -82,9 +82,19 @@ func JUnit(s *Summary) JUnitSuites {
 	for _, inv := range AllInvariants {
 		c := JUnitCase{Name: inv, Classname: "telechaos.invariant"}
 		n := s.ViolationsByInvariant[inv]
+		j, hasJ := s.Judgement[inv]
 		switch {
 		case len(s.Invariants) > 0 && !checked[inv]:
 			c.Skipped = &JUnitSkipped{Message: "not checked by this scenario"}
+			suite.Skipped++
+		case n == 0 && hasJ && j.Status == JudgementShort:
+			// Never a pass for what could not be checked.
+			msg := fmt.Sprintf("not judged: %d of %d observations judged (%.0f%%, %.0f%% required)",
+				j.Judged, j.Judged+j.NotJudged, 100*j.Share, 100*j.Required)
+			c.Error = &JUnitFailure{Message: msg, Type: "not-judged", Text: judgementText(j)}
+			suite.Errors++
+		case n == 0 && hasJ && j.Status == JudgementNotExercised:
+			c.Skipped = &JUnitSkipped{Message: "not exercised: the run observed nothing this invariant judges"}
 			suite.Skipped++
 		case n > 0:
 			var b strings.Builder
@@ -100,6 +110,9 @@ func JUnit(s *Summary) JUnitSuites {
 				}
 			}
 			fmt.Fprintf(&b, "repro: %s\n", s.Repro)
+			if hasJ && j.NotJudged > 0 {
+				fmt.Fprintf(&b, "also not judged: %d of %d observations\n%s", j.NotJudged, j.Judged+j.NotJudged, judgementText(j))
+			}
 			c.Failure = &JUnitFailure{Message: fmt.Sprintf("%d violation(s) of %s", n, inv), Type: "violation", Text: b.String()}
 			suite.Failures++
 		}
@@ -119,26 +132,56 @@ func JUnit(s *Summary) JUnitSuites {
 	}
 	if len(s.FaultWindows) > 0 || len(s.CoverageShortfalls) > 0 {
 		// Coverage says whether the faults really met the risky paths; a
-		// shortfall is reported, not failed (the verdict does not count it).
+		// shortfall fails the run (exit 4): its pass would prove nothing.
 		c := JUnitCase{Name: "fault coverage", Classname: "telechaos.coverage"}
 		if len(s.CoverageShortfalls) > 0 {
-			c.Skipped = &JUnitSkipped{Message: strings.Join(s.CoverageShortfalls, "; ")}
-			suite.Skipped++
+			c.Failure = &JUnitFailure{Message: "coverage not met: " + strings.Join(s.CoverageShortfalls, "; "), Type: "coverage",
+				Text: strings.Join(s.CoverageShortfalls, "\n")}
+			suite.Failures++
 		}
 		suite.Cases = append(suite.Cases, c)
 	}
-	if s.Verdict == VerdictError || s.Verdict == VerdictInterrupted {
+	// The run itself failed or was interrupted: reported even when a
+	// violation decides the verdict, so CI sees both.
+	if s.Error != "" || s.Interrupted || s.Verdict == VerdictError || s.Verdict == VerdictInterrupted {
 		msg := s.Error
 		if msg == "" {
 			msg = s.Verdict
 		}
+		typ := VerdictError
+		if s.Interrupted {
+			typ = VerdictInterrupted
+		}
 		suite.Cases = append(suite.Cases, JUnitCase{Name: "run", Classname: "telechaos.run",
-			Error: &JUnitFailure{Message: msg, Type: s.Verdict, Text: msg}})
+			Error: &JUnitFailure{Message: msg, Type: typ, Text: strings.Join(append([]string{msg}, s.Also...), "\n")}})
 		suite.Errors++
 	}
 	suite.Tests = len(suite.Cases)
 	return JUnitSuites{Name: "telechaos", Tests: suite.Tests, Failures: suite.Failures, Errors: suite.Errors,
 		Time: suite.Time, Suites: []JUnitSuite{suite}}
+}
+
+// judgementText lists why observations were not judged, one reason a line.
+func judgementText(j Judgement) string {
+	var b strings.Builder
+	for _, r := range sortedReasons(j.Reasons) {
+		fmt.Fprintf(&b, "%d %s", j.Reasons[r], r)
+		if ex := j.Examples[r]; ex != "" {
+			fmt.Fprintf(&b, " (first: %s)", ex)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// sortedReasons orders reasons by count, most frequent first.
+func sortedReasons(m map[string]int64) []string {
+	rs := make([]string, 0, len(m))
+	for r := range m {
+		rs = append(rs, r)
+	}
+	sort.Slice(rs, func(a, b int) bool { return m[rs[a]] > m[rs[b]] || m[rs[a]] == m[rs[b]] && rs[a] < rs[b] })
+	return rs
 }
 
 // WriteJUnit writes JUnit(s) to path.

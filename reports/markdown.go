@@ -12,24 +12,33 @@ import (
 const maxMarkdownViolations = 10
 
 // Markdown renders summary.md: a short job summary for CI (GitHub's
-// $GITHUB_STEP_SUMMARY, GitLab's MR notes).
+// $GITHUB_STEP_SUMMARY, GitLab's MR notes). Everything the target can
+// influence (ids, details, error texts, the target URL) goes in code spans,
+// so a hostile target cannot put links, images or markup into a CI page.
 func Markdown(s *Summary) string {
 	var b strings.Builder
 	icon := "✅"
 	if s.Verdict != VerdictPass {
 		icon = "❌"
 	}
-	fmt.Fprintf(&b, "### %s telechaos %s: **%s** (exit %d)\n\n", icon, mdEsc(s.Scenario), s.Verdict, s.ExitCode)
-	fmt.Fprintf(&b, "seed %d · target %s · %s · run `%s`", s.Seed, mdEsc(s.Target), secs(s.DurationSeconds), s.RunID)
+	fmt.Fprintf(&b, "### %s telechaos %s: **%s** (exit %d)\n\n", icon, mdCode(s.Scenario, false), s.Verdict, s.ExitCode)
+	fmt.Fprintf(&b, "seed %d · target %s · %s · run %s", s.Seed, mdCode(s.Target, false), secs(s.DurationSeconds), mdCode(s.RunID, false))
 	if len(s.Bugs) > 0 {
-		fmt.Fprintf(&b, " · bugs `%s`", strings.Join(s.Bugs, ","))
+		fmt.Fprintf(&b, " · bugs %s", mdCode(strings.Join(s.Bugs, ","), false))
 	}
 	if len(s.Shards) > 0 {
 		fmt.Fprintf(&b, " · %d shards", len(s.Shards))
 	}
 	b.WriteString("\n\n")
-	if s.Error != "" {
-		fmt.Fprintf(&b, "> %s\n\n", mdEsc(s.Error))
+	if s.Reason != "" {
+		fmt.Fprintf(&b, "> why: %s\n", mdCode(truncateRunes(s.Reason, 400), false))
+		for _, a := range s.Also {
+			fmt.Fprintf(&b, "> also: %s\n", mdCode(truncateRunes(a, 300), false))
+		}
+		b.WriteString("\n")
+	}
+	if s.Error != "" && s.Reason == "" {
+		fmt.Fprintf(&b, "> %s\n\n", mdCode(s.Error, false))
 	}
 	c := s.Counts
 	fmt.Fprintf(&b, "patients %d · calls %d ended, %d failed · switches %d · replays %d · frames checked %d+%d live · requests %d (%d non-2xx, %d of them probes rightly denied)\n\n",
@@ -39,11 +48,19 @@ func Markdown(s *Summary) string {
 	b.WriteString("| check | result |\n|---|---|\n")
 	for _, inv := range AllInvariants {
 		r := "✅ 0"
+		j, hasJ := s.Judgement[inv]
 		switch n := s.ViolationsByInvariant[inv]; {
 		case len(s.Invariants) > 0 && !slices.Contains(s.Invariants, inv):
 			r = "not checked"
 		case n > 0:
 			r = fmt.Sprintf("❌ %d", n)
+		case hasJ && j.Status == JudgementShort:
+			r = fmt.Sprintf("❌ not judged: %d of %d (%.0f%%, %.0f%% required)", j.Judged, j.Judged+j.NotJudged, 100*j.Share, 100*j.Required)
+		case hasJ && j.Status == JudgementNotExercised:
+			r = "➖ not exercised"
+		}
+		if hasJ && j.Status != JudgementNotChecked && j.Judged+j.NotJudged > 0 && j.Status != JudgementShort {
+			r += fmt.Sprintf(" (judged %d of %d)", j.Judged, j.Judged+j.NotJudged)
 		}
 		fmt.Fprintf(&b, "| %s | %s |\n", inv, r)
 	}
@@ -52,7 +69,7 @@ func Markdown(s *Summary) string {
 		if !t.Pass {
 			r = "❌"
 		}
-		fmt.Fprintf(&b, "| %s | %s %s (%s) |\n", mdEsc(thresholdName(t)), r, thresholdValue(t), mdEsc(t.Limit))
+		fmt.Fprintf(&b, "| %s | %s %s (%s) |\n", mdCode(thresholdName(t), true), r, thresholdValue(t), mdCode(t.Limit, true))
 	}
 	b.WriteString("\n")
 	if len(s.Violations) > 0 {
@@ -66,9 +83,9 @@ func Markdown(s *Summary) string {
 			if v.Shard != "" {
 				where = v.Shard + "/" + where
 			}
-			fmt.Fprintf(&b, "- `%s` %s (evidence `%s`)\n", v.Invariant, mdEsc(truncateRunes(v.Detail, 160)), where)
+			fmt.Fprintf(&b, "- %s %s (evidence %s)\n", mdCode(v.Invariant, false), mdCode(truncateRunes(v.Detail, 160), false), mdCode(where, false))
 		}
-		fmt.Fprintf(&b, "\nrepro:\n```sh\n%s\n```\n", s.Repro)
+		fmt.Fprintf(&b, "\nrepro:\n%s\n", mdFence(s.Repro))
 	}
 	if len(s.FaultWindows) > 0 {
 		failed := 0
@@ -79,7 +96,7 @@ func Markdown(s *Summary) string {
 		}
 		fmt.Fprintf(&b, "\nfaults: %d windows (%d with errors)", len(s.FaultWindows), failed)
 		if len(s.CoverageShortfalls) > 0 {
-			fmt.Fprintf(&b, " · coverage shortfalls: %s", mdEsc(strings.Join(s.CoverageShortfalls, "; ")))
+			fmt.Fprintf(&b, " · coverage shortfalls: %s", mdCode(strings.Join(s.CoverageShortfalls, "; "), false))
 		}
 		b.WriteString("\n")
 	}
@@ -112,9 +129,54 @@ func dur(sec float64) string {
 
 func secs(sec float64) string { return fmt.Sprintf("%.1fs", sec) }
 
-// mdEsc keeps table cells intact: pipes and newlines would break the row.
-func mdEsc(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;").Replace(s)
+// mdCode puts s in an inline code span, inside which Markdown makes no
+// links, images, autolinks or HTML: the delimiter is one backtick longer than
+// the longest run of backticks in s. In a table cell a pipe would still end
+// the cell, so it is escaped (GFM unescapes \| inside code spans there).
+// Control characters and line breaks become spaces.
+func mdCode(s string, inTable bool) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s)
+	if s == "" {
+		return "-"
+	}
+	if inTable {
+		s = strings.ReplaceAll(s, "|", `\|`)
+	}
+	longest, run := 0, 0
+	for _, r := range s {
+		if r == '`' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	fence := strings.Repeat("`", longest+1)
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " "
+	}
+	return fence + s + fence
+}
+
+// mdFence puts s in a fenced code block whose fence is longer than any run
+// of backticks in s.
+func mdFence(s string) string {
+	longest, run := 0, 0
+	for _, r := range s {
+		if r == '`' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	fence := strings.Repeat("`", max(3, longest+1))
+	return fence + "sh\n" + s + "\n" + fence
 }
 
 func truncateRunes(s string, n int) string {

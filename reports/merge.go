@@ -10,15 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Exit codes of a merged verdict (the same as `telechaos run`, design §10).
-const (
-	exitPass        = 0
-	exitViolation   = 1
-	exitTarget      = 3
-	exitThresholds  = 4
-	exitInterrupted = 130
+	"telechaos/models"
 )
 
 // ErrMerge: the summaries cannot be merged (none given, or a histogram layout
@@ -80,6 +73,7 @@ func Merge(sums []*Summary, dirs []string) (*Summary, error) {
 		}
 		m.Media = m.Media || s.Media
 		m.Interrupted = m.Interrupted || s.Interrupted
+		mergeJudgement(m, s)
 		m.IgnoredViolations += s.IgnoredViolations
 		addCounts(&m.Counts, s.Counts)
 		for inv, n := range s.ViolationsByInvariant {
@@ -164,28 +158,20 @@ func Merge(sums []*Summary, dirs []string) (*Summary, error) {
 	m.Thresholds = mergeThresholds(sums, dirs, hists, missingHist)
 	m.Timeline = mergeTimelines(sums, m.StartedAt, m.DurationSeconds)
 
-	thresholdsOK := true
+	o := models.Outcome{Violations: len(m.Violations), Interrupted: m.Interrupted, CoverageShortfalls: m.CoverageShortfalls}
 	for _, t := range m.Thresholds {
-		thresholdsOK = thresholdsOK && t.Pass
-	}
-	errCode := 0
-	for _, s := range sums {
-		if s.Verdict == VerdictError && errCode == 0 {
-			errCode = s.ExitCode
+		if !t.Pass {
+			o.ThresholdsFailed = append(o.ThresholdsFailed, fmt.Sprintf("%s = %.4g (limit %s)", thresholdName(t), t.Value, t.Limit))
 		}
 	}
-	switch {
-	case m.Interrupted:
-		m.Verdict, m.ExitCode = VerdictInterrupted, exitInterrupted
-	case errCode != 0:
-		m.Verdict, m.ExitCode = VerdictError, errCode
-	case len(m.Violations) > 0:
-		m.Verdict, m.ExitCode = VerdictViolation, exitViolation
-	case !thresholdsOK:
-		m.Verdict, m.ExitCode = VerdictThresholdsFailed, exitThresholds
-	default:
-		m.Verdict, m.ExitCode = VerdictPass, exitPass
+	for i, s := range sums {
+		if s.Verdict == VerdictError && o.Failure == "" {
+			o.Failure, o.Usage = dirs[i]+": "+s.Error, s.ExitCode == models.ExitUsage
+		}
 	}
+	o.NotJudged = judgementShortfalls(m.Judgement)
+	d := models.Decide(o)
+	m.Verdict, m.ExitCode, m.Reason, m.Also = d.Verdict, d.ExitCode, d.Reason, d.Also
 	switch m.Expect {
 	case "", "pass":
 		m.ExpectMet = m.Verdict == VerdictPass
@@ -193,6 +179,62 @@ func Merge(sums []*Summary, dirs []string) (*Summary, error) {
 		m.ExpectMet = m.ViolationsByInvariant[m.Expect] > 0
 	}
 	return m, nil
+}
+
+// mergeJudgement adds s's judged and not-judged counts into m's: the shards
+// together judged what each did, and the share is recomputed on the sums
+// against the strictest share any shard required.
+func mergeJudgement(m, s *Summary) {
+	for inv, j := range s.Judgement {
+		if m.Judgement == nil {
+			m.Judgement = map[string]Judgement{}
+		}
+		mj, seen := m.Judgement[inv]
+		mj.Judged += j.Judged
+		mj.NotJudged += j.NotJudged
+		mj.Required = max(mj.Required, j.Required)
+		if !seen || mj.Status == JudgementNotChecked {
+			mj.Status = j.Status
+		}
+		for r, n := range j.Reasons {
+			if mj.Reasons == nil {
+				mj.Reasons, mj.Examples = map[string]int64{}, map[string]string{}
+			}
+			mj.Reasons[r] += n
+			if _, ok := mj.Examples[r]; !ok && j.Examples[r] != "" {
+				mj.Examples[r] = j.Examples[r]
+			}
+		}
+		m.Judgement[inv] = mj
+	}
+}
+
+// judgementShortfalls recomputes each merged invariant's share and status
+// and returns the lines that keep the merged run from passing.
+func judgementShortfalls(js map[string]Judgement) []string {
+	var short []string
+	for _, inv := range AllInvariants {
+		j, ok := js[inv]
+		if !ok || j.Status == JudgementNotChecked {
+			continue
+		}
+		n := j.Judged + j.NotJudged
+		j.Share = 1
+		if n > 0 {
+			j.Share = float64(j.Judged) / float64(n)
+		}
+		switch {
+		case n == 0:
+			j.Status = JudgementNotExercised
+		case j.Share+1e-12 < j.Required:
+			j.Status = JudgementShort
+			short = append(short, fmt.Sprintf("%s judged %d of %d (%.0f%%, %.0f%% required)", inv, j.Judged, n, 100*j.Share, 100*j.Required))
+		default:
+			j.Status = JudgementJudged
+		}
+		js[inv] = j
+	}
+	return short
 }
 
 // addCounts adds every numeric field of b into a.

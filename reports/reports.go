@@ -15,15 +15,18 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"telechaos/models"
 )
 
-// Verdicts, in the order a run's outcome is decided.
+// Verdicts (models.Decide picks one).
 const (
-	VerdictPass             = "pass"
-	VerdictViolation        = "violation"
-	VerdictThresholdsFailed = "thresholds-failed"
-	VerdictError            = "error"
-	VerdictInterrupted      = "interrupted"
+	VerdictPass             = models.VerdictPass
+	VerdictViolation        = models.VerdictViolation
+	VerdictThresholdsFailed = models.VerdictThresholdsFailed
+	VerdictNotJudged        = models.VerdictNotJudged
+	VerdictError            = models.VerdictError
+	VerdictInterrupted      = models.VerdictInterrupted
 )
 
 // File names inside a report directory.
@@ -54,6 +57,14 @@ type Summary struct {
 	Repro           string    `json:"repro"`
 	// ReproTraces are the commands replaying the minimised repro-N.trace files.
 	ReproTraces []string `json:"repro_traces,omitempty"`
+	// Reason says in one line why the verdict is what it is; Also lists the
+	// other conditions that held, which the verdict outranks (an interrupted
+	// run that found a violation is a violation, and says it was interrupted).
+	Reason string   `json:"reason,omitempty"`
+	Also   []string `json:"also,omitempty"`
+	// Judgement says, per invariant id, how much of what the run observed
+	// was judged: a run never passes an invariant it could not check.
+	Judgement map[string]Judgement `json:"judgement,omitempty"`
 
 	Counts                Counts         `json:"counts"`
 	Invariants            []string       `json:"invariants"`
@@ -82,6 +93,28 @@ type Summary struct {
 	Seeds  []uint64 `json:"seeds,omitempty"`
 	// Timeline samples the run about once a second (for plots).
 	Timeline []Sample `json:"timeline,omitempty"`
+}
+
+// Judgement statuses of an invariant in a run.
+const (
+	JudgementJudged       = "judged"        // at least the required share was judged
+	JudgementShort        = "not-judged"    // less than the required share: the run cannot pass
+	JudgementNotExercised = "not-exercised" // nothing to judge (no media, no replays): reported, never as passed
+	JudgementNotChecked   = "not-checked"   // the scenario does not check it
+)
+
+// Judgement is one invariant's judged share in a run: the observations it
+// judged and those it should have judged but could not, by reason.
+type Judgement struct {
+	Status    string  `json:"status"`
+	Judged    int64   `json:"judged"`
+	NotJudged int64   `json:"not_judged"`
+	Share     float64 `json:"share"`    // judged / (judged + not judged); 1 with nothing to judge
+	Required  float64 `json:"required"` // the share the run needed
+	// Reasons counts what was not judged by reason; Examples holds the first
+	// detail of each.
+	Reasons  map[string]int64  `json:"reasons,omitempty"`
+	Examples map[string]string `json:"examples,omitempty"`
 }
 
 // FaultWindow is one fault injection: when it opened and healed (End zero

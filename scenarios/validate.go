@@ -323,10 +323,24 @@ func (t Threshold) problems() []thresholdProblem {
 		if t.Stat != "" {
 			add(".stat", "%s takes no stat, got %q", t.Metric, t.Stat)
 		}
+	case t.Metric == "judged" || strings.HasPrefix(t.Metric, "judged."):
+		// The share of an invariant's observations judged (all invariants
+		// for "judged"): a run below it is not judged (exit 3).
+		if inv, one := strings.CutPrefix(t.Metric, "judged."); one {
+			if _, ok := models.LookupInvariant(inv); !ok {
+				add(".metric", "unknown invariant %q (want judged.<invariant> for one of %s)", inv, strings.Join(models.InvariantIDs(), ", "))
+			}
+		}
+		if t.Stat != "" {
+			add(".stat", "%s takes no stat, got %q", t.Metric, t.Stat)
+		}
+		if t.Max != nil {
+			add(".max", "%s takes min only (the share judged, in [0,1])", t.Metric)
+		}
 	case t.Metric == "":
-		add(".metric", "required (latency.<op>, error_rate, media_loss or setup_rate)")
+		add(".metric", "required (latency.<op>, error_rate, media_loss, setup_rate or judged[.<invariant>])")
 	default:
-		add(".metric", "unknown %q (want latency.<op>, error_rate, media_loss or setup_rate)", t.Metric)
+		add(".metric", "unknown %q (want latency.<op>, error_rate, media_loss, setup_rate or judged[.<invariant>])", t.Metric)
 	}
 	if t.Max == nil && t.Min == nil {
 		add("", "needs max or min")
@@ -370,7 +384,7 @@ func (t Threshold) limit(s *string, latency bool) (float64, error) {
 	if x < 0 {
 		return 0, fmt.Errorf("%q must be >= 0", v)
 	}
-	if (t.Metric == "error_rate" || t.Metric == "media_loss") && x > 1 {
+	if (t.Metric == "error_rate" || t.Metric == "media_loss" || t.Metric == "judged" || strings.HasPrefix(t.Metric, "judged.")) && x > 1 {
 		return 0, fmt.Errorf("%q must be a fraction in [0,1]", v)
 	}
 	return x, nil

@@ -230,8 +230,9 @@ func (o *Oracle) CheckFrames(viewer, recordingID, trackID string, frames [][]byt
 // CheckLive judges one media frame viewer received live in a call of
 // consultationID (live-media-isolation): it must come from the other participant
 // of the same call. Untagged frames are counted, not judged; frames of a
-// consultation the ledger does not know are not judged.
-func (o *Oracle) CheckLive(viewer, consultationID string, payload []byte, at time.Time) {
+// consultation the ledger does not know are not judged. It reports whether
+// the frame was judged (its watermark read, its consultation known).
+func (o *Oracle) CheckLive(viewer, consultationID string, payload []byte, at time.Time) (judged bool) {
 	t, off, err := models.FindTag(payload)
 	s := o.shardOf(viewer)
 	s.mu.Lock()
@@ -241,7 +242,7 @@ func (o *Oracle) CheckLive(viewer, consultationID string, payload []byte, at tim
 		c, ok := o.l.Consultation(consultationID)
 		if !ok {
 			s.mu.Unlock()
-			return
+			return false
 		}
 		if u.live == nil || len(u.live) >= maxLiveCons {
 			u.live = map[string]*liveCons{}
@@ -264,13 +265,13 @@ func (o *Oracle) CheckLive(viewer, consultationID string, payload []byte, at tim
 	if err != nil {
 		s.untagged++
 		s.mu.Unlock()
-		return
+		return false
 	}
 	okFrame := lc.consTag != 0 && t.Consultation == lc.consTag && t.Sender == lc.allowTag
 	c := lc.c
 	s.mu.Unlock()
 	if okFrame {
-		return
+		return true
 	}
 	ev, _, _ := o.evidence(index, off, t)
 	o.report(LiveMediaIsolation, viewer, "consultation:"+consultationID, []FrameEvidence{ev}, func() Violation {
@@ -281,6 +282,7 @@ func (o *Oracle) CheckLive(viewer, consultationID string, payload []byte, at tim
 				c.ID, c.Patient, c.Clinician, viewer, t.Kind, ev.Sender, ev.Consultation),
 		}
 	})
+	return true
 }
 
 // CheckProbe judges an attempt by prober to fetch a recording (or consultation)

@@ -283,8 +283,10 @@ func (n OpNote) String() string {
 		return n.Text
 	}
 	s := fmt.Sprintf("%s %s -> %d %dB %s", n.Op, n.Subject, n.Status, n.Bytes, n.Dur.Round(time.Millisecond))
-	if n.Err != nil && n.Status == 0 {
-		s += " err=" + n.Err.Error()
+	// A failed 2xx (a body that did not decode, one too large) must say so:
+	// "200 173B" alone hid why a list was unreadable.
+	if n.Err != nil {
+		s += " err=" + clip(n.Err.Error(), 240)
 	}
 	return s
 }

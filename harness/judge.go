@@ -1,0 +1,169 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"telechaos/harness/driver"
+	"telechaos/harness/oracle"
+	"telechaos/models"
+	"telechaos/reports"
+)
+
+// Judgement coverage: every observation that should have been judged and
+// could not be (an unreadable answer, a failed fetch of a granted track, a
+// list that never came back readable) is counted per invariant as not
+// judged, and a run that judged less than the required share of an invariant
+// does not pass (exit 3, verdict not-judged). A run never reports PASS for an
+// invariant it could not check.
+
+// reasonOf names why an answer could not be judged, in a small fixed
+// vocabulary (the oracle keeps one example per reason).
+func reasonOf(err error) string {
+	var se *driver.StatusError
+	switch {
+	case errors.As(err, &se) && se.Code >= 300 && se.Code < 400:
+		return "redirected (not followed)"
+	case errors.As(err, &se) && se.Code >= 500:
+		return "answered 5xx"
+	case errors.As(err, &se):
+		return fmt.Sprintf("answered %d", se.Code)
+	case errors.Is(err, errUnreadableTrack):
+		return "unreadable track"
+	case errors.Is(err, errNoLiveMedia):
+		return "no live frame forwarded"
+	case errors.Is(err, errNotConnected):
+		return "call never connected"
+	case errors.Is(err, driver.ErrGarbage):
+		return "unreadable answer"
+	case errors.Is(err, driver.ErrUnreachable):
+		return "no answer"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no answer in time"
+	}
+	return "failed"
+}
+
+// errNoLiveMedia: a participant of a connected call received no judgeable
+// live frame.
+var errNoLiveMedia = errors.New("no live media")
+
+// errNotConnected: a call's media never connected, so nothing live could be
+// judged.
+var errNotConnected = errors.New("call media never connected")
+
+// errUnreadableTrack marks a 2xx media answer whose bytes are not the track
+// container its metadata names.
+var errUnreadableTrack = errors.New("unreadable track")
+
+// stoppedByUs says whether a failure may be the run's own doing (an
+// interrupt, the grace period ending): such failures are not counted against
+// the target.
+func (r *run) stoppedByUs(ctx context.Context) bool { return r.interrupted() || ctx.Err() != nil }
+
+// notJudged counts one observation of inv that could not be judged because of err.
+func (r *run) notJudged(ctx context.Context, inv string, err error) {
+	if r.stoppedByUs(ctx) {
+		return
+	}
+	r.or.NotJudged(inv, reasonOf(err), err.Error())
+}
+
+// lookFailed tells the oracle that viewer's look at cons' recording could not
+// finish because of err (durability is then not judged for the pair).
+func (r *run) lookFailed(ctx context.Context, viewer string, cons models.Consultation, what string, err error) {
+	if r.stoppedByUs(ctx) {
+		return
+	}
+	r.or.LookFailed(viewer, cons.ID, what+": "+reasonOf(err), err.Error())
+}
+
+// answerUnreadable counts a request whose 2xx answer the harness could not
+// read as a failed request (error_rate): the driver saw a good answer, the
+// content was not one.
+func (r *run) answerUnreadable() { r.cnt.opErrors.Add(1) }
+
+// minJudged returns the share of inv's observations the scenario requires to
+// have been judged: a threshold on judged.<invariant>, else on judged, else
+// models.DefaultMinJudged.
+func minJudged(ts []threshold, inv string) float64 {
+	all, one := -1.0, -1.0
+	for _, t := range ts {
+		if t.min == nil {
+			continue
+		}
+		switch t.metric {
+		case "judged":
+			all = *t.min
+		case "judged." + inv:
+			one = *t.min
+		}
+	}
+	switch {
+	case one >= 0:
+		return one
+	case all >= 0:
+		return all
+	}
+	return models.DefaultMinJudged
+}
+
+// judgement builds the per-invariant judgement table of a run and the lines
+// that keep it from passing.
+func judgement(st oracle.Stats, checked []string, ts []threshold) (map[string]reports.Judgement, []string) {
+	out := map[string]reports.Judgement{}
+	var short []string
+	for _, inv := range models.InvariantIDs() {
+		j := st.Judgement[inv]
+		rj := reports.Judgement{Judged: j.Judged, NotJudged: j.NotJudged, Reasons: j.Reasons, Examples: j.Examples,
+			Required: minJudged(ts, inv)}
+		rj.Share = j.Share()
+		switch {
+		case len(checked) > 0 && !slices.Contains(checked, inv):
+			rj.Status = reports.JudgementNotChecked
+		case j.Judged+j.NotJudged == 0:
+			rj.Status = reports.JudgementNotExercised
+		case rj.Share+1e-12 < rj.Required:
+			rj.Status = reports.JudgementShort
+			short = append(short, fmt.Sprintf("%s judged %d of %d (%.0f%%, %.0f%% required): %s",
+				inv, j.Judged, j.Judged+j.NotJudged, 100*rj.Share, 100*rj.Required, reasonsLine(j)))
+		default:
+			rj.Status = reports.JudgementJudged
+		}
+		out[inv] = rj
+	}
+	return out, short
+}
+
+// reasonsLine lists the reasons of what was not judged, most frequent first,
+// with the first example of the most frequent one.
+func reasonsLine(j oracle.Judgement) string {
+	type rc struct {
+		r string
+		n int64
+	}
+	var rs []rc
+	for r, n := range j.Reasons {
+		rs = append(rs, rc{r, n})
+	}
+	sort.Slice(rs, func(a, b int) bool { return rs[a].n > rs[b].n || rs[a].n == rs[b].n && rs[a].r < rs[b].r })
+	parts := make([]string, 0, len(rs))
+	for i, x := range rs {
+		if i == 4 {
+			parts = append(parts, fmt.Sprintf("%d more reasons", len(rs)-i))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", x.n, x.r))
+	}
+	line := strings.Join(parts, ", ")
+	if len(rs) > 0 {
+		if ex := j.Examples[rs[0].r]; ex != "" {
+			line += " (first: " + ex + ")"
+		}
+	}
+	return line
+}
