@@ -105,7 +105,21 @@ func (f *fakeTarget) End(ctx context.Context, s driver.Session, cid string) (dri
 }
 
 func (f *fakeTarget) Consultation(ctx context.Context, s driver.Session, cid string) (driver.ConsultationInfo, error) {
-	return driver.ConsultationInfo{}, fmt.Errorf("fake: not implemented")
+	st := time.Now()
+	f.mu.Lock()
+	c := f.consults[cid]
+	f.mu.Unlock()
+	if c == nil || (!f.bola && c.patient != s.ID && c.clinician != s.ID) {
+		err := &driver.StatusError{Op: driver.OpConsultation, Code: 404}
+		f.note(driver.OpConsultation, s.ID, cid, st, 404, err)
+		return driver.ConsultationInfo{}, err
+	}
+	f.note(driver.OpConsultation, s.ID, cid, st, 200, nil)
+	state := "booked"
+	if c.ended {
+		state = "ended"
+	}
+	return driver.ConsultationInfo{ID: c.id, PatientID: c.patient, ClinicianID: c.clinician, State: state, RecordingID: c.rid}, nil
 }
 
 func (f *fakeTarget) ListReplays(ctx context.Context, s driver.Session) ([]driver.ReplaySummary, error) {

@@ -16,6 +16,13 @@ import (
 	"telechaos/models"
 )
 
+// The smallest bodies that can be a recording: one Ogg page header, the IVF
+// file header.
+const (
+	oggPageHeader = 27
+	ivfFileHeader = 32
+)
+
 // Media pacing and frame sizes (design section 5): Opus-like audio at 50 frames/s,
 // VP8-like video at 15 frames/s, both on one 20 ms ticker per call.
 const (
@@ -822,12 +829,21 @@ func (r *run) fetchTrack(ctx context.Context, s driver.Session, rid string, t dr
 	return nil
 }
 
-// readTrack splits a track's bytes into frames by its container.
+// readTrack splits a track's bytes into frames by its container. The
+// parsers accept a recording cut short (a crash mid-write), but a body
+// without even the container's header is not a recording at all: an empty
+// 200 says nothing about what was recorded, so it is unreadable, not a loss.
 func readTrack(t driver.TrackInfo, b []byte) ([][]byte, error) {
 	switch {
 	case t.Format == "ogg" || (t.Format == "" && t.Kind == string(models.Audio)):
+		if len(b) < oggPageHeader {
+			return nil, fmt.Errorf("ogg: %d bytes, not even one page header", len(b))
+		}
 		return driver.ReadOgg(b)
 	case t.Format == "ivf" || (t.Format == "" && t.Kind == string(models.Video)):
+		if len(b) < ivfFileHeader {
+			return nil, fmt.Errorf("ivf: %d bytes, not even the file header", len(b))
+		}
 		return driver.ReadIVF(b)
 	}
 	return nil, fmt.Errorf("unknown track format %q", t.Format)

@@ -1,0 +1,163 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"telechaos/clinic"
+	"telechaos/internal/hostile"
+	"telechaos/reports"
+	"telechaos/scenarios"
+)
+
+// hostileScenario is a small media run against url: every patient replays
+// and probes, so each kind of answer a mode breaks is asked for.
+func hostileScenario(t *testing.T, url string) *scenarios.Scenario {
+	t.Helper()
+	sc, err := scenarios.Parse("hostile.yaml", []byte(fmt.Sprintf(`
+name: hostile
+target: %s
+seed: 1
+population: {patients: 6, clinicians: 2}
+executor: {type: closed, vus: 6}
+duration: 30s
+settle: 2s
+behaviour: {switch_to_video: 0.5, replay: 1, abandon: 0, probe_other: 1, call_min: 1s, call_max: 1s, think_min: 0s, think_max: 0s}
+`, url)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// startClinic starts a correct embedded clinic (or one with bugs) for the
+// hostile front to stand before.
+func startClinic(t *testing.T, bugList ...string) *clinic.Server {
+	t.Helper()
+	srv, err := clinic.Start(context.Background(), clinic.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(),
+		AdvertisedIP: "127.0.0.1", Bugs: bugList, Seed: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func runAgainst(t *testing.T, sc *scenarios.Scenario) *Result {
+	t.Helper()
+	res, err := Run(context.Background(), RunConfig{Scenario: sc, ReportDir: filepath.Join(t.TempDir(), "report"),
+		Grace: 5 * time.Second, ReproBudget: -1})
+	if res == nil {
+		t.Fatalf("no result: %v", err)
+	}
+	return res
+}
+
+// TestHostileTargetNeverPasses runs the harness against a correct clinic
+// behind a front that breaks one kind of answer at a time. What could not
+// be judged must never pass, a broken list must never be reported as a lost
+// recording, and nothing may reach the canary the redirects point to.
+func TestHostileTargetNeverPasses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media runs against a hostile front: not in -short")
+	}
+	up := startClinic(t)
+	for _, tc := range []struct {
+		mode hostile.Mode
+		// notJudged: the invariant whose judged share must fall short.
+		notJudged string
+	}{
+		{hostile.MediaJunkSuffix, "replay-content-ownership"},
+		{hostile.MediaRandom, "replay-content-ownership"},
+		{hostile.MediaServerError, "replay-content-ownership"},
+		{hostile.MediaReset, "replay-content-ownership"},
+		{hostile.MediaTruncated, "replay-content-ownership"},
+		{hostile.MediaEmpty, "replay-content-ownership"},
+		{hostile.MediaHTML, "replay-content-ownership"},
+		{hostile.MediaHuge, "replay-content-ownership"},
+		{hostile.MediaRedirect, "replay-content-ownership"},
+		{hostile.ListCut, "replay-list-ownership"},
+		{hostile.ListEmptyObject, "replay-list-ownership"},
+		{hostile.ListNull, "replay-list-ownership"},
+		{hostile.ListGarbage, "replay-list-ownership"},
+		{hostile.ListServerError, "replay-list-ownership"},
+		{hostile.ListRedirect, "replay-list-ownership"},
+		{hostile.ReplayGarbage, "replay-content-ownership"},
+		{hostile.ReplayServerError, "replay-content-ownership"},
+		{hostile.ProbeRedirect, "replay-access-control"},
+		{hostile.HeaderFlood, "replay-list-ownership"},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			front, err := hostile.Start(up.URL(), tc.mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer front.Close()
+			res := runAgainst(t, hostileScenario(t, front.URL))
+			s := res.Summary
+			if front.Hits.Load() == 0 {
+				t.Fatalf("the mode never applied: the test proves nothing")
+			}
+			if res.ExitCode == ExitPass {
+				t.Fatalf("exit 0 against %s: %s", tc.mode, s.Reason)
+			}
+			if res.ExitCode != ExitTarget || s.Verdict != reports.VerdictNotJudged {
+				t.Errorf("verdict %s exit %d (%s), want not-judged exit 3", s.Verdict, res.ExitCode, s.Reason)
+			}
+			if j := s.Judgement[tc.notJudged]; j.Status != reports.JudgementShort || len(j.Reasons) == 0 {
+				t.Errorf("%s judgement %+v, want not-judged with reasons", tc.notJudged, j)
+			}
+			for _, v := range s.Violations {
+				t.Errorf("broken infrastructure reported as a violation: %s: %s", v.Invariant, v.Detail)
+			}
+			if req, tok, udp := front.Canary.Seen(); req+tok+udp > 0 {
+				t.Errorf("traffic left the target: %d requests (%d with a token), %d UDP packets", req, tok, udp)
+			}
+		})
+	}
+}
+
+// TestHostileControlPasses: the same run through the front without a mode
+// passes, so the failures above are the modes', not the front's.
+func TestHostileControlPasses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media run: not in -short")
+	}
+	front, err := hostile.Start(startClinic(t).URL(), hostile.Pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close()
+	res := runAgainst(t, hostileScenario(t, front.URL))
+	if res.ExitCode != ExitPass {
+		t.Fatalf("verdict %s exit %d: %s %+v", res.Summary.Verdict, res.ExitCode, res.Summary.Reason, res.Summary.Judgement)
+	}
+}
+
+// TestHostileTargetCannotHideALeak: a clinic with a leak behind a front that
+// corrupts every track still exits 1: the leak shows in the lists, and a
+// found violation outranks what could not be judged.
+func TestHostileTargetCannotHideALeak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media run: not in -short")
+	}
+	front, err := hostile.Start(startClinic(t, "list-scope").URL(), hostile.MediaJunkSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close()
+	sc := hostileScenario(t, front.URL)
+	sc.Population.Clinicians = 1 // list-scope leaks between patients of one clinician
+	res := runAgainst(t, sc)
+	s := res.Summary
+	if res.ExitCode != ExitViolation || s.ViolationsByInvariant["replay-list-ownership"] == 0 {
+		t.Fatalf("verdict %s exit %d, want the leak (exit 1): %s", s.Verdict, res.ExitCode, s.Reason)
+	}
+	if len(s.Also) == 0 {
+		t.Errorf("what could not be judged must still be reported beside the violation: %+v", s)
+	}
+}
