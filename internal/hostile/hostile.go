@@ -36,34 +36,34 @@ type Mode string
 // The modes. Media modes touch GET /v1/replays/{rid}/media answers, list
 // modes GET /v1/replays, replay modes GET /v1/replays/{rid}.
 const (
-	MediaJunkSuffix   Mode = "media-junk-suffix"   // five junk bytes after a good track
-	MediaRandom       Mode = "media-random"        // random bytes of the same length
-	MediaServerError  Mode = "media-500"           // 500 instead of the track
-	MediaReset        Mode = "media-reset"         // half the body, then a TCP reset
-	MediaTruncated    Mode = "media-truncated"     // Content-Length promises more than is sent
-	MediaEmpty        Mode = "media-empty"         // 200 with no bytes
-	MediaHTML         Mode = "media-html"          // 200 text/html error page
-	MediaHuge         Mode = "media-huge"          // 200 with a declared 2 GiB body
-	MediaHugeChunked  Mode = "media-huge-chunked"  // 200, 2 GiB chunked, no length
-	MediaRedirect     Mode = "media-redirect"      // 302 to the canary
-	ListCut           Mode = "list-cut"            // the list answer cut in half
-	ListEmptyObject   Mode = "list-empty-object"   // {}
-	ListNull          Mode = "list-null"           // {"replays":null}
-	ListGarbage       Mode = "list-garbage"        // random bytes
-	ListServerError   Mode = "list-500"            // 500
-	ListRedirect      Mode = "list-redirect"       // 302 to the canary
-	ListHuge          Mode = "list-huge"           // ten million well-formed entries
-	ReplayGarbage     Mode = "replay-garbage"      // replay metadata replaced by junk
-	ReplayServerError Mode = "replay-500"          // replay metadata answered 500
-	ProbeRedirect     Mode = "probe-redirect"      // every 4xx answer becomes a 302 to the canary
-	HeaderFlood       Mode = "header-flood"        // list answers with 2 MiB of headers
-	CandidateOffhost  Mode = "candidate-offhost"   // SDP answers offer only the canary's UDP address
-	CandidateExtra    Mode = "candidate-extra"     // SDP answers offer the canary's address first, then the real one
-	SlowBody          Mode = "slow-body"           // list answers trickle a byte a second
-	RedirectAll       Mode = "redirect-all"        // every answer is a 302 to the canary
-	Pass              Mode = "pass"                // no change: the control
-	hugeBytes               = int64(2) << 30
-	hugeListEntries         = 10_000_000
+	MediaJunkSuffix   Mode = "media-junk-suffix"  // five junk bytes after a good track
+	MediaRandom       Mode = "media-random"       // random bytes of the same length
+	MediaServerError  Mode = "media-500"          // 500 instead of the track
+	MediaReset        Mode = "media-reset"        // half the body, then a TCP reset
+	MediaTruncated    Mode = "media-truncated"    // Content-Length promises more than is sent
+	MediaEmpty        Mode = "media-empty"        // 200 with no bytes
+	MediaHTML         Mode = "media-html"         // 200 text/html error page
+	MediaHuge         Mode = "media-huge"         // 200 with a declared 2 GiB body
+	MediaHugeChunked  Mode = "media-huge-chunked" // 200, 2 GiB chunked, no length
+	MediaRedirect     Mode = "media-redirect"     // 302 to the canary
+	ListCut           Mode = "list-cut"           // the list answer cut in half
+	ListEmptyObject   Mode = "list-empty-object"  // {}
+	ListNull          Mode = "list-null"          // {"replays":null}
+	ListGarbage       Mode = "list-garbage"       // random bytes
+	ListServerError   Mode = "list-500"           // 500
+	ListRedirect      Mode = "list-redirect"      // 302 to the canary
+	ListHuge          Mode = "list-huge"          // ten million well-formed entries
+	ReplayGarbage     Mode = "replay-garbage"     // replay metadata replaced by junk
+	ReplayServerError Mode = "replay-500"         // replay metadata answered 500
+	ProbeRedirect     Mode = "probe-redirect"     // every 4xx answer becomes a 302 to the canary
+	HeaderFlood       Mode = "header-flood"       // list answers with 2 MiB of headers
+	CandidateOffhost  Mode = "candidate-offhost"  // SDP answers offer only the canary's UDP address
+	CandidateExtra    Mode = "candidate-extra"    // SDP answers offer the canary's address first, then the real one
+	SlowBody          Mode = "slow-body"          // list answers trickle a byte a second
+	RedirectAll       Mode = "redirect-all"       // every answer is a 302 to the canary
+	Pass              Mode = "pass"               // no change: the control
+	hugeBytes              = int64(2) << 30
+	hugeListEntries        = 10_000_000
 )
 
 // Modes lists every mode with what it does, in a stable order.
