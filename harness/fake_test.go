@@ -18,6 +18,7 @@ type fakeTarget struct {
 	leakList  bool
 	bola      bool
 	down      bool
+	endFails  bool // End finishes the call but answers 500 (every patient then fails)
 	endDelay  time.Duration
 	mu        sync.Mutex
 	n         int
@@ -100,6 +101,11 @@ func (f *fakeTarget) End(ctx context.Context, s driver.Session, cid string) (dri
 	}
 	c.ended = true
 	f.endsCount++
+	if f.endFails {
+		err := &driver.StatusError{Op: driver.OpEnd, Code: 500}
+		f.note(driver.OpEnd, s.ID, cid, st, 500, err)
+		return driver.EndResult{}, err
+	}
 	f.note(driver.OpEnd, s.ID, cid, st, 200, nil)
 	return driver.EndResult{ConsultationID: cid, RecordingID: c.rid}, nil
 }

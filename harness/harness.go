@@ -329,6 +329,13 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if err := cfg.Shard.check(sc.Population.Patients); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	if cfg.ReportDir != "" {
+		// Before any traffic: a run whose report cannot be written must not
+		// first spend its whole length against the target.
+		if err := reports.Prepare(cfg.ReportDir); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
 	exec = cfg.Shard.executor(exec)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -370,6 +377,9 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		History:             func(user string) []oracle.OpNote { return r.oplog.history(user, recentOps) },
 	})
 
+	if err := cfg.Registry.Register(newJudgementCollector(r.or)); err != nil {
+		return nil, fmt.Errorf("%w: register judgement metrics: %w", ErrConfig, err)
+	}
 	res := &Result{ExitCode: ExitPass, FirstViolation: -1, Metrics: r.met}
 	var runErr error
 	cleanup, err := r.setup(ctx)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,7 +291,8 @@ func TestMetricsServedDuringRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("scrape is not Prometheus text: %v\n%s", err, body)
 	}
-	for _, name := range []string{"telechaos_operations_total", "telechaos_users_active"} {
+	for _, name := range []string{"telechaos_operations_total", "telechaos_users_active", "telechaos_judged_total",
+		"telechaos_not_judged_total", "go_goroutines", "go_memstats_heap_alloc_bytes", "process_resident_memory_bytes"} {
 		if families[name] == nil {
 			t.Errorf("scrape lacks %s", name)
 		}
@@ -396,5 +398,94 @@ func TestUnwritableReportIsExit3(t *testing.T) {
 		NewTarget: func(obs driver.Observer) (driver.Target, error) { return newFake(obs), nil }})
 	if !errors.Is(err, ErrTarget) || res.ExitCode != ExitTarget || res.ReportDir != "" {
 		t.Errorf("err %v exit %d dir %q", err, res.ExitCode, res.ReportDir)
+	}
+}
+
+// TestViolationOutranksInterrupt: a run interrupted after it found
+// violations exits 1, not 130, and still says it was interrupted.
+func TestViolationOutranksInterrupt(t *testing.T) {
+	sc := smallScenario(200)
+	sc.Behaviour.ProbeOther = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ft *fakeTarget
+	res, err := Run(ctx, RunConfig{
+		Scenario: sc, ReportDir: filepath.Join(t.TempDir(), "report"), Grace: 2 * time.Second, ReproBudget: -1,
+		NewTarget: func(obs driver.Observer) (driver.Target, error) {
+			ft = newFake(obs)
+			ft.leakList, ft.endDelay = true, 20*time.Millisecond
+			return ft, nil
+		},
+		ProgressEvery: 20 * time.Millisecond,
+		Progress: func(p Progress) {
+			if p.Violations >= 30 {
+				cancel()
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Summary
+	if !s.Interrupted || s.Counts.Patients >= 200 {
+		t.Fatalf("the run was not interrupted (patients %d): the test proves nothing", s.Counts.Patients)
+	}
+	if res.ExitCode != ExitViolation || s.Verdict != reports.VerdictViolation || len(s.Violations) < 30 {
+		t.Fatalf("exit %d verdict %s with %d violations, want exit 1", res.ExitCode, s.Verdict, len(s.Violations))
+	}
+	if !slices.ContainsFunc(s.Also, func(a string) bool { return strings.Contains(a, "interrupted") }) {
+		t.Errorf("the interrupt is not reported beside the verdict: %q", s.Also)
+	}
+	j := reports.JUnit(s)
+	if j.Suites[0].Errors == 0 {
+		t.Errorf("JUnit hides the interrupt: %+v", j.Suites[0].Cases)
+	}
+}
+
+// TestViolationOutranksInfrastructureFailure: every patient failed (the end
+// answers 500), which is a target failure, but the lists leaked first: the
+// leak decides (exit 1) and the failure is reported beside it.
+func TestViolationOutranksInfrastructureFailure(t *testing.T) {
+	sc := smallScenario(40)
+	sc.Behaviour.ProbeOther = 0
+	res, err, _ := fakeRun(t, context.Background(), sc, func(f *fakeTarget) { f.leakList, f.endFails = true, true })
+	if !errors.Is(err, ErrTarget) {
+		t.Fatalf("err %v, want the target failure reported too", err)
+	}
+	s := res.Summary
+	if len(s.Violations) < 30 {
+		t.Fatalf("%d violations: the test needs 30", len(s.Violations))
+	}
+	if res.ExitCode != ExitViolation || s.Verdict != reports.VerdictViolation || s.ExitCode != ExitViolation {
+		t.Fatalf("exit %d verdict %s, want exit 1 (a CI retry on exit 3 would retry a leak away)", res.ExitCode, s.Verdict)
+	}
+	if s.Error == "" || !slices.ContainsFunc(s.Also, func(a string) bool { return strings.Contains(a, "all 40 patients failed") }) {
+		t.Errorf("the failure is not reported beside the verdict: error %q also %q", s.Error, s.Also)
+	}
+	got, rerr := reports.ReadSummary(filepath.Join(res.ReportDir, reports.SummaryFile))
+	if rerr != nil || got.ExitCode != ExitViolation {
+		t.Errorf("summary.json: %v exit %d", rerr, got.ExitCode)
+	}
+}
+
+// TestUnwritableReportDirIsRefusedBeforeTraffic: the report directory is
+// proven writable before the target sees a request.
+func TestUnwritableReportDirIsRefusedBeforeTraffic(t *testing.T) {
+	// A path under a regular file cannot be created, even by root (who
+	// writes through permission bits).
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	requests := 0
+	res, err := Run(context.Background(), RunConfig{Scenario: smallScenario(3), ReportDir: filepath.Join(file, "report"),
+		NewTarget: func(obs driver.Observer) (driver.Target, error) {
+			return newFake(func(driver.Observation) { requests++ }), nil
+		}})
+	if !errors.Is(err, ErrConfig) || !errors.Is(err, reports.ErrReportDir) || res != nil {
+		t.Fatalf("err %v result %v, want a configuration error naming the report directory", err, res)
+	}
+	if requests != 0 {
+		t.Fatalf("%d requests reached the target before the report directory was checked", requests)
 	}
 }

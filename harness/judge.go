@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"telechaos/harness/driver"
 	"telechaos/harness/oracle"
 	"telechaos/models"
@@ -166,4 +168,33 @@ func reasonsLine(j oracle.Judgement) string {
 		}
 	}
 	return line
+}
+
+// judgementCollector exports the oracle's judged and not-judged counts per
+// invariant (telechaos_judged_total, telechaos_not_judged_total), read at
+// scrape time, so a dashboard or `report verdict --from-prometheus` sees what
+// could not be judged as it happens.
+type judgementCollector struct {
+	or                *oracle.Oracle
+	judged, notJudged *prometheus.Desc
+}
+
+func newJudgementCollector(or *oracle.Oracle) *judgementCollector {
+	return &judgementCollector{or: or,
+		judged: prometheus.NewDesc("telechaos_judged_total", "Observations the oracle judged, per invariant.",
+			[]string{"invariant"}, nil),
+		notJudged: prometheus.NewDesc("telechaos_not_judged_total", "Observations that should have been judged and could not be (unreadable answers, failed fetches), per invariant.",
+			[]string{"invariant"}, nil),
+	}
+}
+
+func (c *judgementCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.judged; ch <- c.notJudged }
+
+func (c *judgementCollector) Collect(ch chan<- prometheus.Metric) {
+	js := c.or.Stats().Judgement
+	for _, inv := range models.InvariantIDs() {
+		j := js[inv]
+		ch <- prometheus.MustNewConstMetric(c.judged, prometheus.CounterValue, float64(j.Judged), inv)
+		ch <- prometheus.MustNewConstMetric(c.notJudged, prometheus.CounterValue, float64(j.NotJudged), inv)
+	}
 }

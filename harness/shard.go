@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/push"
 	dto "github.com/prometheus/client_model/go"
@@ -232,7 +233,13 @@ func ShardLabels(runID string, s Shard) prometheus.Labels {
 // groups by run_id (and shard), and the Pushgateway refuses metrics that
 // already carry a grouping label.
 func (r *run) metricsHandler() http.Handler {
-	g := labelGatherer{g: r.cfg.Registry, labels: ShardLabels(r.cfg.RunID, r.cfg.Shard)}
+	// The harness process's own health (goroutines, heap, RSS, fds) beside
+	// the run's figures: a load generator that is itself starved skews
+	// every latency it reports. Kept out of the run's registry, so pushes
+	// and merges carry the run's figures only.
+	rt := prometheus.NewRegistry()
+	rt.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g := labelGatherer{g: prometheus.Gatherers{r.cfg.Registry, rt}, labels: ShardLabels(r.cfg.RunID, r.cfg.Shard)}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{Registry: r.cfg.Registry}))
 	return mux

@@ -243,6 +243,30 @@ type Evidence struct {
 
 // Write writes summary.json, junit.xml and the evidence files into dir (created
 // if needed). It writes as much as it can and returns every error joined.
+// ErrReportDir: the report directory cannot be created or written.
+var ErrReportDir = errors.New("report directory not writable")
+
+// Prepare creates dir and proves it writable (a probe file is written and
+// removed), so a run finds an unwritable report directory before it sends
+// any traffic, not after.
+func Prepare(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrReportDir, dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".telechaos-probe-*")
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrReportDir, dir, err)
+	}
+	name := f.Name()
+	_, werr := f.Write([]byte("probe\n"))
+	cerr := f.Close()
+	os.Remove(name)
+	if err := errors.Join(werr, cerr); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrReportDir, dir, err)
+	}
+	return nil
+}
+
 func Write(dir string, s *Summary, evidence []Evidence) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create report directory: %w", err)
