@@ -29,7 +29,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +41,7 @@ import (
 	"telechaos/clinic/bugs"
 	"telechaos/harness/driver"
 	"telechaos/harness/oracle"
+	"telechaos/internal/tmpdir"
 	"telechaos/models"
 	"telechaos/reports"
 	"telechaos/scenarios"
@@ -490,12 +490,14 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		if url == "" || url == TargetEmbedded {
 			dir := r.cfg.DataDir
 			if dir == "" {
-				d, err := os.MkdirTemp("", "telechaos-clinic-")
+				// A run killed with SIGKILL leaves its directory; the next
+				// run removes it (tmpdir sweeps those of dead owners).
+				d, rm, err := tmpdir.New("telechaos-clinic-")
 				if err != nil {
 					return cleanup, fmt.Errorf("%w: clinic data directory: %w", ErrTarget, err)
 				}
 				dir = d
-				closers = append(closers, func() { os.RemoveAll(d) })
+				closers = append(closers, rm)
 			}
 			clog := r.cfg.ClinicLogger
 			if clog == nil {
