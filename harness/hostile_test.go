@@ -114,6 +114,11 @@ func TestHostileTargetNeverPasses(t *testing.T) {
 			for _, v := range s.Violations {
 				t.Errorf("broken infrastructure reported as a violation: %s: %s", v.Invariant, v.Detail)
 			}
+			// A 2xx whose body could not be read is a failed request, not a
+			// success (error_rate saw 0 of 511 against random media).
+			if s.Counts.OperationErrors == 0 {
+				t.Errorf("no failed request counted: %+v", s.Counts)
+			}
 			if req, tok, udp := front.Canary.Seen(); req+tok+udp > 0 {
 				t.Errorf("traffic left the target: %d requests (%d with a token), %d UDP packets", req, tok, udp)
 			}
