@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -389,15 +390,31 @@ func TestRefusedJoinsAreEndedAndFailTheRun(t *testing.T) {
 	}
 }
 
+// TestUnwritableReportIsExit3: a report directory that was writable when
+// the run began but is gone when the report is written (a full disk, a
+// cleaner) makes the run a failure, never a silent pass.
 func TestUnwritableReportIsExit3(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "file")
-	if err := os.WriteFile(file, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	res, err := Run(context.Background(), RunConfig{Scenario: smallScenario(2), ReportDir: filepath.Join(file, "sub"),
-		NewTarget: func(obs driver.Observer) (driver.Target, error) { return newFake(obs), nil }})
-	if !errors.Is(err, ErrTarget) || res.ExitCode != ExitTarget || res.ReportDir != "" {
-		t.Errorf("err %v exit %d dir %q", err, res.ExitCode, res.ReportDir)
+	dir := filepath.Join(t.TempDir(), "report")
+	var once sync.Once
+	res, err := Run(context.Background(), RunConfig{Scenario: smallScenario(2), ReportDir: dir,
+		NewTarget: func(obs driver.Observer) (driver.Target, error) {
+			return newFake(func(o driver.Observation) {
+				// On the first request, replace the directory by a file.
+				once.Do(func() {
+					if err := os.RemoveAll(dir); err != nil {
+						t.Error(err)
+					}
+					if err := os.WriteFile(dir, nil, 0o644); err != nil {
+						t.Error(err)
+					}
+				})
+				if obs != nil {
+					obs(o)
+				}
+			}), nil
+		}})
+	if !errors.Is(err, ErrTarget) || res == nil || res.ExitCode != ExitTarget || res.ReportDir != "" {
+		t.Errorf("err %v result %+v", err, res)
 	}
 }
 

@@ -231,8 +231,9 @@ func (o *Oracle) CheckFrames(viewer, recordingID, trackID string, frames [][]byt
 // consultationID (live-media-isolation): it must come from the other participant
 // of the same call. Untagged frames are counted, not judged; frames of a
 // consultation the ledger does not know are not judged. It reports whether
-// the frame was judged (its watermark read, its consultation known).
-func (o *Oracle) CheckLive(viewer, consultationID string, payload []byte, at time.Time) (judged bool) {
+// the frame was judged (its watermark read, its consultation known) and
+// whether it came, as it should, from the viewer's peer in that call.
+func (o *Oracle) CheckLive(viewer, consultationID string, payload []byte, at time.Time) (judged, fromPeer bool) {
 	t, off, err := models.FindTag(payload)
 	s := o.shardOf(viewer)
 	s.mu.Lock()
@@ -242,7 +243,7 @@ func (o *Oracle) CheckLive(viewer, consultationID string, payload []byte, at tim
 		c, ok := o.l.Consultation(consultationID)
 		if !ok {
 			s.mu.Unlock()
-			return false
+			return false, false
 		}
 		if u.live == nil || len(u.live) >= maxLiveCons {
 			u.live = map[string]*liveCons{}
@@ -265,13 +266,13 @@ func (o *Oracle) CheckLive(viewer, consultationID string, payload []byte, at tim
 	if err != nil {
 		s.untagged++
 		s.mu.Unlock()
-		return false
+		return false, false
 	}
 	okFrame := lc.consTag != 0 && t.Consultation == lc.consTag && t.Sender == lc.allowTag
 	c := lc.c
 	s.mu.Unlock()
 	if okFrame {
-		return true
+		return true, true
 	}
 	ev, _, _ := o.evidence(index, off, t)
 	o.report(LiveMediaIsolation, viewer, "consultation:"+consultationID, []FrameEvidence{ev}, func() Violation {
@@ -282,7 +283,7 @@ func (o *Oracle) CheckLive(viewer, consultationID string, payload []byte, at tim
 				c.ID, c.Patient, c.Clinician, viewer, t.Kind, ev.Sender, ev.Consultation),
 		}
 	})
-	return true
+	return true, false
 }
 
 // CheckProbe judges an attempt by prober to fetch a recording (or consultation)
