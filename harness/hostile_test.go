@@ -166,3 +166,37 @@ func TestHostileTargetCannotHideALeak(t *testing.T) {
 		t.Errorf("what could not be judged must still be reported beside the violation: %+v", s)
 	}
 }
+
+// TestHostileTargetCannotHideAFrameLeak: foreign frames at the start of
+// each recording (preroll-leak) behind a front that appends junk to every
+// track are still found: the frames before the junk are judged.
+func TestHostileTargetCannotHideAFrameLeak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media run: not in -short")
+	}
+	front, err := hostile.Start(startClinic(t, "preroll-leak").URL(), hostile.MediaJunkSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close()
+	// The shape of bug-preroll-leak: frames wait in the pre-roll only while
+	// tracks open, which takes calls arriving several at a time.
+	sc, err := scenarios.Parse("preroll.yaml", []byte(fmt.Sprintf(`
+name: hostile-preroll
+target: %s
+seed: 1
+population: {patients: 30, clinicians: 5}
+executor: {type: constant-arrival-rate, rate: 3}
+duration: 10s
+settle: 5s
+behaviour: {switch_to_video: 0.5, replay: 1, probe_other: 0, call_min: 1s, call_max: 2s}
+`, front.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := runAgainst(t, sc)
+	s := res.Summary
+	if res.ExitCode != ExitViolation || s.ViolationsByInvariant["replay-content-ownership"] == 0 {
+		t.Fatalf("verdict %s exit %d %v, want the frame leak (exit 1): %s", s.Verdict, res.ExitCode, s.ViolationsByInvariant, s.Reason)
+	}
+}

@@ -832,6 +832,9 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 					tagged[[2]string{who, string(tag.Kind)}]++
 				}
 			}
+		}, func(frames [][]byte) {
+			st := r.or.CheckPartialFrames(s.ID, rid, t.ID, frames, time.Now())
+			r.met.FramesChecked.Add(float64(st.Frames))
 		})
 		if err != nil {
 			complete = false
@@ -850,8 +853,8 @@ func (r *run) replay(ctx context.Context, s driver.Session, cons models.Consulta
 // fetchTrack fetches track t of replay rid as s (retried under chaos when
 // retry) and hands its frames to check. A 2xx answer whose bytes are not the
 // container t names is a failed request (error_rate) and an error wrapping
-// errUnreadableTrack.
-func (r *run) fetchTrack(ctx context.Context, s driver.Session, rid string, t driver.TrackInfo, retry bool, check func(frames [][]byte)) error {
+// errUnreadableTrack; the frames read before the bad bytes go to partial.
+func (r *run) fetchTrack(ctx context.Context, s driver.Session, rid string, t driver.TrackInfo, retry bool, check, partial func(frames [][]byte)) error {
 	var b []byte
 	fetch := func() error {
 		var err error
@@ -870,6 +873,11 @@ func (r *run) fetchTrack(ctx context.Context, s driver.Session, rid string, t dr
 	frames, err := readTrack(t, b)
 	if err != nil {
 		r.answerUnreadable()
+		if len(frames) > 0 && partial != nil {
+			// What came before the corruption is still judged: a target
+			// cannot hide a foreign frame by breaking the bytes after it.
+			partial(frames)
+		}
 		return fmt.Errorf("track %s of %s: %w: %w: %w", t.ID, rid, errUnreadableTrack, driver.ErrGarbage, err)
 	}
 	check(frames)
@@ -1043,6 +1051,9 @@ func (r *run) openOffered(ctx context.Context, s driver.Session, items []driver.
 			// A failure here leaves the list's leak, already judged.
 			_ = r.fetchTrack(ctx, s, it.ID, t, false, func(frames [][]byte) {
 				st := r.or.CheckFrames(s.ID, it.ID, t.ID, frames, time.Now())
+				r.met.FramesChecked.Add(float64(st.Frames))
+			}, func(frames [][]byte) {
+				st := r.or.CheckPartialFrames(s.ID, it.ID, t.ID, frames, time.Now())
 				r.met.FramesChecked.Add(float64(st.Frames))
 			})
 		}

@@ -56,27 +56,32 @@ func truncatedPrefix(rest []byte, magic string) bool {
 // short (a truncated final page or packet) yields the packets that were
 // complete and no error; anything else that is not Ogg (bad capture pattern,
 // version, checksum, missing OpusHead) is an error wrapping ErrContainer that
-// names the byte offset. Returned packets may share b's memory.
+// names the byte offset, returned with the packets read before it (the oracle
+// still judges those). Returned packets may share b's memory.
 func ReadOgg(b []byte) ([][]byte, error) {
 	var (
 		packets [][]byte
 		cur     []byte // a packet continued across pages
 		inPkt   bool
 		pos     int
+		bad     error
 	)
-	for pos < len(b) {
+	for pos < len(b) && bad == nil {
 		rest := b[pos:]
 		if len(rest) < oggPageHeaderLen {
 			if truncatedPrefix(rest, "OggS") {
 				break
 			}
-			return nil, fmt.Errorf("ogg: %w: no page at offset %d", ErrContainer, pos)
+			bad = fmt.Errorf("ogg: %w: no page at offset %d", ErrContainer, pos)
+			break
 		}
 		if string(rest[:4]) != "OggS" {
-			return nil, fmt.Errorf("ogg: %w: no capture pattern at offset %d", ErrContainer, pos)
+			bad = fmt.Errorf("ogg: %w: no capture pattern at offset %d", ErrContainer, pos)
+			break
 		}
 		if rest[4] != 0 {
-			return nil, fmt.Errorf("ogg: %w: page version %d at offset %d", ErrContainer, rest[4], pos+4)
+			bad = fmt.Errorf("ogg: %w: page version %d at offset %d", ErrContainer, rest[4], pos+4)
+			break
 		}
 		nseg := int(rest[26])
 		hdrLen := oggPageHeaderLen + nseg
@@ -93,7 +98,8 @@ func ReadOgg(b []byte) ([][]byte, error) {
 		}
 		page := rest[:hdrLen+bodyLen]
 		if got, want := oggCRC(page), binary.LittleEndian.Uint32(page[22:26]); got != want {
-			return nil, fmt.Errorf("ogg: %w: checksum mismatch in page at offset %d", ErrContainer, pos)
+			bad = fmt.Errorf("ogg: %w: checksum mismatch in page at offset %d", ErrContainer, pos)
+			break
 		}
 		continued := rest[5]&0x01 != 0
 		if !continued && inPkt {
@@ -108,7 +114,7 @@ func ReadOgg(b []byte) ([][]byte, error) {
 	}
 
 	if len(packets) == 0 {
-		return nil, nil
+		return nil, bad
 	}
 	if !bytes.HasPrefix(packets[0], []byte("OpusHead")) {
 		return nil, fmt.Errorf("ogg: %w: first packet (offset 0) is not OpusHead", ErrContainer)
@@ -118,9 +124,9 @@ func ReadOgg(b []byte) ([][]byte, error) {
 		packets = packets[1:]
 	}
 	if len(packets) == 0 {
-		return nil, nil
+		return nil, bad
 	}
-	return packets, nil
+	return packets, bad
 }
 
 // oggPackets splits one page body by its lacing values: a value below 255
@@ -153,7 +159,8 @@ func oggPackets(packets [][]byte, cur []byte, inPkt, orphan bool, lacing, body [
 // ReadIVF returns the frames of an IVF file (VP8, fourcc VP80) in order. A
 // file cut short yields the frames that were complete and no error; a bad
 // signature, header or fourcc is an error wrapping ErrContainer that names
-// the byte offset. Returned frames share b's memory.
+// the byte offset; an impossible frame size is one too, returned with the
+// frames before it. Returned frames share b's memory.
 func ReadIVF(b []byte) ([][]byte, error) {
 	if len(b) < ivfFileHeaderLen {
 		if truncatedPrefix(b, "DKIF") {
@@ -179,7 +186,7 @@ func ReadIVF(b []byte) ([][]byte, error) {
 		}
 		size := int(binary.LittleEndian.Uint32(b[pos : pos+4]))
 		if size > maxIVFFrame {
-			return nil, fmt.Errorf("ivf: %w: frame size %d at offset %d", ErrContainer, size, pos)
+			return frames, fmt.Errorf("ivf: %w: frame size %d at offset %d", ErrContainer, size, pos)
 		}
 		start := pos + ivfFrameHeadLen
 		if len(b)-start < size {

@@ -328,3 +328,25 @@ func FuzzReadIVF(f *testing.F) {
 		}
 	})
 }
+
+// The packets and frames before a corruption come back with the error, so
+// the oracle can still judge them.
+func TestReadersReturnWhatCameBeforeTheCorruption(t *testing.T) {
+	want := testAudioFrames(5)
+	junk := append(writeOgg(t, want), "junkjunkjunkjunkjunkjunkjunkjunk"...)
+	got, err := ReadOgg(junk)
+	if !errors.Is(err, ErrContainer) {
+		t.Fatalf("err %v, want ErrContainer", err)
+	}
+	equalFrames(t, "ogg before junk", got, want)
+
+	vwant := testVideoFrames(3)
+	bad := writeIVF(t, vwant)
+	bad = binary.LittleEndian.AppendUint32(bad, 1<<31) // an impossible frame size
+	bad = append(bad, make([]byte, 8)...)
+	vgot, err := ReadIVF(bad)
+	if !errors.Is(err, ErrContainer) {
+		t.Fatalf("ivf err %v, want ErrContainer", err)
+	}
+	equalFrames(t, "ivf before the bad frame", vgot, vwant)
+}

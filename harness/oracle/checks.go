@@ -129,6 +129,18 @@ func (o *Oracle) reportList(viewer, subject, rid string, c models.Consultation, 
 // the ledger cannot attribute the recording nothing is judged (CheckList or
 // CheckReplay already reports such a recording) and the frames are only counted.
 func (o *Oracle) CheckFrames(viewer, recordingID, trackID string, frames [][]byte, at time.Time) FrameStats {
+	return o.checkFrames(viewer, recordingID, trackID, frames, at, true)
+}
+
+// CheckPartialFrames judges the frames read from a track before its bytes
+// stopped being the container (a corrupting target): a foreign frame among
+// them is a violation like any other, but the track counts as not judged,
+// never as judged, since the rest of it was never seen.
+func (o *Oracle) CheckPartialFrames(viewer, recordingID, trackID string, frames [][]byte, at time.Time) FrameStats {
+	return o.checkFrames(viewer, recordingID, trackID, frames, at, false)
+}
+
+func (o *Oracle) checkFrames(viewer, recordingID, trackID string, frames [][]byte, at time.Time, whole bool) FrameStats {
 	st := FrameStats{Frames: len(frames), BySender: map[string]int{}}
 	c, known := o.l.RecordingConsultation(recordingID)
 	var consTag, pTag, clTag uint64
@@ -189,7 +201,7 @@ func (o *Oracle) CheckFrames(viewer, recordingID, trackID string, frames [][]byt
 	s.frames += int64(len(frames))
 	s.untagged += int64(st.Untagged)
 	s.mu.Unlock()
-	if known {
+	if known && whole {
 		o.Judged(ReplayContentOwnership, 1)
 	}
 

@@ -77,3 +77,21 @@ func TestNotJudgedReasonsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// Frames read before a track's bytes went bad are judged for foreign frames
+// (a leak cannot hide behind junk after it), but the track is not counted as
+// judged: the rest of it was never seen.
+func TestPartialFramesFindLeaksButAreNotJudged(t *testing.T) {
+	o := New(world(t), Options{})
+	o.CheckList("pA", []ListItem{{RecordingID: "rA", ConsultationID: "cA"}}, t0)
+	st := o.CheckPartialFrames("pA", "rA", "t1", [][]byte{audio("cA", "pA", 1), audio("cB", "pB", 2)}, t0)
+	if st.Foreign != 1 {
+		t.Fatalf("foreign %d, want 1", st.Foreign)
+	}
+	if vs := o.Violations(); len(vs) != 1 || vs[0].Invariant != ReplayContentOwnership {
+		t.Fatalf("violations %+v, want one content-ownership", vs)
+	}
+	if j := o.Stats().Judgement[ReplayContentOwnership]; j.Judged != 0 {
+		t.Errorf("a partial track counted as judged: %+v", j)
+	}
+}
