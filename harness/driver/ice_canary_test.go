@@ -228,10 +228,46 @@ func TestICECanaryForeignCandidateNotContacted(t *testing.T) {
 	}
 }
 
-// TestICECanaryControl proves the canary can see the traffic the filter
-// stops: the same hostile answer applied to pion directly, unfiltered, makes
-// pion check 127.0.0.2.
+// TestICECanaryControl proves the canary can see what the driver stops: a
+// plain pion offerer (no filter, no guard) given the same hostile answer
+// checks 127.0.0.2.
 func TestICECanaryControl(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := newCanary(t)
+	a := newAnswerer(t)
+	plain := newAnswerer(t).pc // the same plain pion setup, as the offerer
+	if _, err := plain.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	o, err := plain.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(plain)
+	if err := plain.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	raw := hostile(t, a.answer(t, ctx, plain.LocalDescription().SDP), c.port, false)
+	if err := plain.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: raw}); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(ctx, func() bool { return plain.ICEConnectionState() == webrtc.ICEConnectionStateConnected }) {
+		t.Fatalf("plain offerer: ICE %s", plain.ICEConnectionState())
+	}
+	n, from := c.count(canaryGrace)
+	t.Logf("plain pion: canary received %d datagrams from %v", n, from)
+	if n == 0 {
+		t.Error("plain pion with the hostile answer: canary received nothing, so it cannot show the driver's protection works")
+	}
+}
+
+// TestICEGuardAloneStopsChecks: with the answer filter bypassed (the hostile
+// answer applied to the peer's pion connection directly), the socket guard
+// alone keeps pion's checks off 127.0.0.2, and counts what it refused.
+func TestICEGuardAloneStopsChecks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -255,9 +291,13 @@ func TestICECanaryControl(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, from := c.count(canaryGrace)
-	t.Logf("unfiltered: canary received %d datagrams from %v", n, from)
-	if n == 0 {
-		t.Error("unfiltered hostile answer: canary received nothing, so it cannot show the filter works")
+	refused := f.guard.refused.Load()
+	t.Logf("guard alone: canary received %d datagrams, guard refused %d sends", n, refused)
+	if n != 0 {
+		t.Errorf("canary received %d datagrams from %v", n, from)
+	}
+	if refused == 0 {
+		t.Error("guard refused no send: pion did not try the foreign candidate, so this proves nothing")
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v2"
+	"github.com/pion/transport/v2/stdnet"
 	"github.com/pion/webrtc/v3"
 
 	"telechaos/models"
@@ -254,6 +255,7 @@ type MediaFactory struct {
 	cert    webrtc.Certificate
 	log     *slog.Logger
 	allowed []netip.Prefix // remote ICE candidates outside these are dropped
+	guard   *remoteGuard   // the same list, enforced on every socket
 }
 
 // NewMediaFactory builds the shared WebRTC client side.
@@ -285,9 +287,28 @@ func NewMediaFactory(opts MediaOptions) (*MediaFactory, error) {
 	// (prflx acceptance) before nominating. The address is the one the answer
 	// announces, so there is nothing to wait for.
 	s.SetPrflxAcceptanceMinWait(0)
-	if opts.Net != nil {
-		s.SetNet(opts.Net)
+	allowed := opts.AllowedRemote
+	if len(allowed) == 0 {
+		allowed = defaultAllowedRemote
 	}
+	allowed = append([]netip.Prefix(nil), allowed...)
+	for i, p := range allowed {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("media: allowed remote prefix %d is invalid", i)
+		}
+		allowed[i] = netip.PrefixFrom(p.Addr().Unmap().WithZone(""), p.Bits()).Masked()
+	}
+	// Every socket pion opens goes through the guard, over opts.Net when set.
+	base := opts.Net
+	if base == nil {
+		std, err := stdnet.NewNet()
+		if err != nil {
+			return nil, fmt.Errorf("media: network: %w", err)
+		}
+		base = std
+	}
+	guard := &remoteGuard{allowed: allowed, log: logger}
+	s.SetNet(guardNet{Net: base, g: guard})
 	if opts.ICEDisconnectedTimeout > 0 || opts.ICEFailedTimeout > 0 {
 		d, f := opts.ICEDisconnectedTimeout, opts.ICEFailedTimeout
 		if d <= 0 {
@@ -322,17 +343,163 @@ func NewMediaFactory(opts MediaOptions) (*MediaFactory, error) {
 		webrtc.WithSettingEngine(s),
 		webrtc.WithInterceptorRegistry(&interceptor.Registry{}), // none: they cost memory and goroutines per peer
 	)
-	allowed := append([]netip.Prefix(nil), opts.AllowedRemote...)
-	if len(allowed) == 0 {
-		allowed = defaultAllowedRemote
-	}
-	for i, p := range allowed {
-		if !p.IsValid() {
-			return nil, fmt.Errorf("media: allowed remote prefix %d is invalid", i)
+	return &MediaFactory{api: api, cert: *cert, log: logger, allowed: allowed, guard: guard}, nil
+}
+
+// remoteGuard enforces AllowedRemote on pion's sockets, behind the answer
+// filter: a socket neither sends to an address outside the list nor hands
+// pion a datagram from one. The second matters as much: a STUN request from
+// some other address would make pion learn a peer-reflexive candidate there,
+// answer it and check it, which no SDP filter can prevent.
+type remoteGuard struct {
+	allowed              []netip.Prefix
+	log                  *slog.Logger
+	refused, ignored     atomic.Int64 // sends refused, datagrams ignored
+	warnedTx, warnedRecv atomic.Bool
+}
+
+// errForeignRemote: a send to an address outside MediaOptions.AllowedRemote.
+var errForeignRemote = errors.New("remote address is not the target (MediaOptions.AllowedRemote)")
+
+func (g *remoteGuard) ok(a net.Addr) bool {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	case nil:
+		return false
+	default:
+		var err error
+		if ap, err = netip.ParseAddrPort(a.String()); err != nil {
+			return false
 		}
-		allowed[i] = netip.PrefixFrom(p.Addr().Unmap().WithZone(""), p.Bits()).Masked()
 	}
-	return &MediaFactory{api: api, cert: *cert, log: logger, allowed: allowed}, nil
+	return remoteAllowed(ap.Addr().Unmap().WithZone(""), g.allowed)
+}
+
+func (g *remoteGuard) send(a net.Addr) error {
+	if g.ok(a) {
+		return nil
+	}
+	g.refused.Add(1)
+	if !g.warnedTx.Swap(true) {
+		g.log.Warn("refused to send to a remote outside the target (logged once)", "remote", fmt.Sprint(a))
+	}
+	return fmt.Errorf("send to %v: %w", a, errForeignRemote)
+}
+
+func (g *remoteGuard) recv(a net.Addr) bool {
+	if g.ok(a) {
+		return true
+	}
+	g.ignored.Add(1)
+	if !g.warnedRecv.Swap(true) {
+		g.log.Warn("ignored a datagram from a remote outside the target (logged once)", "remote", fmt.Sprint(a))
+	}
+	return false
+}
+
+// guardNet is the transport.Net pion opens its sockets through.
+type guardNet struct {
+	transport.Net
+	g *remoteGuard
+}
+
+func (n guardNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	return &guardUDP{UDPConn: c, g: n.g}, nil
+}
+
+func (n guardNet) ListenPacket(network, address string) (net.PacketConn, error) {
+	c, err := n.Net.ListenPacket(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return &guardPacket{PacketConn: c, g: n.g}, nil
+}
+
+func (n guardNet) DialUDP(network string, laddr, raddr *net.UDPAddr) (transport.UDPConn, error) {
+	if err := n.g.send(raddr); err != nil {
+		return nil, err
+	}
+	return n.Net.DialUDP(network, laddr, raddr)
+}
+
+type guardUDP struct {
+	transport.UDPConn
+	g *remoteGuard
+}
+
+func (c *guardUDP) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, a, err := c.UDPConn.ReadFrom(p)
+		if err != nil || c.g.recv(a) {
+			return n, a, err
+		}
+	}
+}
+
+func (c *guardUDP) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
+	for {
+		n, a, err := c.UDPConn.ReadFromUDP(p)
+		if err != nil || c.g.recv(a) {
+			return n, a, err
+		}
+	}
+}
+
+func (c *guardUDP) ReadMsgUDP(p, oob []byte) (int, int, int, *net.UDPAddr, error) {
+	for {
+		n, oobn, flags, a, err := c.UDPConn.ReadMsgUDP(p, oob)
+		if err != nil || c.g.recv(a) {
+			return n, oobn, flags, a, err
+		}
+	}
+}
+
+func (c *guardUDP) WriteTo(p []byte, a net.Addr) (int, error) {
+	if err := c.g.send(a); err != nil {
+		return 0, err
+	}
+	return c.UDPConn.WriteTo(p, a)
+}
+
+func (c *guardUDP) WriteToUDP(p []byte, a *net.UDPAddr) (int, error) {
+	if err := c.g.send(a); err != nil {
+		return 0, err
+	}
+	return c.UDPConn.WriteToUDP(p, a)
+}
+
+func (c *guardUDP) WriteMsgUDP(p, oob []byte, a *net.UDPAddr) (int, int, error) {
+	if err := c.g.send(a); err != nil {
+		return 0, 0, err
+	}
+	return c.UDPConn.WriteMsgUDP(p, oob, a)
+}
+
+type guardPacket struct {
+	net.PacketConn
+	g *remoteGuard
+}
+
+func (c *guardPacket) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, a, err := c.PacketConn.ReadFrom(p)
+		if err != nil || c.g.recv(a) {
+			return n, a, err
+		}
+	}
+}
+
+func (c *guardPacket) WriteTo(p []byte, a net.Addr) (int, error) {
+	if err := c.g.send(a); err != nil {
+		return 0, err
+	}
+	return c.PacketConn.WriteTo(p, a)
 }
 
 func loopbackInterfaces() (map[string]bool, error) {
