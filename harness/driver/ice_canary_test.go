@@ -13,6 +13,9 @@ import (
 
 	"github.com/pion/ice/v2"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/stun"
+	"github.com/pion/transport/v2"
+	"github.com/pion/transport/v2/stdnet"
 	"github.com/pion/webrtc/v3"
 	"go.uber.org/goleak"
 )
@@ -334,5 +337,162 @@ func TestICECanaryOnlyForeignCandidate(t *testing.T) {
 	n, from := c.count(canaryGrace)
 	if n != 0 {
 		t.Errorf("canary received %d datagrams from %v", n, from)
+	}
+}
+
+// iceCreds returns the ice-ufrag and ice-pwd of a description.
+func iceCreds(t *testing.T, text string) (ufrag, pwd string) {
+	t.Helper()
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(text); err != nil {
+		t.Fatal(err)
+	}
+	ufrag, _ = d.Attribute("ice-ufrag")
+	pwd, _ = d.Attribute("ice-pwd")
+	for _, m := range d.MediaDescriptions {
+		if v, ok := m.Attribute("ice-ufrag"); ok && ufrag == "" {
+			ufrag = v
+		}
+		if v, ok := m.Attribute("ice-pwd"); ok && pwd == "" {
+			pwd = v
+		}
+	}
+	if ufrag == "" || pwd == "" {
+		t.Fatalf("no ICE credentials in\n%s", text)
+	}
+	return ufrag, pwd
+}
+
+// forgeBinding sends, from the canary's socket, n authenticated STUN binding
+// requests to a pion agent at to: what a hostile target (or anyone who saw
+// the SDP) can send from an address that is not the target. A plain pion
+// agent learns 127.0.0.2 as a peer-reflexive candidate and answers it.
+func forgeBinding(t *testing.T, c *canary, to *net.UDPAddr, localUfrag, remoteUfrag, localPwd string, controlling bool, n int) {
+	t.Helper()
+	var role stun.Setter = ice.AttrControlled(1)
+	if controlling {
+		role = ice.AttrControlling(1)
+	}
+	for range n {
+		m, err := stun.Build(stun.TransactionID, stun.BindingRequest,
+			stun.NewUsername(localUfrag+":"+remoteUfrag), role, ice.PriorityAttr(1<<24),
+			stun.NewShortTermIntegrity(localPwd), stun.Fingerprint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.conn.WriteToUDP(m.Raw, to); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func selectedLocal(t *testing.T, pc *webrtc.PeerConnection) *net.UDPAddr {
+	t.Helper()
+	pair, err := pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		t.Fatalf("selected pair: %v, %v", pair, err)
+	}
+	return &net.UDPAddr{IP: net.ParseIP(pair.Local.Address), Port: int(pair.Local.Port)}
+}
+
+// TestICEPeerReflexiveFromForeignIgnored: authenticated binding requests
+// from 127.0.0.2 reach the connected peer's socket; a plain pion agent
+// answers such a request (the control, on the answerer), the driver's peer
+// ignores it, so 127.0.0.2 gets nothing from the harness.
+func TestICEPeerReflexiveFromForeignIgnored(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a := newAnswerer(t)
+	f := iceFactory(t, ctx)
+	p, err := f.NewPeer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	offer, err := p.OfferAudio(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := a.answer(t, ctx, offer)
+	if err := p.Accept(answer); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cu, cp := iceCreds(t, offer)
+	au, ap := iceCreds(t, answer)
+
+	// Control: the plain pion answerer answers a forged request from 127.0.0.2.
+	ctl := newCanary(t)
+	forgeBinding(t, ctl, selectedLocal(t, a.pc), au, cu, ap, true, 3)
+	if n, _ := ctl.count(500 * time.Millisecond); n == 0 {
+		t.Fatal("control: plain pion did not answer the forged binding request, so the test below proves nothing")
+	} else {
+		t.Logf("control: plain pion sent %d datagrams to 127.0.0.2", n)
+	}
+
+	c := newCanary(t)
+	forgeBinding(t, c, selectedLocal(t, p.pc), cu, au, cp, false, 3)
+	n, from := c.count(canaryGrace)
+	ignored := f.guard.ignored.Load()
+	t.Logf("driver peer: canary received %d datagrams; guard ignored %d", n, ignored)
+	if n != 0 {
+		t.Errorf("canary received %d datagrams from %v: the peer answered a foreign address", n, from)
+	}
+	if ignored < 3 {
+		t.Errorf("guard ignored %d datagrams, want the 3 forged requests", ignored)
+	}
+	if s := p.State(); s != webrtc.PeerConnectionStateConnected {
+		t.Errorf("state = %s, want connected", s)
+	}
+}
+
+// countingNet is a transport.Net that counts the UDP sockets opened through it.
+type countingNet struct {
+	transport.Net
+	n atomic.Int64
+}
+
+func (c *countingNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c.n.Add(1)
+	return c.Net.ListenUDP(network, laddr)
+}
+
+// TestICEGuardKeepsOptsNet: the guard wraps MediaOptions.Net (the chaos
+// impairment's), it does not replace it; a call still connects through it.
+func TestICEGuardKeepsOptsNet(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	std, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn := &countingNet{Net: std}
+	f, err := NewMediaFactory(MediaOptions{Net: cn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAnswerer(t)
+	p, err := f.NewPeer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	offer, err := p.OfferAudio(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Accept(a.answer(t, ctx, offer)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cn.n.Load() == 0 {
+		t.Error("no socket was opened through MediaOptions.Net")
 	}
 }
