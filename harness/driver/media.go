@@ -75,7 +75,9 @@ type MediaOptions struct {
 	// (.local) name, or is not a host/srflx/relay UDP or TCP candidate is
 	// removed before pion sees the answer, so pion never sends a STUN check
 	// there. An answer left with no candidate is refused (ErrBadAnswer).
-	// Set it to DefaultAllowedRemote(ctx, <the real target's host>): the
+	// Behind that, every socket pion opens (through Net when set) refuses
+	// to send outside the list and ignores datagrams from outside it, so no
+	// peer-reflexive candidate is learnt from another host either. Set it to DefaultAllowedRemote(ctx, <the real target's host>): the
 	// target itself, not a chaos proxy in front of it. Empty (the zero
 	// MediaOptions) fails closed to 127.0.0.1/32 and ::1/128, which is what
 	// loopback-only gathering can reach anyway.
