@@ -77,7 +77,8 @@ type MediaOptions struct {
 	// there. An answer left with no candidate is refused (ErrBadAnswer).
 	// Behind that, every socket pion opens (through Net when set) refuses
 	// to send outside the list and ignores datagrams from outside it, so no
-	// peer-reflexive candidate is learnt from another host either. Set it to DefaultAllowedRemote(ctx, <the real target's host>): the
+	// peer-reflexive candidate is learnt from another host either.
+	// Set it to DefaultAllowedRemote(ctx, <the real target's host>): the
 	// target itself, not a chaos proxy in front of it. Empty (the zero
 	// MediaOptions) fails closed to 127.0.0.1/32 and ::1/128, which is what
 	// loopback-only gathering can reach anyway.
