@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,9 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v2"
+	"github.com/pion/transport/v2/stdnet"
 	"github.com/pion/webrtc/v3"
 
 	"telechaos/models"
@@ -66,6 +69,184 @@ type MediaOptions struct {
 	// (SettingEngine.SetNet): chaos runs pass an impaired one
 	// (chaos.MediaImpairment.Net) so media faults hit real packets.
 	Net transport.Net
+	// AllowedRemote is where the harness may send media and ICE checks: every
+	// answer's a=candidate (session and media level) whose connection
+	// address is not inside one of these prefixes, is a host name or an mDNS
+	// (.local) name, or is not a host/srflx/relay UDP or TCP candidate is
+	// removed before pion sees the answer, so pion never sends a STUN check
+	// there. An answer left with no candidate is refused (ErrBadAnswer).
+	// Behind that, every socket pion opens (through Net when set) refuses
+	// to send outside the list and ignores datagrams from outside it, so no
+	// peer-reflexive candidate is learnt from another host either.
+	// Set it to DefaultAllowedRemote(ctx, <the real target's host>): the
+	// target itself, not a chaos proxy in front of it. Empty (the zero
+	// MediaOptions) fails closed to 127.0.0.1/32 and ::1/128, which is what
+	// loopback-only gathering can reach anyway.
+	AllowedRemote []netip.Prefix
+}
+
+// DefaultAllowedRemote is the default AllowedRemote for a target host (a
+// host name or IP literal, optionally [bracketed] or with a :port): a
+// loopback IP or "localhost" allows exactly that address (localhost:
+// 127.0.0.1/32 and ::1/128; nothing else on 127/8); any other IP allows its
+// /24 (IPv4) or /64 (IPv6) network. A host name is resolved once, here,
+// with ctx; each of its addresses is treated as above.
+func DefaultAllowedRemote(ctx context.Context, targetHost string) ([]netip.Prefix, error) {
+	host := targetHost
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" {
+		return nil, fmt.Errorf("allowed remote: empty target host %q", targetHost)
+	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}, nil
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else {
+		if addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
+			return nil, fmt.Errorf("allowed remote: resolve %q: %w", host, err)
+		}
+		if len(addrs) == 0 {
+			return nil, fmt.Errorf("allowed remote: %q resolves to no address", host)
+		}
+	}
+	var out []netip.Prefix
+	seen := map[netip.Prefix]bool{}
+	for _, a := range addrs {
+		a = a.Unmap().WithZone("")
+		if a.IsUnspecified() || a.IsMulticast() {
+			return nil, fmt.Errorf("allowed remote: target %q has address %s, which is not a host", targetHost, a)
+		}
+		bits := a.BitLen()
+		switch {
+		case a.IsLoopback():
+		case a.Is4():
+			bits = 24
+		default:
+			bits = 64
+		}
+		p, err := a.Prefix(bits)
+		if err != nil {
+			return nil, fmt.Errorf("allowed remote: %s/%d: %w", a, bits, err)
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// defaultAllowedRemote is what an empty MediaOptions.AllowedRemote means.
+var defaultAllowedRemote = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
+
+// remoteAllowed reports whether a remote candidate address may be contacted.
+func remoteAllowed(a netip.Addr, allowed []netip.Prefix) bool {
+	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return false
+	}
+	ok := false
+	for _, p := range allowed {
+		if !p.Contains(a) {
+			continue
+		}
+		// The broadcast address of an allowed IPv4 network is everyone on it.
+		if a.Is4() && p.Bits() <= 30 {
+			b := p.Masked().Addr().As4()
+			last := (uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])) | (uint32(1)<<(32-p.Bits()) - 1)
+			if a == netip.AddrFrom4([4]byte{byte(last >> 24), byte(last >> 16), byte(last >> 8), byte(last)}) {
+				return false
+			}
+		}
+		ok = true
+	}
+	return ok
+}
+
+// candidateLabel names a candidate for an error message: address:port when
+// the attribute has them, else (a prefix of) the raw value.
+func candidateLabel(value string) string {
+	if f := strings.Fields(value); len(f) >= 6 {
+		return net.JoinHostPort(f[4], f[5])
+	}
+	if len(value) > 40 {
+		value = value[:40] + "..."
+	}
+	return fmt.Sprintf("%q", value)
+}
+
+// candidateAllowed parses one a=candidate value with pion's own parser and
+// says whether its connection address may be contacted.
+func candidateAllowed(value string, allowed []netip.Prefix) bool {
+	c, err := ice.UnmarshalCandidate(value)
+	if err != nil {
+		return false
+	}
+	switch c.Type() {
+	case ice.CandidateTypeHost, ice.CandidateTypeServerReflexive, ice.CandidateTypeRelay:
+	default:
+		return false
+	}
+	if nt := c.NetworkType(); !nt.IsUDP() && !nt.IsTCP() {
+		return false
+	}
+	if c.Port() <= 0 {
+		return false
+	}
+	a, err := netip.ParseAddr(c.Address()) // a host name or name.local fails here
+	if err != nil {
+		return false
+	}
+	return remoteAllowed(a.Unmap().WithZone(""), allowed)
+}
+
+// filterAttrs keeps the attributes that are not disallowed candidates.
+func filterAttrs(attrs []sdp.Attribute, allowed []netip.Prefix, kept *int, dropped *[]string) []sdp.Attribute {
+	var out []sdp.Attribute
+	for _, a := range attrs {
+		if a.IsICECandidate() {
+			if !candidateAllowed(a.Value, allowed) {
+				*dropped = append(*dropped, candidateLabel(a.Value))
+				continue
+			}
+			*kept++
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// filterAnswer removes the remote candidates outside allowed from an SDP
+// answer (session and media level) and re-marshals it. It returns the
+// labels (address:port) of what it dropped, and fails, wrapping
+// ErrBadAnswer, when the answer does not parse or has no candidate left.
+func filterAnswer(answerSDP string, allowed []netip.Prefix) (string, []string, error) {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(answerSDP); err != nil {
+		return "", nil, fmt.Errorf("%w: %w", ErrBadAnswer, err)
+	}
+	kept := 0
+	var dropped []string
+	d.Attributes = filterAttrs(d.Attributes, allowed, &kept, &dropped)
+	for _, m := range d.MediaDescriptions {
+		m.Attributes = filterAttrs(m.Attributes, allowed, &kept, &dropped)
+	}
+	if kept == 0 {
+		list := dropped
+		if len(list) > 5 {
+			list = append(list[:5:5], "...")
+		}
+		return "", dropped, fmt.Errorf("%w: answer offered no allowed ICE candidate (dropped %d: %s)", ErrBadAnswer, len(dropped), strings.Join(list, ", "))
+	}
+	b, err := d.Marshal()
+	if err != nil {
+		return "", dropped, fmt.Errorf("%w: re-marshal filtered answer: %w", ErrBadAnswer, err)
+	}
+	return string(b), dropped, nil
 }
 
 // MediaFactory builds client peers. Everything that can be shared is: one
@@ -73,9 +254,11 @@ type MediaOptions struct {
 // certificate. Each peer still gets its own UDP socket, because the server
 // demultiplexes clients by remote address.
 type MediaFactory struct {
-	api  *webrtc.API
-	cert webrtc.Certificate
-	log  *slog.Logger
+	api     *webrtc.API
+	cert    webrtc.Certificate
+	log     *slog.Logger
+	allowed []netip.Prefix // remote ICE candidates outside these are dropped
+	guard   *remoteGuard   // the same list, enforced on every socket
 }
 
 // NewMediaFactory builds the shared WebRTC client side.
@@ -107,9 +290,28 @@ func NewMediaFactory(opts MediaOptions) (*MediaFactory, error) {
 	// (prflx acceptance) before nominating. The address is the one the answer
 	// announces, so there is nothing to wait for.
 	s.SetPrflxAcceptanceMinWait(0)
-	if opts.Net != nil {
-		s.SetNet(opts.Net)
+	allowed := opts.AllowedRemote
+	if len(allowed) == 0 {
+		allowed = defaultAllowedRemote
 	}
+	allowed = append([]netip.Prefix(nil), allowed...)
+	for i, p := range allowed {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("media: allowed remote prefix %d is invalid", i)
+		}
+		allowed[i] = netip.PrefixFrom(p.Addr().Unmap().WithZone(""), p.Bits()).Masked()
+	}
+	// Every socket pion opens goes through the guard, over opts.Net when set.
+	base := opts.Net
+	if base == nil {
+		std, err := stdnet.NewNet()
+		if err != nil {
+			return nil, fmt.Errorf("media: network: %w", err)
+		}
+		base = std
+	}
+	guard := &remoteGuard{allowed: allowed, log: logger}
+	s.SetNet(guardNet{Net: base, g: guard})
 	if opts.ICEDisconnectedTimeout > 0 || opts.ICEFailedTimeout > 0 {
 		d, f := opts.ICEDisconnectedTimeout, opts.ICEFailedTimeout
 		if d <= 0 {
@@ -144,7 +346,163 @@ func NewMediaFactory(opts MediaOptions) (*MediaFactory, error) {
 		webrtc.WithSettingEngine(s),
 		webrtc.WithInterceptorRegistry(&interceptor.Registry{}), // none: they cost memory and goroutines per peer
 	)
-	return &MediaFactory{api: api, cert: *cert, log: logger}, nil
+	return &MediaFactory{api: api, cert: *cert, log: logger, allowed: allowed, guard: guard}, nil
+}
+
+// remoteGuard enforces AllowedRemote on pion's sockets, behind the answer
+// filter: a socket neither sends to an address outside the list nor hands
+// pion a datagram from one. The second matters as much: a STUN request from
+// some other address would make pion learn a peer-reflexive candidate there,
+// answer it and check it, which no SDP filter can prevent.
+type remoteGuard struct {
+	allowed              []netip.Prefix
+	log                  *slog.Logger
+	refused, ignored     atomic.Int64 // sends refused, datagrams ignored
+	warnedTx, warnedRecv atomic.Bool
+}
+
+// errForeignRemote: a send to an address outside MediaOptions.AllowedRemote.
+var errForeignRemote = errors.New("remote address is not the target (MediaOptions.AllowedRemote)")
+
+func (g *remoteGuard) ok(a net.Addr) bool {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	case nil:
+		return false
+	default:
+		var err error
+		if ap, err = netip.ParseAddrPort(a.String()); err != nil {
+			return false
+		}
+	}
+	return remoteAllowed(ap.Addr().Unmap().WithZone(""), g.allowed)
+}
+
+func (g *remoteGuard) send(a net.Addr) error {
+	if g.ok(a) {
+		return nil
+	}
+	g.refused.Add(1)
+	if !g.warnedTx.Swap(true) {
+		g.log.Warn("refused to send to a remote outside the target (logged once)", "remote", fmt.Sprint(a))
+	}
+	return fmt.Errorf("send to %v: %w", a, errForeignRemote)
+}
+
+func (g *remoteGuard) recv(a net.Addr) bool {
+	if g.ok(a) {
+		return true
+	}
+	g.ignored.Add(1)
+	if !g.warnedRecv.Swap(true) {
+		g.log.Warn("ignored a datagram from a remote outside the target (logged once)", "remote", fmt.Sprint(a))
+	}
+	return false
+}
+
+// guardNet is the transport.Net pion opens its sockets through.
+type guardNet struct {
+	transport.Net
+	g *remoteGuard
+}
+
+func (n guardNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	return &guardUDP{UDPConn: c, g: n.g}, nil
+}
+
+func (n guardNet) ListenPacket(network, address string) (net.PacketConn, error) {
+	c, err := n.Net.ListenPacket(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return &guardPacket{PacketConn: c, g: n.g}, nil
+}
+
+func (n guardNet) DialUDP(network string, laddr, raddr *net.UDPAddr) (transport.UDPConn, error) {
+	if err := n.g.send(raddr); err != nil {
+		return nil, err
+	}
+	return n.Net.DialUDP(network, laddr, raddr)
+}
+
+type guardUDP struct {
+	transport.UDPConn
+	g *remoteGuard
+}
+
+func (c *guardUDP) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, a, err := c.UDPConn.ReadFrom(p)
+		if err != nil || c.g.recv(a) {
+			return n, a, err
+		}
+	}
+}
+
+func (c *guardUDP) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
+	for {
+		n, a, err := c.UDPConn.ReadFromUDP(p)
+		if err != nil || c.g.recv(a) {
+			return n, a, err
+		}
+	}
+}
+
+func (c *guardUDP) ReadMsgUDP(p, oob []byte) (int, int, int, *net.UDPAddr, error) {
+	for {
+		n, oobn, flags, a, err := c.UDPConn.ReadMsgUDP(p, oob)
+		if err != nil || c.g.recv(a) {
+			return n, oobn, flags, a, err
+		}
+	}
+}
+
+func (c *guardUDP) WriteTo(p []byte, a net.Addr) (int, error) {
+	if err := c.g.send(a); err != nil {
+		return 0, err
+	}
+	return c.UDPConn.WriteTo(p, a)
+}
+
+func (c *guardUDP) WriteToUDP(p []byte, a *net.UDPAddr) (int, error) {
+	if err := c.g.send(a); err != nil {
+		return 0, err
+	}
+	return c.UDPConn.WriteToUDP(p, a)
+}
+
+func (c *guardUDP) WriteMsgUDP(p, oob []byte, a *net.UDPAddr) (int, int, error) {
+	if err := c.g.send(a); err != nil {
+		return 0, 0, err
+	}
+	return c.UDPConn.WriteMsgUDP(p, oob, a)
+}
+
+type guardPacket struct {
+	net.PacketConn
+	g *remoteGuard
+}
+
+func (c *guardPacket) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, a, err := c.PacketConn.ReadFrom(p)
+		if err != nil || c.g.recv(a) {
+			return n, a, err
+		}
+	}
+}
+
+func (c *guardPacket) WriteTo(p []byte, a net.Addr) (int, error) {
+	if err := c.g.send(a); err != nil {
+		return 0, err
+	}
+	return c.PacketConn.WriteTo(p, a)
 }
 
 func loopbackInterfaces() (map[string]bool, error) {
@@ -273,14 +631,29 @@ func (p *Peer) offer(ctx context.Context) (string, error) {
 	return p.pc.LocalDescription().SDP, nil
 }
 
-// Accept applies the target's answer to the last offer.
+// Accept applies the target's answer to the last offer (the first answer and
+// every renegotiation's). Remote ICE candidates outside the factory's
+// AllowedRemote are removed first, so pion never contacts them; an answer
+// with none left fails with ErrBadAnswer and is not applied.
 func (p *Peer) Accept(answerSDP string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return ErrClosed
 	}
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answerSDP}); err != nil {
+	filtered, dropped, err := filterAnswer(answerSDP, p.f.allowed)
+	if err != nil {
+		return err
+	}
+	// What pion will parse is the re-marshalled text: check that too, so a
+	// parse that does not round-trip cannot smuggle a candidate back in.
+	if _, again, err := filterAnswer(filtered, p.f.allowed); err != nil || len(again) > 0 {
+		return fmt.Errorf("%w: filtered answer does not round-trip (%v, dropped again %v)", ErrBadAnswer, err, again)
+	}
+	if len(dropped) > 0 {
+		p.f.log.Warn("dropped remote ICE candidates outside the target", "dropped", dropped)
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: filtered}); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadAnswer, err)
 	}
 	return nil
