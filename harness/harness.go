@@ -29,6 +29,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -193,31 +195,33 @@ type counters struct {
 
 // run is one run's state shared by the virtual users.
 type run struct {
-	cfg        RunConfig
-	sc         *scenarios.Scenario
-	seed       uint64
-	beh        models.Behaviour
-	settle     time.Duration
-	log        *slog.Logger
-	target     driver.Target
-	media      *driver.MediaFactory
-	ledger     *models.Ledger
-	or         *oracle.Oracle
-	met        *Metrics
-	pool       *probePool
-	clinicians []driver.Session
-	cnt        counters
-	start      time.Time
-	firstViol  atomic.Int64 // nanos since start + 1; 0 = none
-	stopping   chan struct{}
-	stopOnce   sync.Once
-	errMu      sync.Mutex
-	lastErrs   []string
-	evN        sync.Map // EventKind -> *atomic.Int64
-	tlMu       sync.Mutex
-	timeline   []reports.Sample
-	chaos      *chaosRun // nil without a fault profile
-	oplog      opLog     // per-user recent ops, for repro traces
+	cfg    RunConfig
+	sc     *scenarios.Scenario
+	seed   uint64
+	beh    models.Behaviour
+	settle time.Duration
+	log    *slog.Logger
+	target driver.Target
+	media  *driver.MediaFactory
+	// allowedRemote: where ICE checks may go (the target's host and network).
+	allowedRemote []netip.Prefix
+	ledger        *models.Ledger
+	or            *oracle.Oracle
+	met           *Metrics
+	pool          *probePool
+	clinicians    []driver.Session
+	cnt           counters
+	start         time.Time
+	firstViol     atomic.Int64 // nanos since start + 1; 0 = none
+	stopping      chan struct{}
+	stopOnce      sync.Once
+	errMu         sync.Mutex
+	lastErrs      []string
+	evN           sync.Map // EventKind -> *atomic.Int64
+	tlMu          sync.Mutex
+	timeline      []reports.Sample
+	chaos         *chaosRun // nil without a fault profile
+	oplog         opLog     // per-user recent ops, for repro traces
 	// clinicianSlots[k] is the round-robin slot of clinicians[k] (shard.go).
 	clinicianSlots []int
 }
@@ -472,6 +476,9 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		r.log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	}
 	var target driver.Target
+	// mediaHost is the target's own host: the only place, with its network,
+	// that ICE checks may go (empty: loopback, the driver's default).
+	var mediaHost string
 	if r.cfg.NewTarget != nil {
 		if r.cfg.Chaos != nil && r.wantsChaos() {
 			if _, err := r.setupChaos(nil, clinic.Config{}, "", &closers); err != nil {
@@ -511,6 +518,9 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 			}
 			srv = s
 			url = srv.URL()
+		}
+		if u, err := neturl.Parse(url); err == nil {
+			mediaHost = u.Hostname()
 		}
 		hasChaos := r.wantsChaos()
 		switch {
@@ -552,6 +562,14 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 			mlog = slog.New(slog.DiscardHandler)
 		}
 		mo := driver.MediaOptions{LoopbackOnly: true, Logger: mlog}
+		if mediaHost != "" {
+			allowed, err := driver.DefaultAllowedRemote(ctx, mediaHost)
+			if err != nil {
+				return cleanup, fmt.Errorf("%w: media: allowed ICE remotes of %s: %w", ErrTarget, mediaHost, err)
+			}
+			mo.AllowedRemote = allowed
+			r.allowedRemote = allowed
+		}
 		if r.chaos != nil {
 			// A dead target must be noticed in seconds, not pion's 25 s.
 			mo.ICEDisconnectedTimeout, mo.ICEFailedTimeout = 2*time.Second, 4*time.Second

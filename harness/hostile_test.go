@@ -200,3 +200,41 @@ behaviour: {switch_to_video: 0.5, replay: 1, probe_other: 0, call_min: 1s, call_
 		t.Fatalf("verdict %s exit %d %v, want the frame leak (exit 1): %s", s.Verdict, res.ExitCode, s.ViolationsByInvariant, s.Reason)
 	}
 }
+
+// TestHostileCandidatesGetNoTraffic: SDP answers naming an address the
+// harness was not given (the canary's UDP socket on 127.0.0.2) never get a
+// connectivity check. With only that address the calls cannot connect and
+// the run does not pass; with the real address beside it, the run is judged
+// in full and passes.
+func TestHostileCandidatesGetNoTraffic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media runs against a hostile front: not in -short")
+	}
+	up := startClinic(t)
+	for _, tc := range []struct {
+		mode hostile.Mode
+		pass bool
+	}{{hostile.CandidateOffhost, false}, {hostile.CandidateExtra, true}} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			front, err := hostile.Start(up.URL(), tc.mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer front.Close()
+			res := runAgainst(t, hostileScenario(t, front.URL))
+			s := res.Summary
+			if front.Hits.Load() == 0 {
+				t.Fatalf("the mode never applied")
+			}
+			if got := res.ExitCode == ExitPass; got != tc.pass {
+				t.Errorf("verdict %s exit %d (%s), want pass=%v", s.Verdict, res.ExitCode, s.Reason, tc.pass)
+			}
+			for _, v := range s.Violations {
+				t.Errorf("a refused answer reported as a violation: %s: %s", v.Invariant, v.Detail)
+			}
+			if req, tok, udp := front.Canary.Seen(); req+tok+udp > 0 {
+				t.Errorf("traffic left the target: %d requests (%d with a token), %d UDP packets", req, tok, udp)
+			}
+		})
+	}
+}

@@ -749,7 +749,7 @@ func (r *run) writeReproTraces(ctx context.Context, res *Result) {
 			picked = append(picked, i)
 		}
 	}
-	media, err := driver.NewMediaFactory(driver.MediaOptions{LoopbackOnly: true})
+	media, err := driver.NewMediaFactory(driver.MediaOptions{LoopbackOnly: true, AllowedRemote: r.allowedRemote})
 	if err != nil {
 		r.log.Error("repro traces: media", "err", err)
 		return

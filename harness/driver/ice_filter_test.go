@@ -75,7 +75,7 @@ func candidateAddrs(t *testing.T, text string) []string {
 }
 
 func TestCandidateFilterHandcrafted(t *testing.T) {
-	got, dropped, err := filterAnswer(handAnswer, handAllowed)
+	got, dropped, err := filterAnswer(handAnswer, handAllowed, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestCandidateFilterHandcrafted(t *testing.T) {
 		}
 	}
 	// What pion will parse is this text: filtering it again changes nothing.
-	again, d2, err := filterAnswer(got, handAllowed)
+	again, d2, err := filterAnswer(got, handAllowed, true)
 	if err != nil || len(d2) != 0 || again != got {
 		t.Errorf("second pass: dropped %v, err %v, changed %v", d2, err, again != got)
 	}
@@ -116,7 +116,7 @@ func TestCandidateFilterAllDropped(t *testing.T) {
 		"a=candidate:5 1 tcp 2130706431 127.0.0.3 4004 typ host tcptype passive\r\n" +
 		"a=candidate:6 1 udp 2130706431 127.0.0.4 4005 typ host\r\n" +
 		"a=end-of-candidates\r\n"
-	_, dropped, err := filterAnswer(only, defaultAllowedRemote)
+	_, dropped, err := filterAnswer(only, defaultAllowedRemote, false)
 	if !errors.Is(err, ErrBadAnswer) {
 		t.Fatalf("err = %v, want ErrBadAnswer", err)
 	}
@@ -127,12 +127,16 @@ func TestCandidateFilterAllDropped(t *testing.T) {
 	if len(dropped) != 6 {
 		t.Errorf("dropped %v", dropped)
 	}
-	// No candidate at all is refused the same way.
+	// A first answer without any candidate is refused the same way; a
+	// renegotiation's may keep the candidates already in use.
 	none := strings.Split(only, "a=candidate:1")[0]
-	if _, _, err := filterAnswer(none, defaultAllowedRemote); !errors.Is(err, ErrBadAnswer) || !strings.Contains(err.Error(), "(dropped 0: )") {
-		t.Errorf("answer without candidates: %v", err)
+	if _, _, err := filterAnswer(none, defaultAllowedRemote, true); !errors.Is(err, ErrBadAnswer) || !strings.Contains(err.Error(), "(dropped 0: )") {
+		t.Errorf("first answer without candidates: %v", err)
 	}
-	if _, _, err := filterAnswer("not sdp", defaultAllowedRemote); !errors.Is(err, ErrBadAnswer) {
+	if _, _, err := filterAnswer(none, defaultAllowedRemote, false); err != nil {
+		t.Errorf("renegotiation answer without candidates refused: %v", err)
+	}
+	if _, _, err := filterAnswer("not sdp", defaultAllowedRemote, true); !errors.Is(err, ErrBadAnswer) {
 		t.Errorf("garbage: %v", err)
 	}
 }

@@ -223,8 +223,10 @@ func filterAttrs(attrs []sdp.Attribute, allowed []netip.Prefix, kept *int, dropp
 // filterAnswer removes the remote candidates outside allowed from an SDP
 // answer (session and media level) and re-marshals it. It returns the
 // labels (address:port) of what it dropped, and fails, wrapping
-// ErrBadAnswer, when the answer does not parse or has no candidate left.
-func filterAnswer(answerSDP string, allowed []netip.Prefix) (string, []string, error) {
+// ErrBadAnswer, when the answer does not parse, when every candidate it
+// offered was dropped, or, with first set, when it offered none: a
+// renegotiation's answer may rely on the candidates already in use.
+func filterAnswer(answerSDP string, allowed []netip.Prefix, first bool) (string, []string, error) {
 	var d sdp.SessionDescription
 	if err := d.UnmarshalString(answerSDP); err != nil {
 		return "", nil, fmt.Errorf("%w: %w", ErrBadAnswer, err)
@@ -235,7 +237,7 @@ func filterAnswer(answerSDP string, allowed []netip.Prefix) (string, []string, e
 	for _, m := range d.MediaDescriptions {
 		m.Attributes = filterAttrs(m.Attributes, allowed, &kept, &dropped)
 	}
-	if kept == 0 {
+	if kept == 0 && (first || len(dropped) > 0) {
 		list := dropped
 		if len(list) > 5 {
 			list = append(list[:5:5], "...")
@@ -641,13 +643,14 @@ func (p *Peer) Accept(answerSDP string) error {
 	if p.closed {
 		return ErrClosed
 	}
-	filtered, dropped, err := filterAnswer(answerSDP, p.f.allowed)
+	first := p.pc.RemoteDescription() == nil
+	filtered, dropped, err := filterAnswer(answerSDP, p.f.allowed, first)
 	if err != nil {
 		return err
 	}
 	// What pion will parse is the re-marshalled text: check that too, so a
 	// parse that does not round-trip cannot smuggle a candidate back in.
-	if _, again, err := filterAnswer(filtered, p.f.allowed); err != nil || len(again) > 0 {
+	if _, again, err := filterAnswer(filtered, p.f.allowed, first); err != nil || len(again) > 0 {
 		return fmt.Errorf("%w: filtered answer does not round-trip (%v, dropped again %v)", ErrBadAnswer, err, again)
 	}
 	if len(dropped) > 0 {
