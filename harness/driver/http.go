@@ -19,7 +19,8 @@ import (
 // HTTPOptions configures NewHTTP.
 type HTTPOptions struct {
 	// Client sends every request. nil: a client of its own with a Transport
-	// sized for hundreds of concurrent users (released by Close).
+	// sized for hundreds of concurrent users (released by Close). Its
+	// CheckRedirect is not used: redirects are never followed.
 	Client *http.Client
 	// Observer receives one Observation per request; nil: none.
 	Observer Observer
@@ -90,10 +91,21 @@ func NewHTTP(baseURL string, opts HTTPOptions) (*HTTPTarget, error) {
 		h.lean = newLeanClient(net.JoinHostPort(u.Hostname(), port), u.Host)
 	} else if h.client == nil {
 		h.owned = newTransport()
-		h.client = &http.Client{Transport: h.owned}
+		h.client = &http.Client{Transport: h.owned, CheckRedirect: noRedirect}
+	} else {
+		// A copy, so the caller's client is not changed: sharing its
+		// Transport shares its connections.
+		c := *h.client
+		c.CheckRedirect = noRedirect
+		h.client = &c
 	}
 	return h, nil
 }
+
+// noRedirect keeps a 3xx as the answer: a hostile target must not be able to
+// send the harness, and the users' bearer tokens, anywhere but itself. The
+// 3xx then fails the call as a *StatusError, as the lean client's do.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // newTransport is sized for hundreds of concurrent virtual users against one
 // host: keeping idle connections avoids a TCP handshake per call.
