@@ -81,3 +81,17 @@ func TestLeanRedirectNotFollowed(t *testing.T) {
 		t.Errorf("the redirect target got %d requests, want 0", n)
 	}
 }
+
+// An HTTP/1.0 answer has no chunked encoding: its body runs to the close.
+func TestLeanHTTP10IgnoresChunked(t *testing.T) {
+	const body = "4\r\nOggS\r\n0\r\n\r\n"
+	s := newRawServer(t, func(_, _ int, r *http.Request, w net.Conn) bool {
+		io.WriteString(w, "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+body)
+		return false
+	})
+	h := leanTarget(t, s.url(), HTTPOptions{})
+	b, err := h.FetchMedia(context.Background(), sess, "r", "t")
+	if err != nil || string(b) != body {
+		t.Errorf("FetchMedia = %q, %v; want the raw bytes %q as net/http reads them", b, err, body)
+	}
+}

@@ -363,7 +363,7 @@ func readAnswer(br *bufio.Reader, limit func(int) (int64, int64), scratch *[]byt
 		if err != nil {
 			return ans, false, err
 		}
-		h, err := readHeaders(br, &headerBytes)
+		h, err := readHeaders(br, &headerBytes, http10)
 		if err != nil {
 			return ans, false, err
 		}
@@ -468,8 +468,11 @@ type answerHeader struct {
 }
 
 // readHeaders reads the header fields up to the empty line, keeping the
-// ones that frame the body and the connection.
-func readHeaders(br *bufio.Reader, total *int) (answerHeader, error) {
+// ones that frame the body and the connection. Transfer-Encoding is ignored
+// on an HTTP/1.0 answer (which HTTP/1.0 does not have), as net/http does:
+// such a body is delimited by its Content-Length or the end of the
+// connection.
+func readHeaders(br *bufio.Reader, total *int, http10 bool) (answerHeader, error) {
 	h := answerHeader{length: -1}
 	for {
 		line, err := readLine(br, total)
@@ -495,6 +498,9 @@ func readHeaders(br *bufio.Reader, total *int) (answerHeader, error) {
 			}
 			h.length = n
 		case asciiEqualFold(name, "transfer-encoding"):
+			if http10 {
+				continue
+			}
 			if !asciiEqualFold(value, "chunked") {
 				return h, fmt.Errorf("unsupported transfer encoding %q", excerpt(value))
 			}
