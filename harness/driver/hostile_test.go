@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // redirectSink is a second listener a hostile target redirects to; it
@@ -93,5 +95,84 @@ func TestLeanHTTP10IgnoresChunked(t *testing.T) {
 	b, err := h.FetchMedia(context.Background(), sess, "r", "t")
 	if err != nil || string(b) != body {
 		t.Errorf("FetchMedia = %q, %v; want the raw bytes %q as net/http reads them", b, err, body)
+	}
+}
+
+// hangingServers answer every request with a 200 declaring length bytes,
+// then send nothing more until the test ends: one plain (the lean client),
+// one TLS (net/http).
+func hangingServers(t *testing.T, length string) map[string]HTTPOptions {
+	t.Helper()
+	release := make(chan struct{})
+	s := newRawServer(t, func(_, _ int, r *http.Request, w net.Conn) bool {
+		io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: "+length+"\r\n\r\nOggS")
+		<-release
+		return false
+	})
+	tls := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", length)
+		w.WriteHeader(200)
+		io.WriteString(w, "OggS")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	// Cleanups run last first: release the handlers, then close.
+	t.Cleanup(tls.Close)
+	t.Cleanup(func() { close(release) })
+	return map[string]HTTPOptions{s.url(): {}, tls.URL: {Client: tls.Client()}}
+}
+
+// A 2 GiB Content-Length against the 64 MiB default is refused from the
+// header, without waiting for (or buffering) the body that never comes.
+func TestHTTPDeclaredTooLargeRefusedUnread(t *testing.T) {
+	for url, opts := range hangingServers(t, "2147483648") {
+		var obs []Observation
+		opts.Observer = func(o Observation) { obs = append(obs, o) }
+		opts.Timeout = 30 * time.Second // a safety net: the refusal is immediate
+		h, err := NewHTTP(url, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = h.FetchMedia(context.Background(), sess, "r", "t")
+		h.Close()
+		if !errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrGarbage) {
+			t.Fatalf("%s: err = %v, want ErrTooLarge (and ErrGarbage)", url, err)
+		}
+		if want := "body of 2147483648 bytes exceeds the 64 MiB limit"; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err %q does not say %q", url, err, want)
+		}
+		if el := time.Since(start); el > 5*time.Second {
+			t.Errorf("%s: refusal took %v", url, el)
+		}
+		if len(obs) != 1 || obs[0].Status != 200 || obs[0].Bytes != 2147483648 || obs[0].Err == nil {
+			t.Errorf("%s: observations = %+v, want one 200 of 2147483648 bytes with the error", url, obs)
+		}
+	}
+}
+
+// Bodies without a length fail with ErrTooLarge when they cross MaxBody;
+// the observation says how far they got.
+func TestHTTPUndeclaredTooLarge(t *testing.T) {
+	for name, raw := range map[string]string{
+		"chunked": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n32\r\n" + strings.Repeat("x", 50) + "\r\n32\r\n" + strings.Repeat("y", 50) + "\r\n0\r\n\r\n",
+		"close":   "HTTP/1.1 200 OK\r\n\r\n" + strings.Repeat("x", 100),
+	} {
+		s := newRawServer(t, func(_, _ int, r *http.Request, w net.Conn) bool {
+			io.WriteString(w, raw)
+			return false
+		})
+		var obs []Observation
+		h := leanTarget(t, s.url(), HTTPOptions{MaxBody: 99, Observer: func(o Observation) { obs = append(obs, o) }})
+		_, err := h.FetchMedia(context.Background(), sess, "r", "t")
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "exceeds the 99-byte limit") {
+			t.Errorf("%s: err = %v, want ErrTooLarge naming the limit", name, err)
+		}
+		if len(obs) != 1 || obs[0].Bytes != 100 || obs[0].Err == nil {
+			t.Errorf("%s: observations = %+v, want 100 bytes seen", name, obs)
+		}
 	}
 }

@@ -26,7 +26,9 @@ type HTTPOptions struct {
 	Observer Observer
 	// Timeout bounds each request (connect to last body byte); default 15s.
 	Timeout time.Duration
-	// MaxBody caps a response body (media included); default 64 MiB.
+	// MaxBody caps a 2xx answer's body (media included); default 64 MiB.
+	// A longer one fails with ErrTooLarge: at once if its Content-Length
+	// says so, else when it crosses the cap.
 	MaxBody int64
 }
 
@@ -197,6 +199,11 @@ func (h *HTTPTarget) send(ctx context.Context, c call, scratch *[]byte) (body []
 	}
 	obs.Status = ans.status
 	obs.Bytes = len(ans.body)
+	var tl *tooLargeError
+	if errors.As(ans.bodyErr, &tl) {
+		// The report shows the size refused, not the 0 bytes kept.
+		obs.Bytes = int(tl.size)
+	}
 
 	if ans.status < 200 || ans.status > 299 {
 		se := &StatusError{Op: c.op, Code: ans.status}
@@ -208,11 +215,11 @@ func (h *HTTPTarget) send(ctx context.Context, c call, scratch *[]byte) (body []
 		}
 		return nil, se
 	}
+	if tl != nil {
+		return nil, fmt.Errorf("%s: %w", c.op, tl)
+	}
 	if ans.bodyErr != nil {
 		return nil, h.transportErr(ctx, c, fmt.Errorf("read body: %w", ans.bodyErr))
-	}
-	if int64(len(ans.body)) > h.maxBody {
-		return nil, fmt.Errorf("%s: %w: body exceeds %d bytes", c.op, ErrGarbage, h.maxBody)
 	}
 	return ans.body, nil
 }
@@ -228,14 +235,14 @@ func errorBody(b []byte) (errorOut, bool) {
 	return eb, json.Unmarshal(b, &eb) == nil
 }
 
-// limits is how much of an answer's body is kept (a 2xx body up to one byte
-// past MaxBody, which then fails; an error body up to maxErrorBody) and how
-// much more may be read and dropped to keep the connection.
-func (h *HTTPTarget) limits(status int) (keep, drain int64) {
+// limits is how much of an answer's body is kept: a 2xx body up to MaxBody,
+// past which it fails; an error body up to maxErrorBody, past which it is
+// cut (and up to as much again read and dropped to keep the connection).
+func (h *HTTPTarget) limits(status int) bodyLimit {
 	if status < 200 || status > 299 {
-		return maxErrorBody, maxErrorBody
+		return bodyLimit{keep: maxErrorBody, drain: maxErrorBody}
 	}
-	return h.maxBody + 1, 0
+	return bodyLimit{keep: h.maxBody, refuse: true}
 }
 
 // buildError: net/http refused to build the request (not the target's fault).
@@ -266,12 +273,11 @@ func (h *HTTPTarget) stdRoundTrip(ctx context.Context, c call, in []byte) (leanA
 		return leanAnswer{}, err
 	}
 	defer resp.Body.Close()
-	keep, drain := h.limits(resp.StatusCode)
 	ans := leanAnswer{status: resp.StatusCode}
-	ans.body, ans.bodyErr = io.ReadAll(io.LimitReader(resp.Body, keep))
-	if drain > 0 {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, drain)) // let the connection be reused
-	}
+	r := bodyRead{lim: h.limits(resp.StatusCode)}
+	// A refused Content-Length fails here unread: closing the body then
+	// closes the connection.
+	ans.body, ans.bodyErr = r.readAll(resp.Body, resp.ContentLength)
 	return ans, nil
 }
 

@@ -208,10 +208,8 @@ type leanRequest struct {
 	// scratch, if not nil, holds the answer's body instead of a new slice
 	// (a body that is decoded and dropped); a larger one replaces it.
 	scratch *[]byte
-	// limit returns how many body bytes to keep for a status, and how many
-	// more may be read and dropped to keep the connection (net/http's
-	// LimitReader + drain).
-	limit func(status int) (keep, drain int64)
+	// limit says how much of a body to keep for a status (see bodyLimit).
+	limit func(status int) bodyLimit
 }
 
 // roundTrip sends req and reads its answer, bounded by timeout and by ctx.
@@ -295,7 +293,7 @@ func (l *leanClient) exchange(ctx context.Context, lc *leanConn, deadline time.T
 	lc.wbuf = l.appendRequest(lc.wbuf[:0], req)
 	if q, ok := lc.rw.(queuer); ok && lc.br.Buffered() == 0 {
 		q.queue(lc.wbuf)
-		ans, keep, err = readAnswer(lc.br, req.limit, req.scratch)
+		ans, keep, err = readAnswer(lc.br, req)
 		n, all := q.dequeue()
 		return ans, keep && all, n > 0, err
 	}
@@ -303,7 +301,7 @@ func (l *leanClient) exchange(ctx context.Context, lc *leanConn, deadline time.T
 	if err != nil {
 		return ans, false, n > 0, err
 	}
-	ans, keep, err = readAnswer(lc.br, req.limit, req.scratch)
+	ans, keep, err = readAnswer(lc.br, req)
 	return ans, keep, true, err
 }
 
@@ -348,8 +346,9 @@ func validHeaderValue(v string) error {
 	return nil
 }
 
-// readAnswer parses one answer (skipping 1xx interim ones) from br.
-func readAnswer(br *bufio.Reader, limit func(int) (int64, int64), scratch *[]byte) (ans leanAnswer, keep bool, err error) {
+// readAnswer parses one answer (skipping 1xx interim ones) from br, its
+// body as req.limit and req.scratch say.
+func readAnswer(br *bufio.Reader, req *leanRequest) (ans leanAnswer, keep bool, err error) {
 	headerBytes := 0
 	for first := true; ; first = false {
 		line, err := readLine(br, &headerBytes)
@@ -375,17 +374,17 @@ func readAnswer(br *bufio.Reader, limit func(int) (int64, int64), scratch *[]byt
 		}
 		ans.status = status
 		keep = !http10 && !h.close
-		keepN, drainN := limit(status)
+		r := bodyRead{lim: req.limit(status), scratch: req.scratch}
 		switch {
 		case status == 204 || status == 304:
 			return ans, keep, nil
 		case h.chunked:
-			ans.body, keep, ans.bodyErr = readChunked(br, keepN, drainN, keep, scratch)
+			ans.body, keep, ans.bodyErr = readChunked(br, &r, keep)
 		case h.length >= 0:
-			ans.body, keep, ans.bodyErr = readSized(br, h.length, keepN, drainN, keep, scratch)
+			ans.body, keep, ans.bodyErr = readSized(br, h.length, &r, keep)
 		default:
 			// Delimited by the end of the connection.
-			ans.body, ans.bodyErr = readAllLimit(br, keepN)
+			ans.body, ans.bodyErr = r.readAll(br, -1)
 			keep = false
 		}
 		if ans.bodyErr != nil {
@@ -639,19 +638,18 @@ func asciiEqualFold[S []byte | string](b S, lower string) bool {
 	return true
 }
 
-// readSized reads a body of n bytes, keeping up to keepN and dropping up to
-// drainN more so the connection can be reused; past that it gives up on the
-// connection.
-func readSized(br *bufio.Reader, n, keepN, drainN int64, keep bool, scratch *[]byte) ([]byte, bool, error) {
-	k := min(n, keepN)
-	var b []byte
-	if scratch != nil && int64(cap(*scratch)) >= k {
-		b = (*scratch)[:k]
-	} else {
-		b = make([]byte, k)
-		if scratch != nil && k <= maxScratch {
-			*scratch = b[:0]
-		}
+// readSized reads a body of n bytes, keeping up to r.lim.keep and dropping
+// up to r.lim.drain more so the connection can be reused; past that it gives
+// up on the connection. A refused body past the limit fails before a byte of
+// it is read.
+func readSized(br *bufio.Reader, n int64, r *bodyRead, keep bool) ([]byte, bool, error) {
+	if r.lim.refuse && n > r.lim.keep {
+		return nil, false, &tooLargeError{size: n, limit: r.lim.keep}
+	}
+	k := min(n, r.lim.keep)
+	b, err := r.alloc(k)
+	if err != nil {
+		return nil, false, err
 	}
 	if _, err := io.ReadFull(br, b); err != nil {
 		return nil, false, unexpected(err)
@@ -660,7 +658,7 @@ func readSized(br *bufio.Reader, n, keepN, drainN int64, keep bool, scratch *[]b
 	if rest == 0 {
 		return b, keep, nil
 	}
-	if rest > drainN {
+	if rest > r.lim.drain {
 		return b, false, nil
 	}
 	if _, err := br.Discard(int(rest)); err != nil {
@@ -676,24 +674,18 @@ func unexpected(err error) error {
 	return err
 }
 
-// readAllLimit reads to EOF, keeping at most keepN bytes.
-func readAllLimit(br *bufio.Reader, keepN int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(br, keepN))
-	return b, err
-}
-
 // readChunked reads a chunked body (RFC 9112 section 7.1) and its trailers
 // as net/http does: chunk lines end in CRLF (a bare LF or a stray CR is
 // refused), at most 16 hex digits, trailing white space before an
 // extension is not trimmed, and framing overhead past 16 KiB beyond the
 // data's own is refused.
-func readChunked(br *bufio.Reader, keepN, drainN int64, keep bool, scratch *[]byte) ([]byte, bool, error) {
+func readChunked(br *bufio.Reader, r *bodyRead, keep bool) ([]byte, bool, error) {
 	var b []byte
-	if scratch != nil {
-		b = (*scratch)[:0]
+	if r.scratch != nil {
+		b = (*r.scratch)[:0]
 		defer func() {
 			if cap(b) <= maxScratch {
-				*scratch = b[:0]
+				*r.scratch = b[:0]
 			}
 		}()
 	}
@@ -720,17 +712,23 @@ func readChunked(br *bufio.Reader, keepN, drainN int64, keep bool, scratch *[]by
 			return b, false, fmt.Errorf("chunk of %d bytes", n)
 		}
 		size := int64(n)
-		if room := keepN - int64(len(b)); room > 0 {
+		if r.lim.refuse && int64(len(b))+size > r.lim.keep {
+			return b, false, &tooLargeError{size: int64(len(b)) + size, atLeast: true, limit: r.lim.keep}
+		}
+		if room := r.lim.keep - int64(len(b)); room > 0 {
 			k := min(room, size)
 			start := len(b)
-			b = append(b, make([]byte, k)...)
+			if b, err = r.grow(b, k); err != nil {
+				return b, false, err
+			}
+			b = b[:start+int(k)]
 			if _, err := io.ReadFull(br, b[start:]); err != nil {
 				return b[:start], false, unexpected(err)
 			}
 			size -= k
 		}
 		if size > 0 {
-			if dropped+size > drainN {
+			if dropped+size > r.lim.drain {
 				return b, false, nil // kept what was asked; the rest is not worth reading
 			}
 			if _, err := br.Discard(int(size)); err != nil {

@@ -68,13 +68,10 @@ func (l *rawListener) serve(tb testing.TB, raw []byte) *bufio.Reader {
 }
 
 func leanVerdict(br *bufio.Reader) verdict {
-	limit := func(int) (int64, int64) { return fuzzCap + 1, 0 }
-	ans, _, err := readAnswer(br, limit, nil)
+	limit := func(int) bodyLimit { return bodyLimit{keep: fuzzCap, refuse: true} }
+	ans, _, err := readAnswer(br, &leanRequest{limit: limit})
 	if err == nil {
 		err = ans.bodyErr
-	}
-	if err == nil && len(ans.body) > fuzzCap {
-		err = errTooLargeFuzz
 	}
 	return verdict{ok: err == nil, status: ans.status, body: ans.body, err: err}
 }
