@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"telechaos/models"
 )
 
 // redirectSink is a second listener a hostile target redirects to; it
@@ -173,6 +175,37 @@ func TestHTTPUndeclaredTooLarge(t *testing.T) {
 		}
 		if len(obs) != 1 || obs[0].Bytes != 100 || obs[0].Err == nil {
 			t.Errorf("%s: observations = %+v, want 100 bytes seen", name, obs)
+		}
+	}
+}
+
+// A 2xx whose body does not decode, or decodes to what the contract does
+// not allow, is a failed request: its Observation carries the error.
+func TestHTTPGarbageObservedAsError(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		route, body string
+		call        func(h *HTTPTarget) error
+	}{
+		{"GET /v1/replays", `{"replays":[{"id":"r"`, func(h *HTTPTarget) error { _, err := h.ListReplays(ctx, sess); return err }},
+		{"GET /v1/replays", `{"replays":[{"id":"r"}],"count":1}`, func(h *HTTPTarget) error { _, err := h.ListReplays(ctx, sess); return err }},
+		{"POST /v1/users", `{"id":"u","role":"patient"}`, func(h *HTTPTarget) error { _, err := h.Register(ctx, models.Patient); return err }},
+		{"POST /v1/appointments", `garbage`, func(h *HTTPTarget) error { _, err := h.Book(ctx, sess, "c"); return err }},
+		{"POST /v1/consultations/c-1/join", `{"type":"answer","sdp":"x"}`, func(h *HTTPTarget) error { _, _, err := h.Join(ctx, sess, "c-1", "o"); return err }},
+		{"POST /v1/consultations/c-1/video", `{"type":"offer","sdp":"x"}`, func(h *HTTPTarget) error { _, err := h.SwitchVideo(ctx, sess, "c-1", "o"); return err }},
+		{"POST /v1/consultations/c-1/end", `{"consultation_id":"c-1","recording_id":"r","tracks":[{"id":"t"}]}`, func(h *HTTPTarget) error { _, err := h.End(ctx, sess, "c-1"); return err }},
+		{"GET /v1/consultations/c-1", `{"id":"c-1","patient_id":"u","clinician_id":"c","state":"weird"}`, func(h *HTTPTarget) error { _, err := h.Consultation(ctx, sess, "c-1"); return err }},
+		{"GET /v1/replays/r-1", `{"id":"r-1","consultation_id":"c"}`, func(h *HTTPTarget) error { _, err := h.GetReplay(ctx, sess, "r-1"); return err }},
+	}
+	for _, c := range cases {
+		var obs []Observation
+		h, _ := newFake(t, map[string]fakeAnswer{c.route: {200, c.body}}, HTTPOptions{Observer: func(o Observation) { obs = append(obs, o) }})
+		err := c.call(h)
+		if !errors.Is(err, ErrGarbage) {
+			t.Errorf("%s %s: err = %v, want ErrGarbage", c.route, c.body, err)
+		}
+		if len(obs) != 1 || obs[0].Status != 200 || !errors.Is(obs[0].Err, ErrGarbage) || obs[0].Bytes != len(c.body) {
+			t.Errorf("%s %s: observations = %+v, want one 200 with the ErrGarbage", c.route, c.body, obs)
 		}
 	}
 }

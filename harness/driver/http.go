@@ -151,24 +151,11 @@ type call struct {
 
 // do performs c and returns the 2xx body, or if decode is not nil decodes
 // it with decode and returns no body: the body is then not kept after decode
-// returns (its buffer is reused). The observation is of the exchange: a body
-// that does not decode is an error of the call, not of the request.
-func (h *HTTPTarget) do(ctx context.Context, c call, decode func(body []byte) error) ([]byte, error) {
-	var scratch *[]byte
-	if decode != nil && h.lean != nil {
-		scratch = scratchPool.Get().(*[]byte)
-		defer scratchPool.Put(scratch)
-	}
-	body, err := h.send(ctx, c, scratch)
-	if err != nil || decode == nil {
-		return body, err
-	}
-	return nil, decode(body)
-}
-
-// send performs c and returns the 2xx body (in *scratch if not nil). Every
-// return path emits exactly one Observation.
-func (h *HTTPTarget) send(ctx context.Context, c call, scratch *[]byte) (body []byte, err error) {
+// returns (its buffer is reused). decode also checks the answer against the
+// contract, so that the one Observation of the call, emitted on return,
+// carries an answer that does not decode or does not hold as its error
+// (the harness's error_rate counts it).
+func (h *HTTPTarget) do(ctx context.Context, c call, decode func(body []byte) error) (body []byte, err error) {
 	obs := Observation{Op: c.op, User: c.user, Subject: c.subject, Start: time.Now()}
 	defer func() {
 		if h.obs != nil {
@@ -177,7 +164,21 @@ func (h *HTTPTarget) send(ctx context.Context, c call, scratch *[]byte) (body []
 			h.obs(obs)
 		}
 	}()
+	var scratch *[]byte
+	if decode != nil && h.lean != nil {
+		scratch = scratchPool.Get().(*[]byte)
+		defer scratchPool.Put(scratch)
+	}
+	body, err = h.send(ctx, c, scratch, &obs)
+	if err != nil || decode == nil {
+		return body, err
+	}
+	return nil, decode(body)
+}
 
+// send performs c and returns the 2xx body (in *scratch if not nil),
+// noting the answer's status and size in obs.
+func (h *HTTPTarget) send(ctx context.Context, c call, scratch *[]byte, obs *Observation) (body []byte, err error) {
 	in := c.in
 	var ans leanAnswer
 	if h.lean != nil {
@@ -332,16 +333,19 @@ func (h *HTTPTarget) Register(ctx context.Context, role models.Role) (Session, e
 	var out registerOut
 	_, err := h.do(ctx, call{op: OpRegister, subject: string(role), method: http.MethodPost, path: "/v1/users",
 		in: jsonObject("role", string(role))}, func(b []byte) error {
-		return decodeFast(OpRegister, b, out.fastDecode, func() error { return slowDecode(OpRegister, b, &out) })
+		if err := decodeFast(OpRegister, b, out.fastDecode, func() error { return slowDecode(OpRegister, b, &out) }); err != nil {
+			return err
+		}
+		if err := errors.Join(need(OpRegister, "id", out.ID), need(OpRegister, "token", out.Token)); err != nil {
+			return err
+		}
+		if out.Role != string(role) {
+			return garbage(OpRegister, "role", "got %q, asked for %q", out.Role, role)
+		}
+		return nil
 	})
 	if err != nil {
 		return Session{}, err
-	}
-	if err := errors.Join(need(OpRegister, "id", out.ID), need(OpRegister, "token", out.Token)); err != nil {
-		return Session{}, err
-	}
-	if out.Role != string(role) {
-		return Session{}, garbage(OpRegister, "role", "got %q, asked for %q", out.Role, role)
 	}
 	return Session{ID: out.ID, Role: role, Token: out.Token}, nil
 }
@@ -352,13 +356,13 @@ func (h *HTTPTarget) Book(ctx context.Context, patient Session, clinicianID stri
 	_, err := h.do(ctx, call{op: OpBook, user: patient.ID, subject: clinicianID, method: http.MethodPost,
 		path: "/v1/appointments", token: patient.Token,
 		in: jsonObject("clinician_id", clinicianID, "mode", "audio")}, func(b []byte) error {
-		return decodeFast(OpBook, b, out.fastDecode, func() error { return slowDecode(OpBook, b, &out) })
+		if err := decodeFast(OpBook, b, out.fastDecode, func() error { return slowDecode(OpBook, b, &out) }); err != nil {
+			return err
+		}
+		return errors.Join(need(OpBook, "id", out.ID), need(OpBook, "consultation_id", out.ConsultationID),
+			need(OpBook, "patient_id", out.PatientID), need(OpBook, "clinician_id", out.ClinicianID))
 	})
 	if err != nil {
-		return Booking{}, err
-	}
-	if err := errors.Join(need(OpBook, "id", out.ID), need(OpBook, "consultation_id", out.ConsultationID),
-		need(OpBook, "patient_id", out.PatientID), need(OpBook, "clinician_id", out.ClinicianID)); err != nil {
 		return Booking{}, err
 	}
 	return Booking{AppointmentID: out.ID, ConsultationID: out.ConsultationID, PatientID: out.PatientID, ClinicianID: out.ClinicianID}, nil
@@ -370,20 +374,28 @@ type sdpMsg struct {
 	Segment *int   `json:"segment,omitempty"`
 }
 
-func (h *HTTPTarget) signal(ctx context.Context, op Op, s Session, cid, route, offer string) (sdpMsg, error) {
+// signal sends an offer and returns the answer; check, if not nil, holds
+// the answer to what op needs of it beyond an SDP answer.
+func (h *HTTPTarget) signal(ctx context.Context, op Op, s Session, cid, route, offer string, check func(sdpMsg) error) (sdpMsg, error) {
 	var out sdpMsg
 	_, err := h.do(ctx, call{op: op, user: s.ID, subject: cid, method: http.MethodPost,
 		path: "/v1/consultations/" + esc(cid) + "/" + route, token: s.Token,
 		in: jsonObject("type", "offer", "sdp", offer)}, func(b []byte) error {
-		return decodeFast(op, b, out.fastDecode, func() error { return slowDecode(op, b, &out) })
+		if err := decodeFast(op, b, out.fastDecode, func() error { return slowDecode(op, b, &out) }); err != nil {
+			return err
+		}
+		if out.Type != "answer" {
+			return garbage(op, "type", "got %q, want \"answer\"", out.Type)
+		}
+		if err := need(op, "sdp", out.SDP); err != nil {
+			return err
+		}
+		if check != nil {
+			return check(out)
+		}
+		return nil
 	})
 	if err != nil {
-		return sdpMsg{}, err
-	}
-	if out.Type != "answer" {
-		return sdpMsg{}, garbage(op, "type", "got %q, want \"answer\"", out.Type)
-	}
-	if err := need(op, "sdp", out.SDP); err != nil {
 		return sdpMsg{}, err
 	}
 	return out, nil
@@ -392,22 +404,24 @@ func (h *HTTPTarget) signal(ctx context.Context, op Op, s Session, cid, route, o
 // Join sends the audio offer of s for consultationID and returns the answer and
 // the recording segment the target opened.
 func (h *HTTPTarget) Join(ctx context.Context, s Session, consultationID, offerSDP string) (string, int, error) {
-	out, err := h.signal(ctx, OpJoin, s, consultationID, "join", offerSDP)
+	out, err := h.signal(ctx, OpJoin, s, consultationID, "join", offerSDP, func(out sdpMsg) error {
+		if out.Segment == nil {
+			return garbage(OpJoin, "segment", "missing")
+		}
+		if *out.Segment < 0 {
+			return garbage(OpJoin, "segment", "negative (%d)", *out.Segment)
+		}
+		return nil
+	})
 	if err != nil {
 		return "", 0, err
-	}
-	if out.Segment == nil {
-		return "", 0, garbage(OpJoin, "segment", "missing")
-	}
-	if *out.Segment < 0 {
-		return "", 0, garbage(OpJoin, "segment", "negative (%d)", *out.Segment)
 	}
 	return out.SDP, *out.Segment, nil
 }
 
 // SwitchVideo sends the re-offer that adds video and returns the answer.
 func (h *HTTPTarget) SwitchVideo(ctx context.Context, s Session, consultationID, offerSDP string) (string, error) {
-	out, err := h.signal(ctx, OpSwitch, s, consultationID, "video", offerSDP)
+	out, err := h.signal(ctx, OpSwitch, s, consultationID, "video", offerSDP, nil)
 	if err != nil {
 		return "", err
 	}
@@ -447,24 +461,26 @@ func tracks(op Op, in []trackJSON) ([]TrackInfo, error) {
 // End hangs up consultationID for both participants.
 func (h *HTTPTarget) End(ctx context.Context, s Session, consultationID string) (EndResult, error) {
 	var out endOut
+	var res EndResult
 	_, err := h.do(ctx, call{op: OpEnd, user: s.ID, subject: consultationID, method: http.MethodPost,
 		path: "/v1/consultations/" + esc(consultationID) + "/end", token: s.Token}, func(b []byte) error {
-		return decodeFast(OpEnd, b, out.fastDecode, func() error { return slowDecode(OpEnd, b, &out) })
+		if err := decodeFast(OpEnd, b, out.fastDecode, func() error { return slowDecode(OpEnd, b, &out) }); err != nil {
+			return err
+		}
+		if err := errors.Join(need(OpEnd, "consultation_id", out.ConsultationID), need(OpEnd, "recording_id", out.RecordingID)); err != nil {
+			return err
+		}
+		if out.Tracks == nil {
+			return garbage(OpEnd, "tracks", "missing")
+		}
+		ts, err := tracks(OpEnd, *out.Tracks)
+		res = EndResult{ConsultationID: out.ConsultationID, RecordingID: out.RecordingID, Tracks: ts}
+		return err
 	})
 	if err != nil {
 		return EndResult{}, err
 	}
-	if err := errors.Join(need(OpEnd, "consultation_id", out.ConsultationID), need(OpEnd, "recording_id", out.RecordingID)); err != nil {
-		return EndResult{}, err
-	}
-	if out.Tracks == nil {
-		return EndResult{}, garbage(OpEnd, "tracks", "missing")
-	}
-	ts, err := tracks(OpEnd, *out.Tracks)
-	if err != nil {
-		return EndResult{}, err
-	}
-	return EndResult{ConsultationID: out.ConsultationID, RecordingID: out.RecordingID, Tracks: ts}, nil
+	return res, nil
 }
 
 // Consultation reads consultationID as participant s.
@@ -472,19 +488,21 @@ func (h *HTTPTarget) Consultation(ctx context.Context, s Session, consultationID
 	var out consultationOut
 	_, err := h.do(ctx, call{op: OpConsultation, user: s.ID, subject: consultationID, method: http.MethodGet,
 		path: "/v1/consultations/" + esc(consultationID), token: s.Token}, func(b []byte) error {
-		return decodeFast(OpConsultation, b, out.fastDecode, func() error { return slowDecode(OpConsultation, b, &out) })
+		if err := decodeFast(OpConsultation, b, out.fastDecode, func() error { return slowDecode(OpConsultation, b, &out) }); err != nil {
+			return err
+		}
+		if err := errors.Join(need(OpConsultation, "id", out.ID), need(OpConsultation, "patient_id", out.PatientID),
+			need(OpConsultation, "clinician_id", out.ClinicianID)); err != nil {
+			return err
+		}
+		switch out.State {
+		case "booked", "active", "ended":
+			return nil
+		}
+		return garbage(OpConsultation, "state", "got %q, want booked, active or ended", out.State)
 	})
 	if err != nil {
 		return ConsultationInfo{}, err
-	}
-	if err := errors.Join(need(OpConsultation, "id", out.ID), need(OpConsultation, "patient_id", out.PatientID),
-		need(OpConsultation, "clinician_id", out.ClinicianID)); err != nil {
-		return ConsultationInfo{}, err
-	}
-	switch out.State {
-	case "booked", "active", "ended":
-	default:
-		return ConsultationInfo{}, garbage(OpConsultation, "state", "got %q, want booked, active or ended", out.State)
 	}
 	return ConsultationInfo{ID: out.ID, AppointmentID: out.AppointmentID, PatientID: out.PatientID,
 		ClinicianID: out.ClinicianID, State: out.State, RecordingID: out.RecordingID, Video: out.Video}, nil
@@ -493,47 +511,59 @@ func (h *HTTPTarget) Consultation(ctx context.Context, s Session, consultationID
 // ListReplays returns the replay list the target offers s.
 func (h *HTTPTarget) ListReplays(ctx context.Context, s Session) ([]ReplaySummary, error) {
 	var out listAnswer
-	_, err := h.do(ctx, call{op: OpList, user: s.ID, subject: s.ID, method: http.MethodGet, path: "/v1/replays", token: s.Token}, out.decode)
+	_, err := h.do(ctx, call{op: OpList, user: s.ID, subject: s.ID, method: http.MethodGet, path: "/v1/replays", token: s.Token}, func(b []byte) error {
+		if err := out.decode(b); err != nil {
+			return err
+		}
+		return out.check()
+	})
 	if err != nil {
 		return nil, err
 	}
-	if out.replays == nil {
-		return nil, garbage(OpList, "replays", "missing")
+	return *out.replays, nil
+}
+
+// check holds a decoded list to the contract.
+func (o *listAnswer) check() error {
+	if o.replays == nil {
+		return garbage(OpList, "replays", "missing")
 	}
-	res := *out.replays
-	if out.count != nil && *out.count != len(res) {
-		return nil, garbage(OpList, "count", "says %d, list holds %d", *out.count, len(res))
+	res := *o.replays
+	if o.count != nil && *o.count != len(res) {
+		return garbage(OpList, "count", "says %d, list holds %d", *o.count, len(res))
 	}
 	for i, r := range res {
 		if r.ID == "" || r.ConsultationID == "" {
 			f := fmt.Sprintf("replays[%d].", i)
-			return nil, errors.Join(need(OpList, f+"id", r.ID), need(OpList, f+"consultation_id", r.ConsultationID))
+			return errors.Join(need(OpList, f+"id", r.ID), need(OpList, f+"consultation_id", r.ConsultationID))
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // GetReplay returns the metadata of replayID as s sees it.
 func (h *HTTPTarget) GetReplay(ctx context.Context, s Session, replayID string) (Replay, error) {
 	var out replayOut
+	var res Replay
 	_, err := h.do(ctx, call{op: OpReplay, user: s.ID, subject: replayID, method: http.MethodGet,
 		path: "/v1/replays/" + esc(replayID), token: s.Token}, func(b []byte) error {
-		return decodeFast(OpReplay, b, out.fastDecode, func() error { return slowDecode(OpReplay, b, &out) })
+		if err := decodeFast(OpReplay, b, out.fastDecode, func() error { return slowDecode(OpReplay, b, &out) }); err != nil {
+			return err
+		}
+		if err := errors.Join(need(OpReplay, "id", out.ID), need(OpReplay, "consultation_id", out.ConsultationID)); err != nil {
+			return err
+		}
+		if out.Tracks == nil {
+			return garbage(OpReplay, "tracks", "missing")
+		}
+		ts, err := tracks(OpReplay, *out.Tracks)
+		res = Replay{ID: out.ID, ConsultationID: out.ConsultationID, Title: out.Title, Participants: out.Participants, Tracks: ts}
+		return err
 	})
 	if err != nil {
 		return Replay{}, err
 	}
-	if err := errors.Join(need(OpReplay, "id", out.ID), need(OpReplay, "consultation_id", out.ConsultationID)); err != nil {
-		return Replay{}, err
-	}
-	if out.Tracks == nil {
-		return Replay{}, garbage(OpReplay, "tracks", "missing")
-	}
-	ts, err := tracks(OpReplay, *out.Tracks)
-	if err != nil {
-		return Replay{}, err
-	}
-	return Replay{ID: out.ID, ConsultationID: out.ConsultationID, Title: out.Title, Participants: out.Participants, Tracks: ts}, nil
+	return res, nil
 }
 
 // FetchMedia returns the raw bytes (Ogg or IVF) of one track of replayID.
