@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -206,6 +207,79 @@ func TestHTTPGarbageObservedAsError(t *testing.T) {
 		}
 		if len(obs) != 1 || obs[0].Status != 200 || !errors.Is(obs[0].Err, ErrGarbage) || obs[0].Bytes != len(c.body) {
 			t.Errorf("%s %s: observations = %+v, want one 200 with the ErrGarbage", c.route, c.body, obs)
+		}
+	}
+}
+
+func replayList(n int, escaped bool) string {
+	var sb strings.Builder
+	sb.WriteString(`{"replays":[`)
+	for i := range n {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		title := "t"
+		if escaped {
+			title = `\u0074` // encoding/json's path
+		}
+		fmt.Fprintf(&sb, `{"id":"r-%d","consultation_id":"c-%d","title":"%s","participants":["u-1"],"tracks":1}`, i, i, title)
+	}
+	fmt.Fprintf(&sb, `],"count":%d}`, n)
+	return sb.String()
+}
+
+// A list past MaxList is garbage, on the fast path and on encoding/json's.
+func TestHTTPListOverMaxList(t *testing.T) {
+	ctx := context.Background()
+	for _, escaped := range []bool{false, true} {
+		h, _ := newFake(t, map[string]fakeAnswer{"GET /v1/replays": {200, replayList(4, escaped)}}, HTTPOptions{MaxList: 3})
+		_, err := h.ListReplays(ctx, sess)
+		if !errors.Is(err, ErrGarbage) || !strings.Contains(err.Error(), "limit of 3 entries") {
+			t.Errorf("4 replays, MaxList 3 (escaped %v): err = %v, want ErrGarbage naming the limit", escaped, err)
+		}
+		h, _ = newFake(t, map[string]fakeAnswer{"GET /v1/replays": {200, replayList(3, escaped)}}, HTTPOptions{MaxList: 3})
+		if got, err := h.ListReplays(ctx, sess); err != nil || len(got) != 3 {
+			t.Errorf("3 replays, MaxList 3 (escaped %v): %d, %v", escaped, len(got), err)
+		}
+	}
+	tracks := `{"id":"r-1","consultation_id":"c-1","tracks":[` + strings.Repeat(trackJSONText+",", 3) + trackJSONText + `]}`
+	h, _ := newFake(t, map[string]fakeAnswer{"GET /v1/replays/r-1": {200, tracks}}, HTTPOptions{MaxList: 3})
+	if _, err := h.GetReplay(ctx, sess, "r-1"); !errors.Is(err, ErrGarbage) || !strings.Contains(err.Error(), "limit of 3 entries") {
+		t.Errorf("4 tracks, MaxList 3: err = %v, want ErrGarbage naming the limit", err)
+	}
+	// The default is 10000.
+	h, _ = newFake(t, map[string]fakeAnswer{"GET /v1/replays": {200, replayList(10001, false)}}, HTTPOptions{})
+	if _, err := h.ListReplays(ctx, sess); !errors.Is(err, ErrGarbage) || !strings.Contains(err.Error(), "limit of 10000 entries") {
+		t.Errorf("10001 replays: err = %v, want ErrGarbage naming the default limit", err)
+	}
+}
+
+// The fast path stops building at the limit.
+func TestFastListStopsAtMaxList(t *testing.T) {
+	var o listAnswer
+	d := jdec{b: []byte(replayList(100, false)), maxList: 3}
+	if o.fastDecode(&d) || !d.tooLong {
+		t.Fatal("fast path took a list past its limit")
+	}
+	if o.replays != nil && len(*o.replays) > 3 {
+		t.Errorf("built %d entries before giving up", len(*o.replays))
+	}
+}
+
+// A list answer that is not the contract's object with its array is
+// garbage, never an empty list; the documented empty list stays valid.
+func TestHTTPListShapeStrict(t *testing.T) {
+	ctx := context.Background()
+	for _, body := range []string{`{}`, `null`, `"replays"`, `7`, `[]`, `{"count":0}`, `{"replays":null,"count":0}`, `{"replays":{},"count":0}`, `{"replays":"x"}`, ``} {
+		h, _ := newFake(t, map[string]fakeAnswer{"GET /v1/replays": {200, body}}, HTTPOptions{})
+		if got, err := h.ListReplays(ctx, sess); !errors.Is(err, ErrGarbage) {
+			t.Errorf("%q: %v, %v; want ErrGarbage", body, got, err)
+		}
+	}
+	for _, body := range []string{`{"replays":[],"count":0}`, `{"replays":[]}`} {
+		h, _ := newFake(t, map[string]fakeAnswer{"GET /v1/replays": {200, body}}, HTTPOptions{})
+		if got, err := h.ListReplays(ctx, sess); err != nil || got == nil || len(got) != 0 {
+			t.Errorf("%q: %v, %v; want an empty list", body, got, err)
 		}
 	}
 }

@@ -30,12 +30,17 @@ type HTTPOptions struct {
 	// A longer one fails with ErrTooLarge: at once if its Content-Length
 	// says so, else when it crosses the cap.
 	MaxBody int64
+	// MaxList caps every list in an answer (replays, tracks, participants);
+	// default 10000. A longer one fails with ErrGarbage, counted while
+	// decoding rather than after building it.
+	MaxList int
 }
 
 const (
 	defaultTimeout = 15 * time.Second
 	defaultMaxBody = 64 << 20
 	maxErrorBody   = 64 << 10
+	defaultMaxList = 10000
 )
 
 // HTTPTarget implements Target over the HTTP contract of docs/api.md. It is
@@ -49,6 +54,7 @@ type HTTPTarget struct {
 	obs     Observer
 	timeout time.Duration
 	maxBody int64
+	maxList int
 }
 
 var _ Target = (*HTTPTarget)(nil)
@@ -77,6 +83,10 @@ func NewHTTP(baseURL string, opts HTTPOptions) (*HTTPTarget, error) {
 		obs:     opts.Observer,
 		timeout: opts.Timeout,
 		maxBody: opts.MaxBody,
+		maxList: opts.MaxList,
+	}
+	if h.maxList <= 0 {
+		h.maxList = defaultMaxList
 	}
 	if h.timeout <= 0 {
 		h.timeout = defaultTimeout
@@ -333,7 +343,7 @@ func (h *HTTPTarget) Register(ctx context.Context, role models.Role) (Session, e
 	var out registerOut
 	_, err := h.do(ctx, call{op: OpRegister, subject: string(role), method: http.MethodPost, path: "/v1/users",
 		in: jsonObject("role", string(role))}, func(b []byte) error {
-		if err := decodeFast(OpRegister, b, out.fastDecode, func() error { return slowDecode(OpRegister, b, &out) }); err != nil {
+		if err := decodeFast(OpRegister, b, h.maxList, out.fastDecode, func() error { return slowDecode(OpRegister, b, &out) }); err != nil {
 			return err
 		}
 		if err := errors.Join(need(OpRegister, "id", out.ID), need(OpRegister, "token", out.Token)); err != nil {
@@ -356,7 +366,7 @@ func (h *HTTPTarget) Book(ctx context.Context, patient Session, clinicianID stri
 	_, err := h.do(ctx, call{op: OpBook, user: patient.ID, subject: clinicianID, method: http.MethodPost,
 		path: "/v1/appointments", token: patient.Token,
 		in: jsonObject("clinician_id", clinicianID, "mode", "audio")}, func(b []byte) error {
-		if err := decodeFast(OpBook, b, out.fastDecode, func() error { return slowDecode(OpBook, b, &out) }); err != nil {
+		if err := decodeFast(OpBook, b, h.maxList, out.fastDecode, func() error { return slowDecode(OpBook, b, &out) }); err != nil {
 			return err
 		}
 		return errors.Join(need(OpBook, "id", out.ID), need(OpBook, "consultation_id", out.ConsultationID),
@@ -381,7 +391,7 @@ func (h *HTTPTarget) signal(ctx context.Context, op Op, s Session, cid, route, o
 	_, err := h.do(ctx, call{op: op, user: s.ID, subject: cid, method: http.MethodPost,
 		path: "/v1/consultations/" + esc(cid) + "/" + route, token: s.Token,
 		in: jsonObject("type", "offer", "sdp", offer)}, func(b []byte) error {
-		if err := decodeFast(op, b, out.fastDecode, func() error { return slowDecode(op, b, &out) }); err != nil {
+		if err := decodeFast(op, b, h.maxList, out.fastDecode, func() error { return slowDecode(op, b, &out) }); err != nil {
 			return err
 		}
 		if out.Type != "answer" {
@@ -464,7 +474,7 @@ func (h *HTTPTarget) End(ctx context.Context, s Session, consultationID string) 
 	var res EndResult
 	_, err := h.do(ctx, call{op: OpEnd, user: s.ID, subject: consultationID, method: http.MethodPost,
 		path: "/v1/consultations/" + esc(consultationID) + "/end", token: s.Token}, func(b []byte) error {
-		if err := decodeFast(OpEnd, b, out.fastDecode, func() error { return slowDecode(OpEnd, b, &out) }); err != nil {
+		if err := decodeFast(OpEnd, b, h.maxList, out.fastDecode, func() error { return slowDecode(OpEnd, b, &out) }); err != nil {
 			return err
 		}
 		if err := errors.Join(need(OpEnd, "consultation_id", out.ConsultationID), need(OpEnd, "recording_id", out.RecordingID)); err != nil {
@@ -488,7 +498,7 @@ func (h *HTTPTarget) Consultation(ctx context.Context, s Session, consultationID
 	var out consultationOut
 	_, err := h.do(ctx, call{op: OpConsultation, user: s.ID, subject: consultationID, method: http.MethodGet,
 		path: "/v1/consultations/" + esc(consultationID), token: s.Token}, func(b []byte) error {
-		if err := decodeFast(OpConsultation, b, out.fastDecode, func() error { return slowDecode(OpConsultation, b, &out) }); err != nil {
+		if err := decodeFast(OpConsultation, b, h.maxList, out.fastDecode, func() error { return slowDecode(OpConsultation, b, &out) }); err != nil {
 			return err
 		}
 		if err := errors.Join(need(OpConsultation, "id", out.ID), need(OpConsultation, "patient_id", out.PatientID),
@@ -512,7 +522,7 @@ func (h *HTTPTarget) Consultation(ctx context.Context, s Session, consultationID
 func (h *HTTPTarget) ListReplays(ctx context.Context, s Session) ([]ReplaySummary, error) {
 	var out listAnswer
 	_, err := h.do(ctx, call{op: OpList, user: s.ID, subject: s.ID, method: http.MethodGet, path: "/v1/replays", token: s.Token}, func(b []byte) error {
-		if err := out.decode(b); err != nil {
+		if err := out.decode(b, h.maxList); err != nil {
 			return err
 		}
 		return out.check()
@@ -547,7 +557,7 @@ func (h *HTTPTarget) GetReplay(ctx context.Context, s Session, replayID string) 
 	var res Replay
 	_, err := h.do(ctx, call{op: OpReplay, user: s.ID, subject: replayID, method: http.MethodGet,
 		path: "/v1/replays/" + esc(replayID), token: s.Token}, func(b []byte) error {
-		if err := decodeFast(OpReplay, b, out.fastDecode, func() error { return slowDecode(OpReplay, b, &out) }); err != nil {
+		if err := decodeFast(OpReplay, b, h.maxList, out.fastDecode, func() error { return slowDecode(OpReplay, b, &out) }); err != nil {
 			return err
 		}
 		if err := errors.Join(need(OpReplay, "id", out.ID), need(OpReplay, "consultation_id", out.ConsultationID)); err != nil {
