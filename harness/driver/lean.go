@@ -758,7 +758,8 @@ func readChunkLine(br *bufio.Reader) ([]byte, error) {
 	if err != nil {
 		return nil, unexpected(err)
 	}
-	if i := bytes.IndexByte(p, '\r'); i != len(p)-2 {
+	// The first CR ends the line (a lone "\n" has it at -1, as len-2).
+	if i := bytes.IndexByte(p, '\r'); i < 0 || i != len(p)-2 {
 		return nil, fmt.Errorf("malformed chunk line %q", excerpt(p))
 	}
 	p = p[:len(p)-2]
