@@ -25,12 +25,20 @@ type tooLargeError struct {
 	size    int64
 	atLeast bool // size is a lower bound (no Content-Length)
 	limit   int64
+	budget  bool // limit is the memory Budget's, not MaxBody
+	busy    bool // the budget had no room left for the body to grow
 }
 
 func (e *tooLargeError) Error() string {
 	at := ""
 	if e.atLeast {
 		at = "at least "
+	}
+	switch {
+	case e.busy:
+		return fmt.Sprintf("body of %s%d bytes finds no room in the %s budget, in use by other answers", at, e.size, byteSize(e.limit))
+	case e.budget:
+		return fmt.Sprintf("body of %s%d bytes exceeds the %s budget", at, e.size, byteSize(e.limit))
 	}
 	return fmt.Sprintf("body of %s%d bytes exceeds the %s limit", at, e.size, byteSize(e.limit))
 }
@@ -48,18 +56,24 @@ func byteSize(n int64) string {
 	return fmt.Sprintf("%d-byte", n)
 }
 
-// bodyRead is one body being read into memory: its limit and the buffer to
-// reuse (a body decoded and dropped).
+// bodyRead is one body being read into memory: its limit, the buffer to
+// reuse (a body decoded and dropped) and the memory it holds of the budget
+// (nil: none).
 type bodyRead struct {
 	lim     bodyLimit
 	scratch *[]byte
+	res     *reservation
 }
 
 // minGrowth is the first buffer of a body of unknown length.
 const minGrowth = 4 << 10
 
-// alloc returns a buffer of n bytes for a body of known length.
+// alloc returns a buffer of n bytes for a body of known length, once the
+// budget has them.
 func (r *bodyRead) alloc(n int64) ([]byte, error) {
+	if err := r.res.reserve(n); err != nil {
+		return nil, err
+	}
 	if r.scratch != nil && int64(cap(*r.scratch)) >= n {
 		return (*r.scratch)[:n], nil
 	}
@@ -71,13 +85,16 @@ func (r *bodyRead) alloc(n int64) ([]byte, error) {
 }
 
 // grow returns b with room for n more bytes (len(b) unchanged), doubling
-// its capacity up to the limit.
+// its capacity up to the limit; the budget reserves the capacity.
 func (r *bodyRead) grow(b []byte, n int64) ([]byte, error) {
 	need := int64(len(b)) + n
 	if need <= int64(cap(b)) {
-		return b, nil
+		return b, r.res.reserve(need) // a pooled buffer's room is there anyway
 	}
 	c := min(max(need, 2*int64(cap(b)), minGrowth), max(need, r.lim.keep+1))
+	if err := r.res.reserve(c); err != nil {
+		return b, err
+	}
 	nb := make([]byte, len(b), c)
 	copy(nb, b)
 	return nb, nil

@@ -34,6 +34,11 @@ type HTTPOptions struct {
 	// default 10000. A longer one fails with ErrGarbage, counted while
 	// decoding rather than after building it.
 	MaxList int
+	// Budget bounds the memory of the answers being read at once, across
+	// this target's concurrent requests and those of any other target given
+	// the same Budget; nil: a budget of its own of 256 MiB. A body that
+	// cannot have its memory fails with ErrTooLarge (see Budget).
+	Budget *Budget
 }
 
 const (
@@ -55,6 +60,7 @@ type HTTPTarget struct {
 	timeout time.Duration
 	maxBody int64
 	maxList int
+	budget  *Budget
 }
 
 var _ Target = (*HTTPTarget)(nil)
@@ -84,6 +90,10 @@ func NewHTTP(baseURL string, opts HTTPOptions) (*HTTPTarget, error) {
 		timeout: opts.Timeout,
 		maxBody: opts.MaxBody,
 		maxList: opts.MaxList,
+		budget:  opts.Budget,
+	}
+	if h.budget == nil {
+		h.budget = NewBudget(defaultBudget)
 	}
 	if h.maxList <= 0 {
 		h.maxList = defaultMaxList
@@ -179,7 +189,11 @@ func (h *HTTPTarget) do(ctx context.Context, c call, decode func(body []byte) er
 		scratch = scratchPool.Get().(*[]byte)
 		defer scratchPool.Put(scratch)
 	}
-	body, err = h.send(ctx, c, scratch, &obs)
+	// The body's memory is the budget's until decode is done with it; a
+	// body returned (media) is the caller's, and leaves the budget here.
+	res := reservation{budget: h.budget, ctx: ctx}
+	defer res.release()
+	body, err = h.send(ctx, c, scratch, &obs, &res)
 	if err != nil || decode == nil {
 		return body, err
 	}
@@ -188,18 +202,18 @@ func (h *HTTPTarget) do(ctx context.Context, c call, decode func(body []byte) er
 
 // send performs c and returns the 2xx body (in *scratch if not nil),
 // noting the answer's status and size in obs.
-func (h *HTTPTarget) send(ctx context.Context, c call, scratch *[]byte, obs *Observation) (body []byte, err error) {
+func (h *HTTPTarget) send(ctx context.Context, c call, scratch *[]byte, obs *Observation, res *reservation) (body []byte, err error) {
 	in := c.in
 	var ans leanAnswer
 	if h.lean != nil {
-		req := leanRequest{method: c.method, path: c.path, token: c.token, body: in, json: in != nil, limit: h.limits}
+		req := leanRequest{method: c.method, path: c.path, token: c.token, body: in, json: in != nil, limit: h.limits, res: res}
 		if h.prefix != "" {
 			req.path = h.prefix + c.path
 		}
 		req.scratch = scratch
 		ans, err = h.lean.roundTrip(ctx, h.timeout, &req)
 	} else {
-		ans, err = h.stdRoundTrip(ctx, c, in)
+		ans, err = h.stdRoundTrip(ctx, c, in, res)
 	}
 	var be buildError
 	if errors.As(err, &be) {
@@ -262,7 +276,7 @@ type buildError struct{ err error }
 func (e buildError) Error() string { return "build request: " + e.err.Error() }
 
 // stdRoundTrip sends c through net/http (https targets, callers' clients).
-func (h *HTTPTarget) stdRoundTrip(ctx context.Context, c call, in []byte) (leanAnswer, error) {
+func (h *HTTPTarget) stdRoundTrip(ctx context.Context, c call, in []byte, res *reservation) (leanAnswer, error) {
 	var rd io.Reader
 	if in != nil {
 		rd = bytes.NewReader(in)
@@ -285,7 +299,8 @@ func (h *HTTPTarget) stdRoundTrip(ctx context.Context, c call, in []byte) (leanA
 	}
 	defer resp.Body.Close()
 	ans := leanAnswer{status: resp.StatusCode}
-	r := bodyRead{lim: h.limits(resp.StatusCode)}
+	res.deadline, _ = rctx.Deadline()
+	r := bodyRead{lim: h.limits(resp.StatusCode), res: res}
 	// A refused Content-Length fails here unread: closing the body then
 	// closes the connection.
 	ans.body, ans.bodyErr = r.readAll(resp.Body, resp.ContentLength)
@@ -577,6 +592,8 @@ func (h *HTTPTarget) GetReplay(ctx context.Context, s Session, replayID string) 
 }
 
 // FetchMedia returns the raw bytes (Ogg or IVF) of one track of replayID.
+// They are the caller's: the Budget covers them while they are read, not
+// once they are returned.
 func (h *HTTPTarget) FetchMedia(ctx context.Context, s Session, replayID, trackID string) ([]byte, error) {
 	return h.do(ctx, call{op: OpMedia, user: s.ID, subject: replayID, method: http.MethodGet,
 		path: "/v1/replays/" + esc(replayID) + "/media?track=" + url.QueryEscape(trackID), token: s.Token}, nil)

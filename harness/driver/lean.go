@@ -210,6 +210,8 @@ type leanRequest struct {
 	scratch *[]byte
 	// limit says how much of a body to keep for a status (see bodyLimit).
 	limit func(status int) bodyLimit
+	// res, if not nil, is the budget the body is buffered within.
+	res *reservation
 }
 
 // roundTrip sends req and reads its answer, bounded by timeout and by ctx.
@@ -223,6 +225,9 @@ func (l *leanClient) roundTrip(ctx context.Context, timeout time.Duration, req *
 	}
 	now := time.Now()
 	deadline := now.Add(timeout)
+	if req.res != nil {
+		req.res.deadline = deadline
+	}
 	for {
 		lc := l.get(now)
 		reused := lc != nil
@@ -374,7 +379,7 @@ func readAnswer(br *bufio.Reader, req *leanRequest) (ans leanAnswer, keep bool, 
 		}
 		ans.status = status
 		keep = !http10 && !h.close
-		r := bodyRead{lim: req.limit(status), scratch: req.scratch}
+		r := bodyRead{lim: req.limit(status), scratch: req.scratch, res: req.res}
 		switch {
 		case status == 204 || status == 304:
 			return ans, keep, nil
