@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -126,5 +127,57 @@ func TestBudgetWaitBoundedByTimeout(t *testing.T) {
 	}
 	if budget.InUse() != 0 {
 		t.Errorf("%d bytes in use", budget.InUse())
+	}
+}
+
+// The net/http path (https) reads within the budget too.
+func TestBudgetBoundsConcurrentBodiesHTTPS(t *testing.T) {
+	const size = 192 << 10
+	body := strings.Repeat("x", size)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("track") == "sized" {
+			w.Header().Set("Content-Length", fmt.Sprint(size))
+		}
+		for i := 0; i < size; i += 16 << 10 {
+			io.WriteString(w, body[i:i+16<<10])
+			w.(http.Flusher).Flush() // unsized: chunked
+		}
+	}))
+	t.Cleanup(srv.Close)
+	budget := NewBudget(1 << 20)
+	h, err := NewHTTP(srv.URL, HTTPOptions{Client: srv.Client(), Budget: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a safety net only
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := map[string]int{}
+	for i := range 24 {
+		kind := []string{"sized", "chunked"}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := h.FetchMedia(ctx, sess, "r", kind)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil && len(b) == size {
+				ok[kind]++
+			} else if !errors.Is(err, ErrTooLarge) {
+				t.Errorf("%s: %d bytes, %v", kind, len(b), err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		t.Fatal("fetches still waiting at the safety net's deadline")
+	}
+	if p := budget.peak.Load(); p > budget.Size() || budget.InUse() != 0 {
+		t.Errorf("peak %d, in use after %d, budget %d", p, budget.InUse(), budget.Size())
+	}
+	if ok["sized"] != 12 {
+		t.Errorf("%d of 12 sized bodies read", ok["sized"])
 	}
 }
