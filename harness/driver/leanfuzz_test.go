@@ -3,6 +3,7 @@ package driver
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -76,7 +77,9 @@ func leanVerdict(br *bufio.Reader) verdict {
 	return verdict{ok: err == nil, status: ans.status, body: ans.body, err: err}
 }
 
-var errTooLargeFuzz = io.ErrShortBuffer
+// errTooLargeFuzz marks net/http's side reading past fuzzCap (the lean
+// client's own ErrTooLarge is its bodyErr).
+var errTooLargeFuzz = errors.New("body past the fuzz cap")
 
 // stdVerdict reads the answer as net/http's Transport does (ReadResponse,
 // skipping 1xx interim answers), its body with the same cap. excluded: the
