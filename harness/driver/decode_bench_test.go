@@ -15,7 +15,7 @@ func BenchmarkDecodeReplay(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var out replayOut
-		if err := decodeFast(OpReplay, body, out.fastDecode, func() error { return slowDecode(OpReplay, body, &out) }); err != nil {
+		if err := decodeFast(OpReplay, body, 0, out.fastDecode, func() error { return slowDecode(OpReplay, body, &out) }); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -87,7 +87,7 @@ type Observation struct {
 	Start   time.Time
 	End     time.Time
 	Status  int // HTTP status; 0 if no HTTP answer
-	Bytes   int // response body bytes read
+	Bytes   int // response body bytes read; for a body refused as too large, its declared (or seen) size
 	Err     error
 }
 
@@ -115,6 +115,10 @@ var (
 	// ErrGarbage: the target answered 2xx with a body that is not the contract
 	// (bad JSON, a missing id). The wrapping message names the op and the field.
 	ErrGarbage = errors.New("target answered garbage")
+	// ErrTooLarge: an answer larger than the driver buffers (MaxBody, or
+	// the memory Budget). It wraps ErrGarbage, as a 2xx the harness cannot
+	// read; the wrapping message names the size and the limit.
+	ErrTooLarge = fmt.Errorf("%w: answer too large", ErrGarbage)
 	// ErrUnreachable: no HTTP answer (connection refused or reset, timeout).
 	ErrUnreachable = errors.New("target unreachable")
 	// ErrBadAnswer: an SDP answer the local PeerConnection rejects.

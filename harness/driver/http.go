@@ -19,20 +19,33 @@ import (
 // HTTPOptions configures NewHTTP.
 type HTTPOptions struct {
 	// Client sends every request. nil: a client of its own with a Transport
-	// sized for hundreds of concurrent users (released by Close).
+	// sized for hundreds of concurrent users (released by Close). Its
+	// CheckRedirect is not used: redirects are never followed.
 	Client *http.Client
 	// Observer receives one Observation per request; nil: none.
 	Observer Observer
 	// Timeout bounds each request (connect to last body byte); default 15s.
 	Timeout time.Duration
-	// MaxBody caps a response body (media included); default 64 MiB.
+	// MaxBody caps a 2xx answer's body (media included); default 64 MiB.
+	// A longer one fails with ErrTooLarge: at once if its Content-Length
+	// says so, else when it crosses the cap.
 	MaxBody int64
+	// MaxList caps every list in an answer (replays, tracks, participants);
+	// default 10000. A longer one fails with ErrGarbage, counted while
+	// decoding rather than after building it.
+	MaxList int
+	// Budget bounds the memory of the answers being read at once, across
+	// this target's concurrent requests and those of any other target given
+	// the same Budget; nil: a budget of its own of 256 MiB. A body that
+	// cannot have its memory fails with ErrTooLarge (see Budget).
+	Budget *Budget
 }
 
 const (
 	defaultTimeout = 15 * time.Second
 	defaultMaxBody = 64 << 20
 	maxErrorBody   = 64 << 10
+	defaultMaxList = 10000
 )
 
 // HTTPTarget implements Target over the HTTP contract of docs/api.md. It is
@@ -46,6 +59,8 @@ type HTTPTarget struct {
 	obs     Observer
 	timeout time.Duration
 	maxBody int64
+	maxList int
+	budget  *Budget
 }
 
 var _ Target = (*HTTPTarget)(nil)
@@ -74,6 +89,14 @@ func NewHTTP(baseURL string, opts HTTPOptions) (*HTTPTarget, error) {
 		obs:     opts.Observer,
 		timeout: opts.Timeout,
 		maxBody: opts.MaxBody,
+		maxList: opts.MaxList,
+		budget:  opts.Budget,
+	}
+	if h.budget == nil {
+		h.budget = NewBudget(defaultBudget)
+	}
+	if h.maxList <= 0 {
+		h.maxList = defaultMaxList
 	}
 	if h.timeout <= 0 {
 		h.timeout = defaultTimeout
@@ -90,10 +113,21 @@ func NewHTTP(baseURL string, opts HTTPOptions) (*HTTPTarget, error) {
 		h.lean = newLeanClient(net.JoinHostPort(u.Hostname(), port), u.Host)
 	} else if h.client == nil {
 		h.owned = newTransport()
-		h.client = &http.Client{Transport: h.owned}
+		h.client = &http.Client{Transport: h.owned, CheckRedirect: noRedirect}
+	} else {
+		// A copy, so the caller's client is not changed: sharing its
+		// Transport shares its connections.
+		c := *h.client
+		c.CheckRedirect = noRedirect
+		h.client = &c
 	}
 	return h, nil
 }
+
+// noRedirect keeps a 3xx as the answer: a hostile target must not be able to
+// send the harness, and the users' bearer tokens, anywhere but itself. The
+// 3xx then fails the call as a *StatusError, as the lean client's do.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // newTransport is sized for hundreds of concurrent virtual users against one
 // host: keeping idle connections avoids a TCP handshake per call.
@@ -137,24 +171,11 @@ type call struct {
 
 // do performs c and returns the 2xx body, or if decode is not nil decodes
 // it with decode and returns no body: the body is then not kept after decode
-// returns (its buffer is reused). The observation is of the exchange: a body
-// that does not decode is an error of the call, not of the request.
-func (h *HTTPTarget) do(ctx context.Context, c call, decode func(body []byte) error) ([]byte, error) {
-	var scratch *[]byte
-	if decode != nil && h.lean != nil {
-		scratch = scratchPool.Get().(*[]byte)
-		defer scratchPool.Put(scratch)
-	}
-	body, err := h.send(ctx, c, scratch)
-	if err != nil || decode == nil {
-		return body, err
-	}
-	return nil, decode(body)
-}
-
-// send performs c and returns the 2xx body (in *scratch if not nil). Every
-// return path emits exactly one Observation.
-func (h *HTTPTarget) send(ctx context.Context, c call, scratch *[]byte) (body []byte, err error) {
+// returns (its buffer is reused). decode also checks the answer against the
+// contract, so that the one Observation of the call, emitted on return,
+// carries an answer that does not decode or does not hold as its error
+// (the harness's error_rate counts it).
+func (h *HTTPTarget) do(ctx context.Context, c call, decode func(body []byte) error) (body []byte, err error) {
 	obs := Observation{Op: c.op, User: c.user, Subject: c.subject, Start: time.Now()}
 	defer func() {
 		if h.obs != nil {
@@ -163,18 +184,36 @@ func (h *HTTPTarget) send(ctx context.Context, c call, scratch *[]byte) (body []
 			h.obs(obs)
 		}
 	}()
+	var scratch *[]byte
+	if decode != nil && h.lean != nil {
+		scratch = scratchPool.Get().(*[]byte)
+		defer scratchPool.Put(scratch)
+	}
+	// The body's memory is the budget's until decode is done with it; a
+	// body returned (media) is the caller's, and leaves the budget here.
+	res := reservation{budget: h.budget, ctx: ctx}
+	defer res.release()
+	body, err = h.send(ctx, c, scratch, &obs, &res)
+	if err != nil || decode == nil {
+		return body, err
+	}
+	return nil, decode(body)
+}
 
+// send performs c and returns the 2xx body (in *scratch if not nil),
+// noting the answer's status and size in obs.
+func (h *HTTPTarget) send(ctx context.Context, c call, scratch *[]byte, obs *Observation, res *reservation) (body []byte, err error) {
 	in := c.in
 	var ans leanAnswer
 	if h.lean != nil {
-		req := leanRequest{method: c.method, path: c.path, token: c.token, body: in, json: in != nil, limit: h.limits}
+		req := leanRequest{method: c.method, path: c.path, token: c.token, body: in, json: in != nil, limit: h.limits, res: res}
 		if h.prefix != "" {
 			req.path = h.prefix + c.path
 		}
 		req.scratch = scratch
 		ans, err = h.lean.roundTrip(ctx, h.timeout, &req)
 	} else {
-		ans, err = h.stdRoundTrip(ctx, c, in)
+		ans, err = h.stdRoundTrip(ctx, c, in, res)
 	}
 	var be buildError
 	if errors.As(err, &be) {
@@ -185,6 +224,11 @@ func (h *HTTPTarget) send(ctx context.Context, c call, scratch *[]byte) (body []
 	}
 	obs.Status = ans.status
 	obs.Bytes = len(ans.body)
+	var tl *tooLargeError
+	if errors.As(ans.bodyErr, &tl) {
+		// The report shows the size refused, not the 0 bytes kept.
+		obs.Bytes = int(tl.size)
+	}
 
 	if ans.status < 200 || ans.status > 299 {
 		se := &StatusError{Op: c.op, Code: ans.status}
@@ -196,11 +240,11 @@ func (h *HTTPTarget) send(ctx context.Context, c call, scratch *[]byte) (body []
 		}
 		return nil, se
 	}
+	if tl != nil {
+		return nil, fmt.Errorf("%s: %w", c.op, tl)
+	}
 	if ans.bodyErr != nil {
 		return nil, h.transportErr(ctx, c, fmt.Errorf("read body: %w", ans.bodyErr))
-	}
-	if int64(len(ans.body)) > h.maxBody {
-		return nil, fmt.Errorf("%s: %w: body exceeds %d bytes", c.op, ErrGarbage, h.maxBody)
 	}
 	return ans.body, nil
 }
@@ -216,14 +260,14 @@ func errorBody(b []byte) (errorOut, bool) {
 	return eb, json.Unmarshal(b, &eb) == nil
 }
 
-// limits is how much of an answer's body is kept (a 2xx body up to one byte
-// past MaxBody, which then fails; an error body up to maxErrorBody) and how
-// much more may be read and dropped to keep the connection.
-func (h *HTTPTarget) limits(status int) (keep, drain int64) {
+// limits is how much of an answer's body is kept: a 2xx body up to MaxBody,
+// past which it fails; an error body up to maxErrorBody, past which it is
+// cut (and up to as much again read and dropped to keep the connection).
+func (h *HTTPTarget) limits(status int) bodyLimit {
 	if status < 200 || status > 299 {
-		return maxErrorBody, maxErrorBody
+		return bodyLimit{keep: maxErrorBody, drain: maxErrorBody}
 	}
-	return h.maxBody + 1, 0
+	return bodyLimit{keep: h.maxBody, refuse: true}
 }
 
 // buildError: net/http refused to build the request (not the target's fault).
@@ -232,7 +276,7 @@ type buildError struct{ err error }
 func (e buildError) Error() string { return "build request: " + e.err.Error() }
 
 // stdRoundTrip sends c through net/http (https targets, callers' clients).
-func (h *HTTPTarget) stdRoundTrip(ctx context.Context, c call, in []byte) (leanAnswer, error) {
+func (h *HTTPTarget) stdRoundTrip(ctx context.Context, c call, in []byte, res *reservation) (leanAnswer, error) {
 	var rd io.Reader
 	if in != nil {
 		rd = bytes.NewReader(in)
@@ -254,12 +298,12 @@ func (h *HTTPTarget) stdRoundTrip(ctx context.Context, c call, in []byte) (leanA
 		return leanAnswer{}, err
 	}
 	defer resp.Body.Close()
-	keep, drain := h.limits(resp.StatusCode)
 	ans := leanAnswer{status: resp.StatusCode}
-	ans.body, ans.bodyErr = io.ReadAll(io.LimitReader(resp.Body, keep))
-	if drain > 0 {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, drain)) // let the connection be reused
-	}
+	res.deadline, _ = rctx.Deadline()
+	r := bodyRead{lim: h.limits(resp.StatusCode), res: res}
+	// A refused Content-Length fails here unread: closing the body then
+	// closes the connection.
+	ans.body, ans.bodyErr = r.readAll(resp.Body, resp.ContentLength)
 	return ans, nil
 }
 
@@ -314,16 +358,19 @@ func (h *HTTPTarget) Register(ctx context.Context, role models.Role) (Session, e
 	var out registerOut
 	_, err := h.do(ctx, call{op: OpRegister, subject: string(role), method: http.MethodPost, path: "/v1/users",
 		in: jsonObject("role", string(role))}, func(b []byte) error {
-		return decodeFast(OpRegister, b, out.fastDecode, func() error { return slowDecode(OpRegister, b, &out) })
+		if err := decodeFast(OpRegister, b, h.maxList, out.fastDecode, func() error { return slowDecode(OpRegister, b, &out) }); err != nil {
+			return err
+		}
+		if err := errors.Join(need(OpRegister, "id", out.ID), need(OpRegister, "token", out.Token)); err != nil {
+			return err
+		}
+		if out.Role != string(role) {
+			return garbage(OpRegister, "role", "got %q, asked for %q", out.Role, role)
+		}
+		return nil
 	})
 	if err != nil {
 		return Session{}, err
-	}
-	if err := errors.Join(need(OpRegister, "id", out.ID), need(OpRegister, "token", out.Token)); err != nil {
-		return Session{}, err
-	}
-	if out.Role != string(role) {
-		return Session{}, garbage(OpRegister, "role", "got %q, asked for %q", out.Role, role)
 	}
 	return Session{ID: out.ID, Role: role, Token: out.Token}, nil
 }
@@ -334,13 +381,13 @@ func (h *HTTPTarget) Book(ctx context.Context, patient Session, clinicianID stri
 	_, err := h.do(ctx, call{op: OpBook, user: patient.ID, subject: clinicianID, method: http.MethodPost,
 		path: "/v1/appointments", token: patient.Token,
 		in: jsonObject("clinician_id", clinicianID, "mode", "audio")}, func(b []byte) error {
-		return decodeFast(OpBook, b, out.fastDecode, func() error { return slowDecode(OpBook, b, &out) })
+		if err := decodeFast(OpBook, b, h.maxList, out.fastDecode, func() error { return slowDecode(OpBook, b, &out) }); err != nil {
+			return err
+		}
+		return errors.Join(need(OpBook, "id", out.ID), need(OpBook, "consultation_id", out.ConsultationID),
+			need(OpBook, "patient_id", out.PatientID), need(OpBook, "clinician_id", out.ClinicianID))
 	})
 	if err != nil {
-		return Booking{}, err
-	}
-	if err := errors.Join(need(OpBook, "id", out.ID), need(OpBook, "consultation_id", out.ConsultationID),
-		need(OpBook, "patient_id", out.PatientID), need(OpBook, "clinician_id", out.ClinicianID)); err != nil {
 		return Booking{}, err
 	}
 	return Booking{AppointmentID: out.ID, ConsultationID: out.ConsultationID, PatientID: out.PatientID, ClinicianID: out.ClinicianID}, nil
@@ -352,20 +399,28 @@ type sdpMsg struct {
 	Segment *int   `json:"segment,omitempty"`
 }
 
-func (h *HTTPTarget) signal(ctx context.Context, op Op, s Session, cid, route, offer string) (sdpMsg, error) {
+// signal sends an offer and returns the answer; check, if not nil, holds
+// the answer to what op needs of it beyond an SDP answer.
+func (h *HTTPTarget) signal(ctx context.Context, op Op, s Session, cid, route, offer string, check func(sdpMsg) error) (sdpMsg, error) {
 	var out sdpMsg
 	_, err := h.do(ctx, call{op: op, user: s.ID, subject: cid, method: http.MethodPost,
 		path: "/v1/consultations/" + esc(cid) + "/" + route, token: s.Token,
 		in: jsonObject("type", "offer", "sdp", offer)}, func(b []byte) error {
-		return decodeFast(op, b, out.fastDecode, func() error { return slowDecode(op, b, &out) })
+		if err := decodeFast(op, b, h.maxList, out.fastDecode, func() error { return slowDecode(op, b, &out) }); err != nil {
+			return err
+		}
+		if out.Type != "answer" {
+			return garbage(op, "type", "got %q, want \"answer\"", out.Type)
+		}
+		if err := need(op, "sdp", out.SDP); err != nil {
+			return err
+		}
+		if check != nil {
+			return check(out)
+		}
+		return nil
 	})
 	if err != nil {
-		return sdpMsg{}, err
-	}
-	if out.Type != "answer" {
-		return sdpMsg{}, garbage(op, "type", "got %q, want \"answer\"", out.Type)
-	}
-	if err := need(op, "sdp", out.SDP); err != nil {
 		return sdpMsg{}, err
 	}
 	return out, nil
@@ -374,22 +429,24 @@ func (h *HTTPTarget) signal(ctx context.Context, op Op, s Session, cid, route, o
 // Join sends the audio offer of s for consultationID and returns the answer and
 // the recording segment the target opened.
 func (h *HTTPTarget) Join(ctx context.Context, s Session, consultationID, offerSDP string) (string, int, error) {
-	out, err := h.signal(ctx, OpJoin, s, consultationID, "join", offerSDP)
+	out, err := h.signal(ctx, OpJoin, s, consultationID, "join", offerSDP, func(out sdpMsg) error {
+		if out.Segment == nil {
+			return garbage(OpJoin, "segment", "missing")
+		}
+		if *out.Segment < 0 {
+			return garbage(OpJoin, "segment", "negative (%d)", *out.Segment)
+		}
+		return nil
+	})
 	if err != nil {
 		return "", 0, err
-	}
-	if out.Segment == nil {
-		return "", 0, garbage(OpJoin, "segment", "missing")
-	}
-	if *out.Segment < 0 {
-		return "", 0, garbage(OpJoin, "segment", "negative (%d)", *out.Segment)
 	}
 	return out.SDP, *out.Segment, nil
 }
 
 // SwitchVideo sends the re-offer that adds video and returns the answer.
 func (h *HTTPTarget) SwitchVideo(ctx context.Context, s Session, consultationID, offerSDP string) (string, error) {
-	out, err := h.signal(ctx, OpSwitch, s, consultationID, "video", offerSDP)
+	out, err := h.signal(ctx, OpSwitch, s, consultationID, "video", offerSDP, nil)
 	if err != nil {
 		return "", err
 	}
@@ -429,24 +486,26 @@ func tracks(op Op, in []trackJSON) ([]TrackInfo, error) {
 // End hangs up consultationID for both participants.
 func (h *HTTPTarget) End(ctx context.Context, s Session, consultationID string) (EndResult, error) {
 	var out endOut
+	var res EndResult
 	_, err := h.do(ctx, call{op: OpEnd, user: s.ID, subject: consultationID, method: http.MethodPost,
 		path: "/v1/consultations/" + esc(consultationID) + "/end", token: s.Token}, func(b []byte) error {
-		return decodeFast(OpEnd, b, out.fastDecode, func() error { return slowDecode(OpEnd, b, &out) })
+		if err := decodeFast(OpEnd, b, h.maxList, out.fastDecode, func() error { return slowDecode(OpEnd, b, &out) }); err != nil {
+			return err
+		}
+		if err := errors.Join(need(OpEnd, "consultation_id", out.ConsultationID), need(OpEnd, "recording_id", out.RecordingID)); err != nil {
+			return err
+		}
+		if out.Tracks == nil {
+			return garbage(OpEnd, "tracks", "missing")
+		}
+		ts, err := tracks(OpEnd, *out.Tracks)
+		res = EndResult{ConsultationID: out.ConsultationID, RecordingID: out.RecordingID, Tracks: ts}
+		return err
 	})
 	if err != nil {
 		return EndResult{}, err
 	}
-	if err := errors.Join(need(OpEnd, "consultation_id", out.ConsultationID), need(OpEnd, "recording_id", out.RecordingID)); err != nil {
-		return EndResult{}, err
-	}
-	if out.Tracks == nil {
-		return EndResult{}, garbage(OpEnd, "tracks", "missing")
-	}
-	ts, err := tracks(OpEnd, *out.Tracks)
-	if err != nil {
-		return EndResult{}, err
-	}
-	return EndResult{ConsultationID: out.ConsultationID, RecordingID: out.RecordingID, Tracks: ts}, nil
+	return res, nil
 }
 
 // Consultation reads consultationID as participant s.
@@ -454,19 +513,21 @@ func (h *HTTPTarget) Consultation(ctx context.Context, s Session, consultationID
 	var out consultationOut
 	_, err := h.do(ctx, call{op: OpConsultation, user: s.ID, subject: consultationID, method: http.MethodGet,
 		path: "/v1/consultations/" + esc(consultationID), token: s.Token}, func(b []byte) error {
-		return decodeFast(OpConsultation, b, out.fastDecode, func() error { return slowDecode(OpConsultation, b, &out) })
+		if err := decodeFast(OpConsultation, b, h.maxList, out.fastDecode, func() error { return slowDecode(OpConsultation, b, &out) }); err != nil {
+			return err
+		}
+		if err := errors.Join(need(OpConsultation, "id", out.ID), need(OpConsultation, "patient_id", out.PatientID),
+			need(OpConsultation, "clinician_id", out.ClinicianID)); err != nil {
+			return err
+		}
+		switch out.State {
+		case "booked", "active", "ended":
+			return nil
+		}
+		return garbage(OpConsultation, "state", "got %q, want booked, active or ended", out.State)
 	})
 	if err != nil {
 		return ConsultationInfo{}, err
-	}
-	if err := errors.Join(need(OpConsultation, "id", out.ID), need(OpConsultation, "patient_id", out.PatientID),
-		need(OpConsultation, "clinician_id", out.ClinicianID)); err != nil {
-		return ConsultationInfo{}, err
-	}
-	switch out.State {
-	case "booked", "active", "ended":
-	default:
-		return ConsultationInfo{}, garbage(OpConsultation, "state", "got %q, want booked, active or ended", out.State)
 	}
 	return ConsultationInfo{ID: out.ID, AppointmentID: out.AppointmentID, PatientID: out.PatientID,
 		ClinicianID: out.ClinicianID, State: out.State, RecordingID: out.RecordingID, Video: out.Video}, nil
@@ -475,50 +536,64 @@ func (h *HTTPTarget) Consultation(ctx context.Context, s Session, consultationID
 // ListReplays returns the replay list the target offers s.
 func (h *HTTPTarget) ListReplays(ctx context.Context, s Session) ([]ReplaySummary, error) {
 	var out listAnswer
-	_, err := h.do(ctx, call{op: OpList, user: s.ID, subject: s.ID, method: http.MethodGet, path: "/v1/replays", token: s.Token}, out.decode)
+	_, err := h.do(ctx, call{op: OpList, user: s.ID, subject: s.ID, method: http.MethodGet, path: "/v1/replays", token: s.Token}, func(b []byte) error {
+		if err := out.decode(b, h.maxList); err != nil {
+			return err
+		}
+		return out.check()
+	})
 	if err != nil {
 		return nil, err
 	}
-	if out.replays == nil {
-		return nil, garbage(OpList, "replays", "missing")
+	return *out.replays, nil
+}
+
+// check holds a decoded list to the contract.
+func (o *listAnswer) check() error {
+	if o.replays == nil {
+		return garbage(OpList, "replays", "missing")
 	}
-	res := *out.replays
-	if out.count != nil && *out.count != len(res) {
-		return nil, garbage(OpList, "count", "says %d, list holds %d", *out.count, len(res))
+	res := *o.replays
+	if o.count != nil && *o.count != len(res) {
+		return garbage(OpList, "count", "says %d, list holds %d", *o.count, len(res))
 	}
 	for i, r := range res {
 		if r.ID == "" || r.ConsultationID == "" {
 			f := fmt.Sprintf("replays[%d].", i)
-			return nil, errors.Join(need(OpList, f+"id", r.ID), need(OpList, f+"consultation_id", r.ConsultationID))
+			return errors.Join(need(OpList, f+"id", r.ID), need(OpList, f+"consultation_id", r.ConsultationID))
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // GetReplay returns the metadata of replayID as s sees it.
 func (h *HTTPTarget) GetReplay(ctx context.Context, s Session, replayID string) (Replay, error) {
 	var out replayOut
+	var res Replay
 	_, err := h.do(ctx, call{op: OpReplay, user: s.ID, subject: replayID, method: http.MethodGet,
 		path: "/v1/replays/" + esc(replayID), token: s.Token}, func(b []byte) error {
-		return decodeFast(OpReplay, b, out.fastDecode, func() error { return slowDecode(OpReplay, b, &out) })
+		if err := decodeFast(OpReplay, b, h.maxList, out.fastDecode, func() error { return slowDecode(OpReplay, b, &out) }); err != nil {
+			return err
+		}
+		if err := errors.Join(need(OpReplay, "id", out.ID), need(OpReplay, "consultation_id", out.ConsultationID)); err != nil {
+			return err
+		}
+		if out.Tracks == nil {
+			return garbage(OpReplay, "tracks", "missing")
+		}
+		ts, err := tracks(OpReplay, *out.Tracks)
+		res = Replay{ID: out.ID, ConsultationID: out.ConsultationID, Title: out.Title, Participants: out.Participants, Tracks: ts}
+		return err
 	})
 	if err != nil {
 		return Replay{}, err
 	}
-	if err := errors.Join(need(OpReplay, "id", out.ID), need(OpReplay, "consultation_id", out.ConsultationID)); err != nil {
-		return Replay{}, err
-	}
-	if out.Tracks == nil {
-		return Replay{}, garbage(OpReplay, "tracks", "missing")
-	}
-	ts, err := tracks(OpReplay, *out.Tracks)
-	if err != nil {
-		return Replay{}, err
-	}
-	return Replay{ID: out.ID, ConsultationID: out.ConsultationID, Title: out.Title, Participants: out.Participants, Tracks: ts}, nil
+	return res, nil
 }
 
 // FetchMedia returns the raw bytes (Ogg or IVF) of one track of replayID.
+// They are the caller's: the Budget covers them while they are read, not
+// once they are returned.
 func (h *HTTPTarget) FetchMedia(ctx context.Context, s Session, replayID, trackID string) ([]byte, error) {
 	return h.do(ctx, call{op: OpMedia, user: s.ID, subject: replayID, method: http.MethodGet,
 		path: "/v1/replays/" + esc(replayID) + "/media?track=" + url.QueryEscape(trackID), token: s.Token}, nil)

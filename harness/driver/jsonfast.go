@@ -12,6 +12,7 @@ package driver
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"sync/atomic"
 	"unicode/utf8"
 )
@@ -25,10 +26,21 @@ type jdec struct {
 	b     []byte
 	i     int
 	depth int
+	// maxList, if > 0, bounds every array: one entry more and the read
+	// gives up with tooLong set, having built no more than that.
+	maxList int
+	tooLong bool
+	// maxDepth bounds the nesting of skipped values (deeper: give up);
+	// 0: maxSkipDepth.
+	maxDepth int
 }
 
-// maxSkipDepth bounds the nesting of skipped values (deeper: give up).
-const maxSkipDepth = 64
+// maxSkipDepth bounds the nesting of skipped values on the fast path;
+// countDepth is encoding/json's own bound, for the pass that counts lists.
+const (
+	maxSkipDepth = 64
+	countDepth   = 10000
+)
 
 func (d *jdec) ws() {
 	for d.i < len(d.b) {
@@ -254,7 +266,11 @@ func (d *jdec) array(elem func() bool) bool {
 	if d.consume(']') {
 		return true
 	}
-	for {
+	for n := 1; ; n++ {
+		if d.maxList > 0 && n > d.maxList {
+			d.tooLong = true
+			return false
+		}
 		if !elem() {
 			return false
 		}
@@ -308,7 +324,7 @@ func (d *jdec) skip() bool {
 	case c == '"':
 		return d.skipString()
 	case c == '{', c == '[':
-		if d.depth >= maxSkipDepth {
+		if d.depth >= max(d.maxDepth, maxSkipDepth) {
 			return false
 		}
 		d.depth++
@@ -427,14 +443,33 @@ type fastDecoder interface {
 }
 
 // decodeFast decodes a 2xx body into out: the fast path when it takes the
-// whole body, else encoding/json from a zero value (decode's errors).
-func decodeFast(op Op, b []byte, fast func(d *jdec) bool, slow func() error) error {
-	d := jdec{b: b}
+// whole body, else encoding/json from a zero value (decode's errors). Any
+// array of more than maxList entries (if > 0) fails either way, before more
+// than maxList entries are built.
+func decodeFast(op Op, b []byte, maxList int, fast func(d *jdec) bool, slow func() error) error {
+	d := jdec{b: b, maxList: maxList}
 	if fast(&d) && d.end() {
 		return nil
 	}
 	fastMisses.Add(1)
+	if err := checkLists(op, b, maxList); err != nil {
+		return err
+	}
 	return slow()
+}
+
+// checkLists fails if b holds an array of more than maxList entries (if >
+// 0): encoding/json, which would build them all, then never sees it. It
+// builds nothing; a body it cannot read is left to encoding/json's errors.
+func checkLists(op Op, b []byte, maxList int) error {
+	if maxList <= 0 {
+		return nil
+	}
+	d := jdec{b: b, maxList: maxList, maxDepth: countDepth}
+	if !d.skip() && d.tooLong {
+		return fmt.Errorf("%s: %w: a list exceeds the limit of %d entries", op, ErrGarbage, maxList)
+	}
+	return nil
 }
 
 // slowDecode decodes b with encoding/json into a fresh value and stores it
@@ -645,13 +680,16 @@ type listAnswer struct {
 }
 
 // decode reads a list body, its items straight into ReplaySummary on the
-// fast path.
-func (o *listAnswer) decode(b []byte) error {
-	d := jdec{b: b}
+// fast path; lists are bounded as by decodeFast.
+func (o *listAnswer) decode(b []byte, maxList int) error {
+	d := jdec{b: b, maxList: maxList}
 	if o.fastDecode(&d) && d.end() {
 		return nil
 	}
 	fastMisses.Add(1)
+	if err := checkLists(OpList, b, maxList); err != nil {
+		return err
+	}
 	*o = listAnswer{}
 	out := new(listOut)
 	if err := decode(OpList, b, out); err != nil {
@@ -677,7 +715,11 @@ func (o *listAnswer) fastDecode(d *jdec) bool {
 			}
 			// Room for the items the body seems to hold (one
 			// consultation_id each), so the slice is allocated once.
-			out := make([]ReplaySummary, 0, bytes.Count(d.b[d.i:], []byte(`"consultation_id"`)))
+			n := bytes.Count(d.b[d.i:], []byte(`"consultation_id"`))
+			if d.maxList > 0 {
+				n = min(n, d.maxList)
+			}
+			out := make([]ReplaySummary, 0, n)
 			ok := d.array(func() bool {
 				var s summaryOut
 				if !s.fastDecode(d) {

@@ -208,10 +208,10 @@ type leanRequest struct {
 	// scratch, if not nil, holds the answer's body instead of a new slice
 	// (a body that is decoded and dropped); a larger one replaces it.
 	scratch *[]byte
-	// limit returns how many body bytes to keep for a status, and how many
-	// more may be read and dropped to keep the connection (net/http's
-	// LimitReader + drain).
-	limit func(status int) (keep, drain int64)
+	// limit says how much of a body to keep for a status (see bodyLimit).
+	limit func(status int) bodyLimit
+	// res, if not nil, is the budget the body is buffered within.
+	res *reservation
 }
 
 // roundTrip sends req and reads its answer, bounded by timeout and by ctx.
@@ -225,6 +225,9 @@ func (l *leanClient) roundTrip(ctx context.Context, timeout time.Duration, req *
 	}
 	now := time.Now()
 	deadline := now.Add(timeout)
+	if req.res != nil {
+		req.res.deadline = deadline
+	}
 	for {
 		lc := l.get(now)
 		reused := lc != nil
@@ -295,7 +298,7 @@ func (l *leanClient) exchange(ctx context.Context, lc *leanConn, deadline time.T
 	lc.wbuf = l.appendRequest(lc.wbuf[:0], req)
 	if q, ok := lc.rw.(queuer); ok && lc.br.Buffered() == 0 {
 		q.queue(lc.wbuf)
-		ans, keep, err = readAnswer(lc.br, req.limit, req.scratch)
+		ans, keep, err = readAnswer(lc.br, req)
 		n, all := q.dequeue()
 		return ans, keep && all, n > 0, err
 	}
@@ -303,7 +306,7 @@ func (l *leanClient) exchange(ctx context.Context, lc *leanConn, deadline time.T
 	if err != nil {
 		return ans, false, n > 0, err
 	}
-	ans, keep, err = readAnswer(lc.br, req.limit, req.scratch)
+	ans, keep, err = readAnswer(lc.br, req)
 	return ans, keep, true, err
 }
 
@@ -348,8 +351,9 @@ func validHeaderValue(v string) error {
 	return nil
 }
 
-// readAnswer parses one answer (skipping 1xx interim ones) from br.
-func readAnswer(br *bufio.Reader, limit func(int) (int64, int64), scratch *[]byte) (ans leanAnswer, keep bool, err error) {
+// readAnswer parses one answer (skipping 1xx interim ones) from br, its
+// body as req.limit and req.scratch say.
+func readAnswer(br *bufio.Reader, req *leanRequest) (ans leanAnswer, keep bool, err error) {
 	headerBytes := 0
 	for first := true; ; first = false {
 		line, err := readLine(br, &headerBytes)
@@ -363,7 +367,7 @@ func readAnswer(br *bufio.Reader, limit func(int) (int64, int64), scratch *[]byt
 		if err != nil {
 			return ans, false, err
 		}
-		h, err := readHeaders(br, &headerBytes)
+		h, err := readHeaders(br, &headerBytes, http10)
 		if err != nil {
 			return ans, false, err
 		}
@@ -375,17 +379,17 @@ func readAnswer(br *bufio.Reader, limit func(int) (int64, int64), scratch *[]byt
 		}
 		ans.status = status
 		keep = !http10 && !h.close
-		keepN, drainN := limit(status)
+		r := bodyRead{lim: req.limit(status), scratch: req.scratch, res: req.res}
 		switch {
 		case status == 204 || status == 304:
 			return ans, keep, nil
 		case h.chunked:
-			ans.body, keep, ans.bodyErr = readChunked(br, keepN, drainN, keep, scratch)
+			ans.body, keep, ans.bodyErr = readChunked(br, &r, keep)
 		case h.length >= 0:
-			ans.body, keep, ans.bodyErr = readSized(br, h.length, keepN, drainN, keep, scratch)
+			ans.body, keep, ans.bodyErr = readSized(br, h.length, &r, keep)
 		default:
 			// Delimited by the end of the connection.
-			ans.body, ans.bodyErr = readAllLimit(br, keepN)
+			ans.body, ans.bodyErr = r.readAll(br, -1)
 			keep = false
 		}
 		if ans.bodyErr != nil {
@@ -436,20 +440,25 @@ func readLine(br *bufio.Reader, total *int) ([]byte, error) {
 	return line, nil
 }
 
-// parseStatusLine parses "HTTP/1.x NNN[ reason]".
+// parseStatusLine parses "HTTP/1.x NNN[ reason]" as net/http's
+// ReadResponse does (spaces before the code are skipped, the reason is not
+// looked at), but stricter on two things a plain-http target has no reason
+// to send: a version other than HTTP/1.x and a code below 100.
 func parseStatusLine(line []byte) (status int, http10 bool, err error) {
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' ||
-		(len(line) > 12 && line[12] != ' ') {
+	proto, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok {
 		return 0, false, fmt.Errorf("malformed HTTP status line %q", excerpt(line))
 	}
-	switch line[7] {
-	case '0':
-		http10 = true
-	case '1':
-	default:
+	// HTTP/1.y with one digit y: a minor version past 1 speaks 1.1.
+	if len(proto) != 8 || !bytes.HasPrefix(proto, []byte("HTTP/1.")) || proto[7] < '0' || proto[7] > '9' {
 		return 0, false, fmt.Errorf("malformed HTTP version in %q", excerpt(line))
 	}
-	for _, c := range line[9:12] {
+	http10 = proto[7] == '0'
+	code, _, _ := bytes.Cut(bytes.TrimLeft(rest, " "), []byte(" "))
+	if len(code) != 3 {
+		return 0, false, fmt.Errorf("malformed HTTP status code in %q", excerpt(line))
+	}
+	for _, c := range code {
 		if c < '0' || c > '9' {
 			return 0, false, fmt.Errorf("malformed HTTP status code in %q", excerpt(line))
 		}
@@ -467,47 +476,156 @@ type answerHeader struct {
 	close   bool
 }
 
-// readHeaders reads the header fields up to the empty line, keeping the
-// ones that frame the body and the connection.
-func readHeaders(br *bufio.Reader, total *int) (answerHeader, error) {
-	h := answerHeader{length: -1}
-	for {
+// readFields reads header fields (or trailers) up to the empty line by
+// net/textproto's rules, which net/http answers are read by: a bare LF ends
+// a line; a name is token bytes (a space is let through, and the field then
+// matches no known name); a value holds no control byte but tab; a line
+// that starts with a space or tab continues the previous field (obsolete
+// line folding), for which field is called with fold set and name nil.
+func readFields(br *bufio.Reader, total *int, field func(name, value []byte, fold bool) error) error {
+	for first := true; ; first = false {
 		line, err := readLine(br, total)
 		if err != nil {
-			return h, headerErr(err)
+			return headerErr(err)
 		}
 		if len(line) == 0 {
-			return h, nil
+			return nil
+		}
+		if c := line[0]; c == ' ' || c == '\t' {
+			if first {
+				return fmt.Errorf("malformed HTTP header: continuation first %q", excerpt(line))
+			}
+			if !validFieldValue(line) {
+				return fmt.Errorf("malformed HTTP header value %q", excerpt(line))
+			}
+			if err := field(nil, trimOWS(line), true); err != nil {
+				return err
+			}
+			continue
 		}
 		i := bytes.IndexByte(line, ':')
-		if i <= 0 {
-			return h, fmt.Errorf("malformed HTTP header line %q", excerpt(line))
+		if i <= 0 || !validFieldName(line[:i]) || !validFieldValue(line[i+1:]) {
+			return fmt.Errorf("malformed HTTP header line %q", excerpt(line))
 		}
-		name, value := line[:i], bytes.TrimSpace(line[i+1:])
+		if err := field(line[:i], trimOWS(line[i+1:]), false); err != nil {
+			return err
+		}
+	}
+}
+
+// readHeaders reads the header fields, keeping the ones that frame the body
+// and the connection. Transfer-Encoding is ignored on an HTTP/1.0 answer
+// (which HTTP/1.0 does not have), as net/http does: such a body is
+// delimited by its Content-Length or the end of the connection.
+func readHeaders(br *bufio.Reader, total *int, http10 bool) (answerHeader, error) {
+	h := answerHeader{length: -1}
+	var (
+		last       string // the framing field a folded line would continue
+		lengthLen  int    // digits of the first Content-Length
+		encodings  int
+		badTrailer bool
+	)
+	err := readFields(br, total, func(name, value []byte, fold bool) error {
+		if fold {
+			// net/http joins the fold to the value with a space, which no
+			// Content-Length or Transfer-Encoding then parses.
+			if len(value) > 0 && last != "" {
+				return fmt.Errorf("folded %s header", last)
+			}
+			return nil
+		}
+		last = ""
 		switch {
 		case asciiEqualFold(name, "content-length"):
-			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n < 0 || len(value) == 0 || value[0] == '+' {
-				return h, fmt.Errorf("bad Content-Length %q", excerpt(value))
+			last = "Content-Length"
+			n, err := strconv.ParseUint(string(value), 10, 63)
+			if err != nil {
+				return fmt.Errorf("bad Content-Length %q", excerpt(value))
 			}
-			if h.length >= 0 && h.length != n {
-				return h, fmt.Errorf("conflicting Content-Length headers")
+			// Repeats must be the same text (as net/http compares them).
+			if h.length >= 0 && (h.length != int64(n) || lengthLen != len(value)) {
+				return fmt.Errorf("conflicting Content-Length headers")
 			}
-			h.length = n
+			h.length, lengthLen = int64(n), len(value)
 		case asciiEqualFold(name, "transfer-encoding"):
+			if http10 {
+				return nil
+			}
+			last = "Transfer-Encoding"
+			if encodings++; encodings > 1 {
+				return fmt.Errorf("too many Transfer-Encoding headers")
+			}
 			if !asciiEqualFold(value, "chunked") {
-				return h, fmt.Errorf("unsupported transfer encoding %q", excerpt(value))
+				return fmt.Errorf("unsupported transfer encoding %q", excerpt(value))
 			}
 			h.chunked = true
+		case asciiEqualFold(name, "trailer"):
+			for _, k := range bytes.Split(value, []byte(",")) {
+				k = trimOWS(k)
+				if asciiEqualFold(k, "content-length") || asciiEqualFold(k, "transfer-encoding") || asciiEqualFold(k, "trailer") {
+					badTrailer = true
+				}
+			}
 		case asciiEqualFold(name, "connection"):
 			for _, tok := range bytes.Split(value, []byte(",")) {
-				if asciiEqualFold(bytes.TrimSpace(tok), "close") {
+				if asciiEqualFold(trimOWS(tok), "close") {
 					h.close = true
 				}
 			}
 		}
+		return nil
+	})
+	if err == nil && badTrailer && h.chunked {
+		// A trailer may not reframe the body (net/http refuses it too).
+		err = fmt.Errorf("bad Trailer header")
 	}
+	return h, err
 }
+
+// trimOWS trims spaces and tabs, the only white space a valid field has.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// validFieldName: token bytes, and the space net/textproto lets through.
+func validFieldName(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && (c >= 0x80 || !isTokenByte[c]) {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue: visible bytes, space, tab and obs-text (0x80 and up).
+func validFieldValue(b []byte) bool {
+	for _, c := range b {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// isTokenByte marks RFC 9110's tchar.
+var isTokenByte = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
 
 func asciiEqualFold[S []byte | string](b S, lower string) bool {
 	if len(b) != len(lower) {
@@ -525,19 +643,18 @@ func asciiEqualFold[S []byte | string](b S, lower string) bool {
 	return true
 }
 
-// readSized reads a body of n bytes, keeping up to keepN and dropping up to
-// drainN more so the connection can be reused; past that it gives up on the
-// connection.
-func readSized(br *bufio.Reader, n, keepN, drainN int64, keep bool, scratch *[]byte) ([]byte, bool, error) {
-	k := min(n, keepN)
-	var b []byte
-	if scratch != nil && int64(cap(*scratch)) >= k {
-		b = (*scratch)[:k]
-	} else {
-		b = make([]byte, k)
-		if scratch != nil && k <= maxScratch {
-			*scratch = b[:0]
-		}
+// readSized reads a body of n bytes, keeping up to r.lim.keep and dropping
+// up to r.lim.drain more so the connection can be reused; past that it gives
+// up on the connection. A refused body past the limit fails before a byte of
+// it is read.
+func readSized(br *bufio.Reader, n int64, r *bodyRead, keep bool) ([]byte, bool, error) {
+	if r.lim.refuse && n > r.lim.keep {
+		return nil, false, &tooLargeError{size: n, limit: r.lim.keep}
+	}
+	k := min(n, r.lim.keep)
+	b, err := r.alloc(k)
+	if err != nil {
+		return nil, false, err
 	}
 	if _, err := io.ReadFull(br, b); err != nil {
 		return nil, false, unexpected(err)
@@ -546,7 +663,7 @@ func readSized(br *bufio.Reader, n, keepN, drainN int64, keep bool, scratch *[]b
 	if rest == 0 {
 		return b, keep, nil
 	}
-	if rest > drainN {
+	if rest > r.lim.drain {
 		return b, false, nil
 	}
 	if _, err := br.Discard(int(rest)); err != nil {
@@ -562,53 +679,61 @@ func unexpected(err error) error {
 	return err
 }
 
-// readAllLimit reads to EOF, keeping at most keepN bytes.
-func readAllLimit(br *bufio.Reader, keepN int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(br, keepN))
-	return b, err
-}
-
-// readChunked reads a chunked body (RFC 9112 section 7.1) and its trailers.
-func readChunked(br *bufio.Reader, keepN, drainN int64, keep bool, scratch *[]byte) ([]byte, bool, error) {
+// readChunked reads a chunked body (RFC 9112 section 7.1) and its trailers
+// as net/http does: chunk lines end in CRLF (a bare LF or a stray CR is
+// refused), at most 16 hex digits, trailing white space before an
+// extension is not trimmed, and framing overhead past 16 KiB beyond the
+// data's own is refused.
+func readChunked(br *bufio.Reader, r *bodyRead, keep bool) ([]byte, bool, error) {
 	var b []byte
-	if scratch != nil {
-		b = (*scratch)[:0]
+	if r.scratch != nil {
+		b = (*r.scratch)[:0]
 		defer func() {
 			if cap(b) <= maxScratch {
-				*scratch = b[:0]
+				*r.scratch = b[:0]
 			}
 		}()
 	}
-	var dropped int64
-	total := 0
+	var dropped, excess int64
 	for {
-		line, err := readLine(br, &total)
+		line, err := readChunkLine(br)
 		if err != nil {
-			return b, false, unexpected(err)
+			return b, false, err
 		}
-		if i := bytes.IndexByte(line, ';'); i >= 0 {
-			line = line[:i]
+		excess += int64(len(line)) + 2
+		line, _, _ = bytes.Cut(trimOWS(line), []byte(";"))
+		n, err := parseHexUint(line)
+		if err != nil {
+			return b, false, err
 		}
-		line = bytes.TrimRight(line, " \t")
-		n, err := strconv.ParseUint(string(line), 16, 62)
-		if err != nil || len(line) == 0 {
-			return b, false, fmt.Errorf("malformed chunk size %q", excerpt(line))
+		excess = max(excess-16-2*int64(min(n, 1<<60)), 0)
+		if excess > 16<<10 {
+			return b, false, fmt.Errorf("chunked encoding contains too much non-data")
 		}
 		if n == 0 {
 			break
 		}
+		if n > 1<<62 {
+			return b, false, fmt.Errorf("chunk of %d bytes", n)
+		}
 		size := int64(n)
-		if room := keepN - int64(len(b)); room > 0 {
+		if r.lim.refuse && int64(len(b))+size > r.lim.keep {
+			return b, false, &tooLargeError{size: int64(len(b)) + size, atLeast: true, limit: r.lim.keep}
+		}
+		if room := r.lim.keep - int64(len(b)); room > 0 {
 			k := min(room, size)
 			start := len(b)
-			b = append(b, make([]byte, k)...)
+			if b, err = r.grow(b, k); err != nil {
+				return b, false, err
+			}
+			b = b[:start+int(k)]
 			if _, err := io.ReadFull(br, b[start:]); err != nil {
 				return b[:start], false, unexpected(err)
 			}
 			size -= k
 		}
 		if size > 0 {
-			if dropped+size > drainN {
+			if dropped+size > r.lim.drain {
 				return b, false, nil // kept what was asked; the rest is not worth reading
 			}
 			if _, err := br.Discard(int(size)); err != nil {
@@ -620,26 +745,95 @@ func readChunked(br *bufio.Reader, keepN, drainN int64, keep bool, scratch *[]by
 			return b, false, err
 		}
 	}
-	for { // trailers
-		line, err := readLine(br, &total)
-		if err != nil {
-			return b, false, unexpected(err)
+	if err := readTrailers(br); err != nil {
+		return b, false, err
+	}
+	return b, keep, nil
+}
+
+// maxChunkLine bounds a chunk-size line, as net/http's.
+const maxChunkLine = 4096
+
+// readChunkLine returns a chunk-size line without its CRLF.
+func readChunkLine(br *bufio.Reader) ([]byte, error) {
+	p, err := br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		return nil, fmt.Errorf("chunk line exceeds %d bytes", maxChunkLine)
+	}
+	if err != nil {
+		return nil, unexpected(err)
+	}
+	// The first CR ends the line (a lone "\n" has it at -1, as len-2).
+	if i := bytes.IndexByte(p, '\r'); i < 0 || i != len(p)-2 {
+		return nil, fmt.Errorf("malformed chunk line %q", excerpt(p))
+	}
+	p = p[:len(p)-2]
+	if len(p) >= maxChunkLine {
+		return nil, fmt.Errorf("chunk line exceeds %d bytes", maxChunkLine)
+	}
+	return p, nil
+}
+
+func parseHexUint(v []byte) (n uint64, err error) {
+	if len(v) == 0 || len(v) > 16 {
+		return 0, fmt.Errorf("malformed chunk size %q", excerpt(v))
+	}
+	for _, c := range v {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, fmt.Errorf("malformed chunk size %q", excerpt(v))
 		}
-		if len(line) == 0 {
-			return b, keep, nil
+		n = n<<4 | uint64(c)
+	}
+	return n, nil
+}
+
+// readTrailers reads the trailer section after the last chunk. As net/http,
+// a non-empty one must show its end (CRLF CRLF) within the reader's buffer,
+// so a hostile target cannot stream trailers for ever.
+func readTrailers(br *bufio.Reader) error {
+	p, err := br.Peek(2)
+	if string(p) == "\r\n" {
+		br.Discard(2)
+		return nil
+	}
+	if len(p) < 2 {
+		return io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return err
+	}
+	if !upcomingDoubleCRLF(br) {
+		return fmt.Errorf("trailer section too long or unterminated")
+	}
+	total := 0
+	return readFields(br, &total, func([]byte, []byte, bool) error { return nil })
+}
+
+func upcomingDoubleCRLF(br *bufio.Reader) bool {
+	for n := 4; ; n++ {
+		p, err := br.Peek(n)
+		if bytes.HasSuffix(p, []byte("\r\n\r\n")) {
+			return true
+		}
+		if err != nil {
+			return false
 		}
 	}
 }
 
 func crlf(br *bufio.Reader) error {
-	c, err := br.ReadByte()
-	if err == nil && c == '\r' {
-		c, err = br.ReadByte()
-	}
-	if err != nil {
+	var p [2]byte
+	if _, err := io.ReadFull(br, p[:]); err != nil {
 		return unexpected(err)
 	}
-	if c != '\n' {
+	if p != [2]byte{'\r', '\n'} {
 		return fmt.Errorf("malformed chunked encoding: no CRLF after chunk data")
 	}
 	return nil

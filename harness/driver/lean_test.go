@@ -320,7 +320,7 @@ func TestLeanErrorBodies(t *testing.T) {
 	s := newRawServer(t, func(_, n int, r *http.Request, w net.Conn) bool {
 		switch n {
 		case 0: // chunked JSON error: read, connection kept
-			io.WriteString(w, "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n2a\r\n{\"error\":\"not_found\",\"message\":\"no such\"}\r\n0\r\n\r\n")
+			io.WriteString(w, "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n29\r\n{\"error\":\"not_found\",\"message\":\"no such\"}\r\n0\r\n\r\n")
 		case 1: // non-JSON error
 			io.WriteString(w, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 17\r\n\r\n<html>oops</html>")
 		case 2: // an error body past the 64 KiB kept: cut, the rest drained
