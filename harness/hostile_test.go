@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +80,7 @@ func TestHostileTargetNeverPasses(t *testing.T) {
 		{hostile.MediaEmpty, "replay-content-ownership"},
 		{hostile.MediaHTML, "replay-content-ownership"},
 		{hostile.MediaHuge, "replay-content-ownership"},
+		{hostile.MediaHugeChunked, "replay-content-ownership"},
 		{hostile.MediaRedirect, "replay-content-ownership"},
 		{hostile.ListCut, "replay-list-ownership"},
 		{hostile.ListEmptyObject, "replay-list-ownership"},
@@ -86,6 +88,8 @@ func TestHostileTargetNeverPasses(t *testing.T) {
 		{hostile.ListGarbage, "replay-list-ownership"},
 		{hostile.ListServerError, "replay-list-ownership"},
 		{hostile.ListRedirect, "replay-list-ownership"},
+		{hostile.ListHuge, "replay-list-ownership"},
+		{hostile.SlowBody, "replay-list-ownership"},
 		{hostile.ReplayGarbage, "replay-content-ownership"},
 		{hostile.ReplayServerError, "replay-content-ownership"},
 		{hostile.ProbeRedirect, "replay-access-control"},
@@ -236,5 +240,25 @@ func TestHostileCandidatesGetNoTraffic(t *testing.T) {
 				t.Errorf("traffic left the target: %d requests (%d with a token), %d UDP packets", req, tok, udp)
 			}
 		})
+	}
+}
+
+// TestHostileRedirectAllIsAFailure: a target that answers everything with a
+// redirect is not followed anywhere, and the run fails before its traffic.
+func TestHostileRedirectAllIsAFailure(t *testing.T) {
+	front, err := hostile.Start(startClinic(t).URL(), hostile.RedirectAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close()
+	res := runAgainst(t, hostileScenario(t, front.URL))
+	if res.ExitCode != ExitTarget || res.Summary.Verdict != reports.VerdictError {
+		t.Errorf("verdict %s exit %d (%s), want error exit 3", res.Summary.Verdict, res.ExitCode, res.Summary.Reason)
+	}
+	if !strings.Contains(res.Summary.Error, "302") {
+		t.Errorf("the error does not name the redirect: %s", res.Summary.Error)
+	}
+	if req, tok, udp := front.Canary.Seen(); req+tok+udp > 0 {
+		t.Errorf("traffic left the target: %d requests (%d with a token), %d UDP packets", req, tok, udp)
 	}
 }
