@@ -58,6 +58,9 @@ func TestMain(m *testing.M) {
 // testImage builds the clinic image once for the whole package.
 func testImage(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("Docker image and containers: slow; make test runs it")
+	}
 	RequireDocker(t)
 	imageOnce.Do(func() {
 		// BuildClinicImage bounds each stage by ImageBuildTimeout; a
