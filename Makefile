@@ -5,6 +5,8 @@ GO       ?= go
 PKGS     ?= ./...
 # make test must stay well under CI's limit; the slowest packages run media calls.
 TEST_TIMEOUT ?= 25m
+# make test-short is the developer loop: a few minutes at most, even loaded.
+SHORT_TIMEOUT ?= 10m
 RUN_ARGS ?=
 
 export TESTCONTAINERS_RYUK_DISABLED := true
@@ -32,6 +34,10 @@ clinic: ## start the reference clinic on 127.0.0.1:8088 (data in ./clinic-data)
 test: deps test-deps ## run every test (Docker tests skip without an engine unless CI=true)
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+.PHONY: test-short
+test-short: ## fast tier for the developer loop: go test -short (media calls, Docker, property runs skip; make test runs them)
+	$(GO) test -short -count=1 -timeout $(SHORT_TIMEOUT) $(PKGS)
 
 .PHONY: race
 race: ## run the tests of the pure and concurrent packages under the race detector

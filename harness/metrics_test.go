@@ -202,8 +202,11 @@ func TestPushSendsGroupedMetrics(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if path != "PUT /metrics/job/telechaos/run_id/r-1/scenario/smoke" {
-		t.Errorf("pushed to %q", path)
+	// The client library builds the grouping part of the path from a map, so
+	// the label pairs come in any order: compare them as a set.
+	if got, ok := pushGrouping(path, "PUT /metrics/job/telechaos"); !ok ||
+		len(got) != 2 || got["run_id"] != "r-1" || got["scenario"] != "smoke" {
+		t.Errorf("pushed to %q, want PUT /metrics/job/telechaos with grouping {run_id=r-1, scenario=smoke} in any order", path)
 	}
 	if body == "" {
 		t.Error("empty push body")
@@ -217,6 +220,32 @@ func TestPushSendsGroupedMetrics(t *testing.T) {
 	if err := Push(context.Background(), srv.URL, reg, "r-1", "smoke"); err == nil {
 		t.Error("push to a closed server succeeded")
 	}
+}
+
+// pushGrouping splits a Pushgateway push path "<prefix>/k1/v1/k2/v2..." into
+// its grouping labels; ok is false when the prefix is wrong, the pairs are
+// odd or a label repeats.
+func pushGrouping(path, prefix string) (map[string]string, bool) {
+	rest, found := strings.CutPrefix(path, prefix)
+	if !found {
+		return nil, false
+	}
+	rest = strings.TrimPrefix(rest, "/")
+	if rest == "" {
+		return map[string]string{}, true
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts)%2 != 0 {
+		return nil, false
+	}
+	m := make(map[string]string, len(parts)/2)
+	for i := 0; i < len(parts); i += 2 {
+		if _, dup := m[parts[i]]; dup {
+			return nil, false
+		}
+		m[parts[i]] = parts[i+1]
+	}
+	return m, true
 }
 
 // Cost per observation on the hot paths. Label values are bound once in

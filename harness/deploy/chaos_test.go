@@ -43,6 +43,9 @@ func TestContainerFaultChecks(t *testing.T) {
 
 // Faults that publish the HTTP port anew need a proxy to retarget.
 func TestContainerFaultNeedsProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Docker: slow; make test runs it")
+	}
 	RequireDocker(t)
 	d := runClinic(t)
 	env := chaos.Env{Target: d.ChaosTarget()}

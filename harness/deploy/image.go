@@ -27,11 +27,63 @@ const (
 	clinicDockerfile = "build/clinic.Dockerfile"
 )
 
+// The image build budget. A cold static build of ./cmd/clinic compiles the
+// whole dependency graph (pion, the standard library for linux/GOARCH) and
+// takes a minute or two on an idle laptop; on a loaded 2-core CI runner or a
+// shared machine it has been seen to take more than ten, so the budget is
+// generous: it bounds a build that hangs, not a slow one.
+const (
+	// EnvImageBuildTimeout overrides DefaultImageBuildTimeout with a Go
+	// duration ("45m", "90s"); zero, negative or unparsable values are
+	// ignored (the default applies).
+	EnvImageBuildTimeout = "TELECHAOS_IMAGE_BUILD_TIMEOUT"
+	// DefaultImageBuildTimeout bounds each of the two stages of
+	// BuildClinicImage: the go build, then the engine's image build.
+	DefaultImageBuildTimeout = 30 * time.Minute
+)
+
+// ImageBuildTimeout is the budget of each stage of BuildClinicImage:
+// $TELECHAOS_IMAGE_BUILD_TIMEOUT when it is a positive Go duration, otherwise
+// DefaultImageBuildTimeout. The caller's ctx can still end the build sooner.
+func ImageBuildTimeout() time.Duration {
+	if d, err := time.ParseDuration(strings.TrimSpace(os.Getenv(EnvImageBuildTimeout))); err == nil && d > 0 {
+		return d
+	}
+	return DefaultImageBuildTimeout
+}
+
+// errBuildBudget is the cause of a build stage's context when the image
+// build budget, not the caller, ended it.
+var errBuildBudget = errors.New("image build budget exceeded")
+
+// budgetErr names the stage and the budget when the budget ended it; other
+// errors are returned as they are.
+func budgetErr(ctx context.Context, stage string, budget time.Duration, started time.Time, err error) error {
+	if err == nil || !errors.Is(context.Cause(ctx), errBuildBudget) {
+		return err
+	}
+	took := time.Since(started).Round(time.Millisecond)
+	if took > time.Second {
+		took = took.Round(time.Second)
+	}
+	msg := fmt.Sprintf("%s: not done after %v, the image build budget is %v per stage (set %s to raise it)",
+		stage, took, budget, EnvImageBuildTimeout)
+	if !errors.Is(err, ErrBuild) {
+		return fmt.Errorf("%w: %s: %w", ErrBuild, msg, err)
+	}
+	return fmt.Errorf("%s: %w", msg, err)
+}
+
 // BuildClinicImage compiles ./cmd/clinic of the module at repoRoot as a static
 // binary (CGO_ENABLED=0, for the engine's architecture) and builds the FROM
 // scratch image of build/clinic.Dockerfile through the Docker API, tagged tag
 // and labelled org.telechaos.managed=true (and with this process as owner). It returns the image ID, usable as
 // Run's image argument. Needs the go command and an engine; pulls nothing.
+//
+// Each stage (the go build, the engine's build) gets ImageBuildTimeout
+// (default 30 minutes, $TELECHAOS_IMAGE_BUILD_TIMEOUT overrides it); a stage
+// that runs out fails with ErrBuild naming the stage, the time it took and the
+// budget.
 func BuildClinicImage(ctx context.Context, repoRoot, tag string) (string, error) {
 	return buildImage(ctx, repoRoot, clinicPackage, clinicDockerfile, tag)
 }
@@ -67,17 +119,26 @@ func buildImage(ctx context.Context, repoRoot, pkg, dockerfile, tag string) (str
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "clinic")
-	if err := goBuild(ctx, repoRoot, pkg, bin, goarch); err != nil {
+	budget := ImageBuildTimeout()
+	gctx, gcancel := context.WithTimeoutCause(ctx, budget, errBuildBudget)
+	started := time.Now()
+	err = goBuild(gctx, repoRoot, pkg, bin, goarch)
+	err = budgetErr(gctx, fmt.Sprintf("static go build of %s for linux/%s", pkg, goarch), budget, started, err)
+	gcancel()
+	if err != nil {
 		return "", err
 	}
 
 	// The engine's build is not cut short by ctx: a build interrupted
 	// half-way leaves its intermediate images behind, untagged. It finishes
-	// (FROM scratch takes seconds) and, if ctx ended meanwhile, the image
-	// is removed with its parents.
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	// (FROM scratch takes seconds, more on a loaded engine) within the
+	// budget and, if ctx ended meanwhile, the image is removed with its
+	// parents.
+	bctx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), budget, errBuildBudget)
 	defer cancel()
+	started = time.Now()
 	id, err := engineBuild(bctx, cli, df, bin, tag)
+	err = budgetErr(bctx, "engine build of image "+tag, budget, started, err)
 	if ctx.Err() != nil {
 		if id == "" {
 			if ins, ierr := cli.ImageInspect(bctx, tag); ierr == nil {

@@ -172,6 +172,9 @@ func TestFreeUDPPort(t *testing.T) {
 // TestSweepRemovesOnlyStale creates volumes and networks the way a crashed
 // run and a live run would leave them; Sweep must take the first only.
 func TestSweepRemovesOnlyStale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Docker: slow; make test runs it")
+	}
 	RequireDocker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

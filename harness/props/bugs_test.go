@@ -55,6 +55,9 @@ func itoa(n int) string {
 // actions on average (more checks instead), and a check stops at its first
 // failure.
 func TestSequentialFindsBugs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("property runs with real calls: slow; make test runs them")
+	}
 	cases := []struct {
 		bug      string
 		inv      []string // the invariants the bug may show first

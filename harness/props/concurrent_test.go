@@ -13,6 +13,9 @@ import (
 
 // The concurrent property passes on the correct clinic.
 func TestConcurrentCleanClinic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("property runs with real calls: slow; make test runs them")
+	}
 	withRapidFlags(t, map[string]string{"rapid.checks": "8"}, nil)
 	rec := &Recorder{}
 	rapid.Check(t, ConcurrentProperty(Config{Media: media(t), DataDir: t.TempDir()}, rec))
@@ -26,6 +29,9 @@ func TestConcurrentCleanClinic(t *testing.T) {
 // is a trace Repro replays; the sequential property, with the bug on too,
 // does not find it.
 func TestConcurrentFindsSwitchRace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("property runs with real calls: slow; make test runs them")
+	}
 	m := media(t)
 	rec := &Recorder{}
 	cfg := Config{Bugs: []string{"switch-race:1"}, BugSeed: 1, Media: m, DataDir: t.TempDir(), Tries: 4}

@@ -12,6 +12,9 @@ import (
 // -rapid.steps and -rapid.seed given on the command line win over the modest
 // defaults set here; fail files go to testdata/rapid/ as rapid documents.
 func TestSequentialCleanClinic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("property runs with real calls: slow; make test runs them")
+	}
 	withRapidFlags(t, map[string]string{"rapid.checks": "12", "rapid.steps": "25"}, nil)
 	rec := &Recorder{}
 	start := time.Now()

@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 
 func testImage(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("Docker image and containers: slow; make test runs it")
+	}
 	deploy.RequireDocker(t)
 	imageOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
