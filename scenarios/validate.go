@@ -290,9 +290,10 @@ func (s *Scenario) validateBehaviour(bad func(path, format string, args ...any))
 // sortProblems orders problems by where they are (file problems by line, then
 // --set ones), keeping the order of problems on one line.
 func sortProblems(ps []Problem) {
+	cmdline := func(p Problem) bool { return strings.HasPrefix(p.File, "--") } // --set, --users, ...
 	slices.SortStableFunc(ps, func(a, b Problem) int {
-		if (a.File == "--set") != (b.File == "--set") {
-			if a.File == "--set" {
+		if cmdline(a) != cmdline(b) {
+			if cmdline(a) {
 				return 1
 			}
 			return -1

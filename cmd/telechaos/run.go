@@ -31,12 +31,13 @@ type runFlags struct {
 	duration                              time.Duration
 	users                                 int
 	media, verbose                        bool
-	given                                 map[string]bool
+	given                                 map[string]bool   // flags given explicitly
+	values                                map[string]string // their values as given (flag.Value.String)
 	deploy                                deployFlags
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
-	f := &runFlags{given: map[string]bool{}}
+	f := &runFlags{given: map[string]bool{}, values: map[string]string{}}
 	fs := newFlagSet("run", stderr)
 	fs.StringVar(&f.scenario, "scenario", "smoke", "built-in scenario name or YAML file")
 	fs.StringVar(&f.target, "target", "", "target base URL")
@@ -61,7 +62,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	fs.Visit(func(fl *flag.Flag) { f.given[fl.Name] = true })
+	fs.Visit(func(fl *flag.Flag) { f.given[fl.Name], f.values[fl.Name] = true, fl.Value.String() })
 	if f.given["users"] && f.users <= 0 {
 		return nil, fmt.Errorf("--users %d: want a positive number", f.users)
 	}
@@ -71,7 +72,21 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	return f, nil
 }
 
-// loadScenario loads the scenario and applies --set, then the explicit flags.
+// scenarioFlags are the run flags that set a scenario field, with the field's
+// --set path. They go through the same path as --set (Scenario.SetFlag), and
+// only when given, so the scenario's defaults never overwrite them.
+var scenarioFlags = []struct{ flag, path string }{
+	{"target", "target"},
+	{"seed", "seed"},
+	{"duration", "duration"},
+	{"users", "population.patients"},
+	{"media", "media"},
+}
+
+// loadScenario builds the scenario the run executes: it loads the file or
+// built-in, applies --set, then the explicit flags (each as its --set would),
+// then the defaults, and validates the result. What it returns is what runs:
+// harness.Run re-applying the defaults changes nothing.
 func (f *runFlags) loadScenario() (*scenarios.Scenario, error) {
 	sc, err := scenarios.Load(f.scenario)
 	if err != nil {
@@ -82,25 +97,29 @@ func (f *runFlags) loadScenario() (*scenarios.Scenario, error) {
 			return nil, fmt.Errorf("--set %s: %w", kv, err)
 		}
 	}
-	if f.given["target"] {
-		sc.Target = f.target
-	}
-	for _, b := range f.bugs {
-		if !slices.Contains(sc.Bugs, b) {
-			sc.Bugs = append(sc.Bugs, b)
+	for _, sf := range scenarioFlags {
+		if !f.given[sf.flag] {
+			continue
+		}
+		if err := sc.SetFlag("--"+sf.flag, sf.path, f.values[sf.flag]); err != nil {
+			return nil, err
 		}
 	}
-	if f.given["seed"] {
-		sc.Seed = f.seed
+	if len(f.bugs) > 0 {
+		// --bug adds to the scenario's bugs (a later ID:P overrides an earlier one).
+		list := slices.Clone(sc.Bugs)
+		for _, b := range f.bugs {
+			if !slices.Contains(list, b) {
+				list = append(list, b)
+			}
+		}
+		if err := sc.SetFlag("--bug", "bugs", strings.Join(list, ",")); err != nil {
+			return nil, err
+		}
 	}
-	if f.given["duration"] {
-		sc.Duration.Duration = f.duration
-	}
-	if f.given["users"] {
-		sc.Population.Patients = f.users
-	}
-	if f.given["media"] {
-		sc.Media = f.media
+	sc.ApplyDefaults()
+	if err := sc.Validate(); err != nil {
+		return nil, err
 	}
 	return sc, nil
 }
@@ -141,8 +160,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	pr := newProgressPrinter(stderr)
-	fmt.Fprintf(stderr, "telechaos: run %s, scenario %s, seed %d, target %s, %d patients\n",
-		runID, sc.Name, sc.Seed, orDefault(sc.Target, harness.TargetEmbedded), sc.Population.Patients)
+	fmt.Fprintf(stderr, "telechaos: run %s, scenario %s, seed %d, target %s, %d patients, %d clinicians, media %v, duration %v\n",
+		runID, sc.Name, sc.Seed, orDefault(sc.Target, harness.TargetEmbedded), sc.Population.Patients,
+		sc.Population.Clinicians, sc.Media, sc.Duration.Duration)
 	if shard.Sharded() {
 		fmt.Fprintf(stderr, "telechaos: shard %s: %d of the patients (global index i mod %d = %d)\n",
 			shard, shard.Patients(sc.Population.Patients), shard.Count, shard.Index)
@@ -159,6 +179,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if f.given["duration"] {
 		cfg.ReproArgs = append(cfg.ReproArgs, "--duration", f.duration.String())
+	}
+	if f.given["media"] && sc.Media {
+		// The repro line names --media=false itself; a --media=true that
+		// overrode a scenario's media: false must be replayed too.
+		cfg.ReproArgs = append(cfg.ReproArgs, "--media=true")
 	}
 	if f.metricsAddr != "" {
 		fmt.Fprintf(stderr, "telechaos: metrics on http://%s/metrics during the run\n", f.metricsAddr)
