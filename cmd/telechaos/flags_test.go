@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"path/filepath"
 	"slices"
@@ -20,7 +21,7 @@ func effective(t *testing.T, args ...string) *scenarios.Scenario {
 	if err != nil {
 		t.Fatalf("parse %q: %v", args, err)
 	}
-	sc, err := f.loadScenario()
+	sc, err := f.loadScenario(context.Background())
 	if err != nil {
 		t.Fatalf("load %q: %v", args, err)
 	}
@@ -70,11 +71,11 @@ func TestRunFlagProblemNamesTheFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.loadScenario(); err == nil || !strings.Contains(err.Error(), "--set: executor.rate") {
+	if _, err := f.loadScenario(context.Background()); err == nil || !strings.Contains(err.Error(), "--set: executor.rate") {
 		t.Errorf("bad --set: %v", err)
 	}
 	f, _ = parseRunFlags([]string{"--scenario", "smoke", "--bug", "nope"}, io.Discard)
-	if _, err := f.loadScenario(); err == nil || !strings.Contains(err.Error(), "--bug: bugs") {
+	if _, err := f.loadScenario(context.Background()); err == nil || !strings.Contains(err.Error(), "--bug: bugs") {
 		t.Errorf("bad --bug: %v", err)
 	}
 }

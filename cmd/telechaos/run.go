@@ -87,8 +87,8 @@ var scenarioFlags = []struct{ flag, path string }{
 // built-in, applies --set, then the explicit flags (each as its --set would),
 // then the defaults, and validates the result. What it returns is what runs:
 // harness.Run re-applying the defaults changes nothing.
-func (f *runFlags) loadScenario() (*scenarios.Scenario, error) {
-	sc, err := scenarios.Load(f.scenario)
+func (f *runFlags) loadScenario(ctx context.Context) (*scenarios.Scenario, error) {
+	sc, err := scenarios.LoadContext(ctx, f.scenario)
 	if err != nil {
 		return nil, err
 	}
@@ -132,9 +132,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return harness.ExitUsage
 	}
-	sc, err := f.loadScenario()
+	sc, err := f.loadScenario(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
+		if ctx.Err() != nil {
+			return harness.ExitInterrupted
+		}
 		return harness.ExitUsage
 	}
 	shard, err := f.parseShard()
