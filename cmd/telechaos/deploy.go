@@ -135,7 +135,7 @@ func runDeployed(ctx context.Context, f *runFlags, cfg harness.RunConfig, pr *pr
 	res, err := s.Run(ctx)
 	pr.done()
 	if res == nil || res.Result == nil {
-		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
+		printRunError(stderr, err, cfg.ReportDir)
 		if errors.Is(err, gate.ErrConfig) {
 			return harness.ExitUsage
 		}

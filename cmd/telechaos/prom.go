@@ -66,6 +66,10 @@ func cmdReportVerdict(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "telechaos report verdict: want --from-prometheus URL --run-id ID [--scenario S] [--set K=V] [--window D] [--shards N]\n")
 		return harness.ExitUsage
 	}
+	if err := checkRunID(f.runID); err != nil { // it goes into every PromQL selector
+		fmt.Fprintf(stderr, "telechaos report verdict: %v\n", err)
+		return harness.ExitUsage
+	}
 	sc, err := scenarios.Load(f.scenario)
 	if err == nil {
 		for _, kv := range f.sets {

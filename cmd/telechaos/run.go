@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,7 +72,65 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	if f.given["duration"] && f.duration <= 0 {
 		return nil, fmt.Errorf("--duration %v: want a positive duration", f.duration)
 	}
+	if f.given["run-id"] {
+		if err := checkRunID(f.runID); err != nil {
+			return nil, err
+		}
+	}
+	if f.metricsAddr != "" {
+		if err := checkListenAddr(f.metricsAddr); err != nil {
+			return nil, fmt.Errorf("--metrics-addr %q: %w", f.metricsAddr, err)
+		}
+	}
+	// Flags that only mean something with another one.
+	var orphan []string
+	fs.Visit(func(fl *flag.Flag) {
+		if strings.HasPrefix(fl.Name, "deploy-") && f.deploy.image == "" {
+			orphan = append(orphan, "--"+fl.Name)
+		}
+	})
+	if len(orphan) > 0 {
+		return nil, fmt.Errorf("%s needs --deploy IMAGE (it configures the deployment)", strings.Join(orphan, ", "))
+	}
 	return f, nil
+}
+
+// maxRunID bounds a run id's length (it names a directory and a metric label).
+const maxRunID = 128
+
+// checkRunID accepts run ids that are one safe path element: letters, digits,
+// '.', '_' and '-', starting with a letter or digit (so never "..", never a
+// path separator), at most maxRunID bytes. harness.NewRunID's ids qualify.
+func checkRunID(id string) error {
+	bad := func(why string) error { return fmt.Errorf("--run-id %q: %s", id, why) }
+	if id == "" {
+		return bad("empty")
+	}
+	if len(id) > maxRunID {
+		return bad(fmt.Sprintf("longer than %d bytes", maxRunID))
+	}
+	for i, c := range id {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '-')
+		if !ok {
+			return bad("want letters, digits, '.', '_' and '-', starting with a letter or digit (it names the report directory)")
+		}
+	}
+	return nil
+}
+
+// checkListenAddr checks a host:port to listen on (host may be empty).
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT, e.g. 127.0.0.1:9464: %w", err)
+	}
+	if strings.ContainsAny(host, "/ ") {
+		return fmt.Errorf("bad host %q", host)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q: want 0..65535", port)
+	}
+	return nil
 }
 
 // scenarioFlags are the run flags that set a scenario field, with the field's
@@ -213,7 +274,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	res, err := harness.Run(ctx, cfg)
 	pr.done()
 	if res == nil {
-		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
+		printRunError(stderr, err, dir)
 		return exitCodeOf(err)
 	}
 	if err != nil {
@@ -226,6 +287,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	printVerdict(stdout, res.Summary, res.ReportDir)
 	return res.ExitCode
+}
+
+// printRunError explains an error harness.Run returned without a result
+// (ErrConfig: exit 2), naming the flag to fix where there is one.
+func printRunError(stderr io.Writer, err error, reportDir string) {
+	if errors.Is(err, reports.ErrReportDir) {
+		fmt.Fprintf(stderr, "telechaos run: --report %s: %v (refused before any traffic)\n", reportDir, err)
+		return
+	}
+	fmt.Fprintf(stderr, "telechaos run: %v\n", err)
 }
 
 func orDefault(s, d string) string {
