@@ -351,11 +351,20 @@ func (p *progressPrinter) done() {
 	}
 }
 
-// printVerdict prints the short verdict table (fits 80 columns).
+// printVerdict prints the short verdict table (fits 80 columns): the verdict
+// and why (the summary's Reason, then its Also lines), each invariant with
+// its violations and how much of it was judged (a 0 that judged nothing is
+// not shown as a pass), the coverage shortfalls, the thresholds.
 func printVerdict(w io.Writer, s *reports.Summary, dir string) {
 	fmt.Fprintf(w, "\nverdict: %s (exit %d)  scenario %s  seed %d  %.1fs\n",
 		strings.ToUpper(s.Verdict), s.ExitCode, s.Scenario, s.Seed, s.DurationSeconds)
-	if s.Error != "" {
+	if s.Reason != "" {
+		printWrapped(w, "reason: ", s.Reason)
+	}
+	for _, a := range s.Also {
+		printWrapped(w, "also: ", a)
+	}
+	if s.Error != "" && !strings.Contains(s.Reason, s.Error) {
 		fmt.Fprintf(w, "  %s\n", truncate(s.Error, 76))
 	}
 	c := s.Counts
@@ -364,20 +373,19 @@ func printVerdict(w io.Writer, s *reports.Summary, dir string) {
 	if c.CallsFailed > 0 || c.ArrivalsDropped > 0 {
 		fmt.Fprintf(w, "failed patients %d  dropped arrivals %d\n", c.CallsFailed, c.ArrivalsDropped)
 	}
-	fmt.Fprintf(w, "%-32s %s\n", "invariant", "violations")
-	for _, inv := range reports.AllInvariants {
-		mark := fmt.Sprint(s.ViolationsByInvariant[inv])
-		if len(s.Invariants) > 0 && !slices.Contains(s.Invariants, inv) {
-			mark = "not checked"
-		}
-		fmt.Fprintf(w, "  %-30s %s\n", inv, mark)
-	}
+	printInvariants(w, s.Invariants, func(inv string) float64 { return float64(s.ViolationsByInvariant[inv]) }, s.Judgement)
 	for i, v := range s.Violations {
 		if i == 3 {
 			fmt.Fprintf(w, "  ... %d more in the report\n", len(s.Violations)-3)
 			break
 		}
 		fmt.Fprintf(w, "  ! %s\n", truncate(v.Invariant+": "+v.Detail, 76))
+	}
+	if len(s.CoverageShortfalls) > 0 {
+		fmt.Fprintf(w, "chaos coverage not met: the faults did not reach these paths often enough,\nso a pass would prove nothing about them:\n")
+		for _, sf := range s.CoverageShortfalls {
+			fmt.Fprintf(w, "  ! %s\n", truncate(sf, 76))
+		}
 	}
 	printThresholds(w, s.Thresholds, false)
 	if s.Expect != "" && s.Expect != "pass" {
@@ -392,6 +400,92 @@ func printVerdict(w io.Writer, s *reports.Summary, dir string) {
 	if dir != "" {
 		fmt.Fprintf(w, "report: %s\n", dir)
 	}
+}
+
+// printInvariants prints one row per invariant: its violations and its
+// judgement (judged / not-judged / not-exercised / not-checked). Without a
+// judgement table (an older summary) only the violations are shown.
+func printInvariants(w io.Writer, checked []string, violations func(string) float64, js map[string]reports.Judgement) {
+	if len(js) == 0 {
+		fmt.Fprintf(w, "%-32s %s\n", "invariant", "violations")
+	} else {
+		fmt.Fprintf(w, "%-32s %-10s %s\n", "invariant", "violations", "judgement")
+	}
+	for _, inv := range reports.AllInvariants {
+		n := violations(inv)
+		mark := fmt.Sprint(n)
+		j, hasJ := js[inv]
+		notChecked := len(checked) > 0 && !slices.Contains(checked, inv)
+		if !hasJ {
+			if notChecked {
+				mark = "not checked"
+			}
+			fmt.Fprintf(w, "  %-30s %s\n", inv, mark)
+			continue
+		}
+		var judged, detail string
+		switch j.Status {
+		case reports.JudgementJudged:
+			judged = fmt.Sprintf("judged %d/%d", j.Judged, j.Judged+j.NotJudged)
+		case reports.JudgementShort:
+			judged = fmt.Sprintf("NOT JUDGED %d/%d (%.0f%% < %.0f%%)", j.Judged, j.Judged+j.NotJudged, 100*j.Share, 100*j.Required)
+			detail = topReason(j)
+		case reports.JudgementNotExercised:
+			judged = "not exercised: nothing to judge"
+		case reports.JudgementNotChecked:
+			judged = "not checked"
+		default:
+			judged = j.Status
+		}
+		if n == 0 && (j.Status == reports.JudgementNotExercised || j.Status == reports.JudgementNotChecked || notChecked) {
+			mark = "-" // no check ran: not a 0 that passed
+		}
+		fmt.Fprintf(w, "  %-30s %-10s %s\n", inv, mark, truncate(judged, 36))
+		if detail != "" {
+			fmt.Fprintf(w, "    %s\n", truncate(detail, 76))
+		}
+	}
+}
+
+// topReason is the most frequent reason an invariant was not judged, with
+// its first example.
+func topReason(j reports.Judgement) string {
+	best, bestN := "", int64(-1)
+	for r, n := range j.Reasons {
+		if n > bestN || n == bestN && r < best {
+			best, bestN = r, n
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	line := fmt.Sprintf("not judged: %d %s", bestN, best)
+	if len(j.Reasons) > 1 {
+		line += fmt.Sprintf(" (+%d more reasons)", len(j.Reasons)-1)
+	}
+	if ex := j.Examples[best]; ex != "" {
+		line += ", first: " + ex
+	}
+	return line
+}
+
+// printWrapped prints prefix+text wrapped at word boundaries to 80 columns,
+// continuation lines indented under the text.
+func printWrapped(w io.Writer, prefix, text string) {
+	const width = 80
+	indent := strings.Repeat(" ", len(prefix))
+	line := prefix
+	for _, word := range strings.Fields(text) {
+		if len(line) > len(indent) && len(line)+1+len(word) > width {
+			fmt.Fprintln(w, line)
+			line = indent
+		}
+		if len(line) > len(indent) {
+			line += " "
+		}
+		line += truncate(word, width-len(indent))
+	}
+	fmt.Fprintln(w, line)
 }
 
 // printThresholds prints the threshold table (80 columns); notes, when asked,
