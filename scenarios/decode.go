@@ -28,7 +28,7 @@ var (
 // Problem is one thing wrong with a scenario, located by file, line and field
 // (a dotted snake_case path such as executor.stages[1].target).
 type Problem struct {
-	File  string // file name, or "--set" for a value given on the command line
+	File  string // file name, or "--set" (or the flag, "--users") for a value given on the command line
 	Line  int    // 0 when unknown
 	Field string
 	Msg   string
@@ -68,14 +68,15 @@ func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
 // file, or --set. Fields it does not know were omitted, so defaults apply.
 type source struct {
 	file  string
-	root  int             // line of the top-level mapping
-	lines map[string]int  // path -> line of its key (or sequence element)
-	set   map[string]bool // paths given with --set
-	built bool            // the scenario was built in Go, not read: non-zero means given
+	root  int               // line of the top-level mapping
+	lines map[string]int    // path -> line of its key (or sequence element)
+	set   map[string]bool   // paths given with --set (or a flag, see flags)
+	flags map[string]string // path -> the command-line flag that set it (--seed), for problems
+	built bool              // the scenario was built in Go, not read: non-zero means given
 }
 
 func newSource(file string) *source {
-	return &source{file: file, root: 1, lines: map[string]int{}, set: map[string]bool{}}
+	return &source{file: file, root: 1, lines: map[string]int{}, set: map[string]bool{}, flags: map[string]string{}}
 }
 
 // has reports whether path was given in the file or with --set.
@@ -100,6 +101,9 @@ func (s *source) problem(path, format string, args ...any) Problem {
 	for q := path; ; {
 		if s.set[q] {
 			p.File, p.Line = "--set", 0
+			if f := s.flags[q]; f != "" {
+				p.File = f
+			}
 			return p
 		}
 		if l, ok := s.lines[q]; ok {

@@ -1,15 +1,19 @@
 package scenarios
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
+	"time"
 )
 
 //go:embed builtin/*.yaml
@@ -54,9 +58,23 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	return s, nil
 }
 
+// MaxFileSize bounds a scenario file (8 MiB): a larger one is refused with
+// ErrTooLarge after reading at most MaxFileSize+1 bytes (--scenario /dev/zero
+// fails fast and does not grow memory).
+const MaxFileSize = 8 << 20
+
+// ErrTooLarge: a scenario file over MaxFileSize.
+var ErrTooLarge = errors.New("scenario file exceeds 8 MiB")
+
 // Load returns a built-in scenario by name ("" is Default), or reads a file.
 // A name containing a path separator or ending in .yaml/.yml is always a file.
 func Load(nameOrPath string) (*Scenario, error) {
+	return LoadContext(context.Background(), nameOrPath)
+}
+
+// LoadContext is Load whose file read ctx cancels (SIGINT), also while it
+// waits on a pipe or a terminal.
+func LoadContext(ctx context.Context, nameOrPath string) (*Scenario, error) {
 	if nameOrPath == "" {
 		nameOrPath = Default
 	}
@@ -67,14 +85,49 @@ func Load(nameOrPath string) (*Scenario, error) {
 			return Parse(nameOrPath+".yaml", data)
 		}
 	}
-	data, err := os.ReadFile(nameOrPath)
+	data, err := ReadFileLimit(ctx, nameOrPath, MaxFileSize)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w %q: no such built-in (%s) or file", ErrUnknownScenario, nameOrPath, strings.Join(Names(), ", "))
 		}
+		if errors.Is(err, ErrFileTooLarge) {
+			return nil, fmt.Errorf("%s: %w (MaxFileSize)", nameOrPath, ErrTooLarge)
+		}
 		return nil, fmt.Errorf("read scenario: %w", err)
 	}
 	return Parse(nameOrPath, data)
+}
+
+// ErrFileTooLarge: ReadFileLimit found more than its limit.
+var ErrFileTooLarge = errors.New("file too large")
+
+// ReadFileLimit reads at most limit bytes of the file at name; a longer one is
+// an error wrapping ErrFileTooLarge after reading limit+1 bytes. The file is
+// opened non-blocking, so a FIFO without a writer reads as empty instead of
+// hanging in open(2), and a read waiting on a pipe or a terminal returns when
+// ctx is done.
+func ReadFileLimit(ctx context.Context, name string, limit int64) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: %w: over %d bytes", name, ErrFileTooLarge, limit)
+	}
+	return data, nil
 }
 
 // Names lists the built-in scenarios, sorted.

@@ -60,6 +60,25 @@ func (s *Scenario) Set(kv string) error {
 	return nil
 }
 
+// SetFlag applies a command-line flag that sets a scenario field (--seed 2 is
+// SetFlag("--seed", "seed", "2")) exactly as --set path=value does: the field
+// counts as given, so ApplyDefaults and Validate keep it. Errors and
+// validation problems name the flag. Call Validate after the last one.
+func (s *Scenario) SetFlag(flag, path, value string) error {
+	if err := s.Set(path + "=" + value); err != nil {
+		return fmt.Errorf("%s %s: %w", flag, value, err)
+	}
+	if s.src.flags == nil {
+		s.src.flags = map[string]string{}
+	}
+	for k := range s.src.set {
+		if k == path || strings.HasPrefix(k, path+"[") {
+			s.src.flags[k] = flag
+		}
+	}
+	return nil
+}
+
 // ApplySets applies every --set and validates the result.
 func (s *Scenario) ApplySets(kvs []string) error {
 	var errs []error

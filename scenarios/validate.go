@@ -35,6 +35,23 @@ const (
 	DefaultMaxInFlight = 200
 )
 
+// Bounds on a scenario's sizes: a run past them would exhaust the harness's
+// memory or file descriptors long before it proved anything (design: one
+// process drives at most about 10^4 concurrent patients; shard a larger run).
+// A scenario over one is refused with the bound named.
+const (
+	MaxPatients    = 1_000_000 // population.patients (a whole run, all shards together)
+	MaxClinicians  = 100_000   // population.clinicians
+	MaxConcurrency = 100_000   // executor.vus and executor.max_in_flight
+	MaxReplays     = 1_000     // behaviour.replays (rounds per replaying patient)
+)
+
+// CoveragePaths are the risky paths the runner counts (harness/chaos
+// Path*): a coverage requirement on any other path could never be met, so it
+// is refused as a typo.
+var CoveragePaths = []string{chaos.PathSwitch, chaos.PathEnd, chaos.PathJoin, chaos.PathRejoin, chaos.PathFetch,
+	chaos.PathAbandon, chaos.PathRetry, chaos.PathRecovery}
+
 // KnownBugs is the clinic's bug catalogue (design section 7), in its order.
 var KnownBugs = []string{"switch-reuse", "list-scope", "bola-media", "cache-key", "preroll-leak", "switch-race", "lost-on-crash", "live-crosstalk"}
 
@@ -168,9 +185,13 @@ func (s *Scenario) Validate() error {
 
 	if s.Population.Patients <= 0 {
 		bad("population.patients", "must be > 0, got %d", s.Population.Patients)
+	} else if s.Population.Patients > MaxPatients {
+		bad("population.patients", "%d is over the bound of %d (MaxPatients)", s.Population.Patients, MaxPatients)
 	}
 	if s.Population.Clinicians <= 0 {
 		bad("population.clinicians", "must be > 0, got %d", s.Population.Clinicians)
+	} else if s.Population.Clinicians > MaxClinicians {
+		bad("population.clinicians", "%d is over the bound of %d (MaxClinicians)", s.Population.Clinicians, MaxClinicians)
 	}
 
 	e := s.Executor
@@ -211,6 +232,11 @@ func (s *Scenario) Validate() error {
 	}
 	if e.MaxInFlight <= 0 {
 		bad("executor.max_in_flight", "must be > 0, got %d", e.MaxInFlight)
+	} else if e.MaxInFlight > MaxConcurrency {
+		bad("executor.max_in_flight", "%d is over the bound of %d (MaxConcurrency)", e.MaxInFlight, MaxConcurrency)
+	}
+	if e.VUs > MaxConcurrency {
+		bad("executor.vus", "%d is over the bound of %d (MaxConcurrency)", e.VUs, MaxConcurrency)
 	}
 	if s.Duration.Duration <= 0 {
 		bad("duration", "must be > 0 (the bound on the arrival phase), got %v", s.Duration.Duration)
@@ -236,6 +262,11 @@ func (s *Scenario) Validate() error {
 	}
 	// The fault profile names its fields from its own root (faults[2].loss);
 	// prefixed with chaos. they find their line in the file.
+	for i, r := range s.Chaos.Coverage {
+		if r.Path != "" && !slices.Contains(CoveragePaths, r.Path) {
+			bad(fmt.Sprintf("chaos.coverage[%d].path", i), "unknown path %q (the runner counts %s)", r.Path, strings.Join(CoveragePaths, ", "))
+		}
+	}
 	for _, err := range s.Chaos.Validate() {
 		var fe *chaos.FieldError
 		if errors.As(err, &fe) {
@@ -284,15 +315,18 @@ func (s *Scenario) validateBehaviour(bad func(path, format string, args ...any))
 	}
 	if b.Replays < 0 {
 		bad("behaviour.replays", "must be >= 0, got %d", b.Replays)
+	} else if b.Replays > MaxReplays {
+		bad("behaviour.replays", "%d is over the bound of %d (MaxReplays)", b.Replays, MaxReplays)
 	}
 }
 
 // sortProblems orders problems by where they are (file problems by line, then
 // --set ones), keeping the order of problems on one line.
 func sortProblems(ps []Problem) {
+	cmdline := func(p Problem) bool { return strings.HasPrefix(p.File, "--") } // --set, --users, ...
 	slices.SortStableFunc(ps, func(a, b Problem) int {
-		if (a.File == "--set") != (b.File == "--set") {
-			if a.File == "--set" {
+		if cmdline(a) != cmdline(b) {
+			if cmdline(a) {
 				return 1
 			}
 			return -1

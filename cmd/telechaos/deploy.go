@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	"telechaos/harness/chaos"
 	"telechaos/harness/deploy"
 	"telechaos/harness/deploy/gate"
+	"telechaos/models"
+	"telechaos/reports"
 )
 
 // deployFlags are the flags of `telechaos run --deploy`.
@@ -107,9 +110,16 @@ func runDeployed(ctx context.Context, f *runFlags, cfg harness.RunConfig, pr *pr
 		return harness.ExitUsage
 	}
 	gc.Loaded, gc.ReportDir, gc.RunConfig = cfg.Scenario, cfg.ReportDir, cfg
+	// The report directory is proven writable before the image is built or
+	// the container started, as harness.Run does before traffic.
+	if err := reports.Prepare(cfg.ReportDir); err != nil {
+		printRunError(stderr, fmt.Errorf("%w: %w", harness.ErrConfig, err), cfg.ReportDir)
+		return harness.ExitUsage
+	}
 	if gc.Image == gate.ImageClinic {
 		fmt.Fprintf(stderr, "telechaos: building the reference clinic image\n")
 	}
+	started := time.Now()
 	s, err := gate.Start(ctx, gc)
 	defer func() {
 		// Cleanup runs on a context of its own: ctx may be cancelled (Ctrl-C).
@@ -121,13 +131,14 @@ func runDeployed(ctx context.Context, f *runFlags, cfg harness.RunConfig, pr *pr
 	}()
 	if err != nil {
 		fmt.Fprintf(stderr, "telechaos run: deploy %s: %v\n", f.deploy.image, err)
-		switch {
-		case errors.Is(err, gate.ErrConfig), errors.Is(err, deploy.ErrInvalidOption):
-			return harness.ExitUsage
-		case ctx.Err() != nil:
-			return harness.ExitInterrupted
+		usage := errors.Is(err, gate.ErrConfig) || errors.Is(err, deploy.ErrInvalidOption) || errors.Is(err, deploy.ErrImageNotFound)
+		sum := deployFailureSummary(cfg, f.deploy.image, started, err, ctx.Err() != nil, usage)
+		if werr := reports.Write(cfg.ReportDir, sum, nil); werr != nil {
+			fmt.Fprintf(stderr, "telechaos run: write report: %v\n", werr)
+		} else {
+			printVerdict(stdout, sum, cfg.ReportDir)
 		}
-		return harness.ExitTarget
+		return sum.ExitCode
 	}
 	d := s.Deployment()
 	fmt.Fprintf(stderr, "telechaos: deployed %s at %s (udp %d, healthy after %v), harness front %s\n",
@@ -135,7 +146,7 @@ func runDeployed(ctx context.Context, f *runFlags, cfg harness.RunConfig, pr *pr
 	res, err := s.Run(ctx)
 	pr.done()
 	if res == nil || res.Result == nil {
-		fmt.Fprintf(stderr, "telechaos run: %v\n", err)
+		printRunError(stderr, err, cfg.ReportDir)
 		if errors.Is(err, gate.ErrConfig) {
 			return harness.ExitUsage
 		}
@@ -157,4 +168,29 @@ func runDeployed(ctx context.Context, f *runFlags, cfg harness.RunConfig, pr *pr
 		code = harness.ExitTarget // a fault that failed leaves the verdict unreliable
 	}
 	return code
+}
+
+// deployFailureSummary is the report of a --deploy run that never reached
+// traffic: the deployment failed or the run was interrupted while deploying.
+// Its verdict comes from models.Decide like any run's.
+func deployFailureSummary(cfg harness.RunConfig, image string, started time.Time, err error, interrupted, usage bool) *reports.Summary {
+	sc := cfg.Scenario
+	o := models.Outcome{Interrupted: interrupted}
+	if !interrupted {
+		o.Failure, o.Usage = "deploy "+image+": "+err.Error(), usage
+	}
+	d := models.Decide(o)
+	msg := "deploy " + image + ": " + err.Error()
+	if interrupted {
+		msg = "interrupted while deploying " + image + " (no traffic was sent): " + err.Error()
+	}
+	repro := []string{"telechaos", "run", "--scenario", cfg.ScenarioRef, "--seed", strconv.FormatUint(sc.Seed, 10),
+		"--users", strconv.Itoa(sc.Population.Patients), "--deploy", image}
+	repro = append(repro, cfg.ReproArgs...)
+	return &reports.Summary{
+		Verdict: d.Verdict, ExitCode: d.ExitCode, Reason: d.Reason, Also: d.Also, Error: msg,
+		RunID: cfg.RunID, Seed: sc.Seed, Scenario: sc.Name, Target: "deploy " + image, Bugs: sc.Bugs, Media: sc.Media,
+		StartedAt: started.UTC(), DurationSeconds: time.Since(started).Seconds(), Interrupted: interrupted,
+		Repro: strings.Join(repro, " "), Invariants: sc.Invariants, Expect: sc.Expect,
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"telechaos/harness"
+	"telechaos/models"
 	"telechaos/reports"
 	"telechaos/scenarios"
 )
@@ -66,6 +67,10 @@ func cmdReportVerdict(ctx context.Context, args []string, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "telechaos report verdict: want --from-prometheus URL --run-id ID [--scenario S] [--set K=V] [--window D] [--shards N]\n")
 		return harness.ExitUsage
 	}
+	if err := checkRunID(f.runID); err != nil { // it goes into every PromQL selector
+		fmt.Fprintf(stderr, "telechaos report verdict: %v\n", err)
+		return harness.ExitUsage
+	}
 	sc, err := scenarios.Load(f.scenario)
 	if err == nil {
 		for _, kv := range f.sets {
@@ -97,8 +102,11 @@ type promResult struct {
 	Violations      map[string]float64 // by invariant (judged ones)
 	Ignored         float64            // violations of invariants the scenario does not judge
 	Thresholds      []reports.Threshold
+	Judgement       map[string]reports.Judgement // per invariant, from telechaos_(not_)judged_total
 	Verdict         string
 	ExitCode        int
+	Reason          string   // models.Decide's
+	Also            []string // the conditions the verdict outranks
 }
 
 func promVerdict(ctx context.Context, pc *promClient, sc *scenarios.Scenario, f promVerdictFlags) (*promResult, error) {
@@ -150,25 +158,109 @@ func promVerdict(ctx context.Context, pc *promClient, sc *scenarios.Scenario, f 
 		res.Violations[inv] = s.value
 	}
 
-	thresholdsOK := true
+	// The judged shares, as the run judges them: an invariant that judged
+	// less than its required share keeps the run from passing.
+	judged, err := pc.vector(ctx, fmt.Sprintf("sum by (invariant) (max by (invariant, shard) (%s))", last("telechaos_judged_total", "")))
+	if err != nil {
+		return nil, err
+	}
+	notJudged, err := pc.vector(ctx, fmt.Sprintf("sum by (invariant) (max by (invariant, shard) (%s))", last("telechaos_not_judged_total", "")))
+	if err != nil {
+		return nil, err
+	}
+	byInv := func(ss []promSample) map[string]float64 {
+		m := map[string]float64{}
+		for _, s := range ss {
+			m[s.labels["invariant"]] = s.value
+		}
+		return m
+	}
+	var short []string
+	res.Judgement, short = promJudgement(sc, byInv(judged), byInv(notJudged))
+
+	var failed []string
 	for _, t := range sc.Thresholds {
+		if t.Metric == "judged" || strings.HasPrefix(t.Metric, "judged.") {
+			continue // a required judged share, applied above
+		}
 		rt := promThreshold(ctx, pc, t, last, res.Operations)
-		thresholdsOK = thresholdsOK && rt.Pass
+		if !rt.Pass {
+			failed = append(failed, promThresholdLine(rt))
+		}
 		res.Thresholds = append(res.Thresholds, rt)
 	}
 	var nViol float64
 	for _, n := range res.Violations {
 		nViol += n
 	}
-	switch {
-	case nViol > 0:
-		res.Verdict, res.ExitCode = reports.VerdictViolation, harness.ExitViolation
-	case !thresholdsOK:
-		res.Verdict, res.ExitCode = reports.VerdictThresholdsFailed, harness.ExitThresholds
-	default:
-		res.Verdict, res.ExitCode = reports.VerdictPass, harness.ExitPass
-	}
+	// The one verdict rule, as the run and report merge use it.
+	d := models.Decide(models.Outcome{Violations: int(math.Ceil(nViol)), NotJudged: short, ThresholdsFailed: failed})
+	res.Verdict, res.ExitCode, res.Reason, res.Also = d.Verdict, d.ExitCode, d.Reason, d.Also
 	return res, nil
+}
+
+// promJudgement builds the judgement table from the judged and not-judged
+// counters (summed over shards), with the lines that keep the run from
+// passing. The required share is the scenario's judged[.<invariant>] min, else
+// models.DefaultMinJudged, as in the run.
+func promJudgement(sc *scenarios.Scenario, judged, notJudged map[string]float64) (map[string]reports.Judgement, []string) {
+	required := func(inv string) float64 {
+		all, one := -1.0, -1.0
+		for _, t := range sc.Thresholds {
+			minV, _, err := t.Limits()
+			if err != nil || minV == nil {
+				continue
+			}
+			switch t.Metric {
+			case "judged":
+				all = *minV
+			case "judged." + inv:
+				one = *minV
+			}
+		}
+		switch {
+		case one >= 0:
+			return one
+		case all >= 0:
+			return all
+		}
+		return models.DefaultMinJudged
+	}
+	out := map[string]reports.Judgement{}
+	var short []string
+	for _, inv := range reports.AllInvariants {
+		j := reports.Judgement{Judged: int64(judged[inv]), NotJudged: int64(notJudged[inv]), Share: 1, Required: required(inv)}
+		total := j.Judged + j.NotJudged
+		if total > 0 {
+			j.Share = float64(j.Judged) / float64(total)
+		}
+		switch {
+		case len(sc.Invariants) > 0 && !slices.Contains(sc.Invariants, inv):
+			j.Status = reports.JudgementNotChecked
+		case total == 0:
+			j.Status = reports.JudgementNotExercised
+		case j.Share+1e-12 < j.Required:
+			j.Status = reports.JudgementShort
+			short = append(short, fmt.Sprintf("%s judged %d of %d (%.0f%%, %.0f%% required)", inv, j.Judged, total, 100*j.Share, 100*j.Required))
+		default:
+			j.Status = reports.JudgementJudged
+		}
+		out[inv] = j
+	}
+	return out, short
+}
+
+// promThresholdLine names a failed threshold with its value and limit.
+func promThresholdLine(t reports.Threshold) string {
+	name := t.Metric
+	if t.Stat != "" {
+		name += " " + t.Stat
+	}
+	line := fmt.Sprintf("%s = %.4g (limit %s)", name, t.Value, t.Limit)
+	if t.Note != "" {
+		line += ": " + t.Note
+	}
+	return line
 }
 
 // promThreshold evaluates one scenario threshold from the metrics.
@@ -304,15 +396,14 @@ func promDuration(d time.Duration) string {
 func printPromVerdict(w io.Writer, v *promResult) {
 	fmt.Fprintf(w, "\nverdict: %s (exit %d)  scenario %s  run %s  from prometheus, %d shards (%s)\n",
 		strings.ToUpper(v.Verdict), v.ExitCode, v.Scenario, v.RunID, len(v.Shards), strings.Join(orNone(v.Shards), ","))
-	fmt.Fprintf(w, "operations ok %g  denied %g  error %g\n", v.Operations[harness.OutcomeOK], v.Operations[harness.OutcomeDenied], v.Operations[harness.OutcomeError])
-	fmt.Fprintf(w, "%-32s %s\n", "invariant", "violations")
-	for _, inv := range reports.AllInvariants {
-		mark := fmt.Sprint(v.Violations[inv])
-		if len(v.Invariants) > 0 && !slices.Contains(v.Invariants, inv) {
-			mark = "not checked"
-		}
-		fmt.Fprintf(w, "  %-30s %s\n", inv, mark)
+	if v.Reason != "" {
+		printWrapped(w, "reason: ", v.Reason)
 	}
+	for _, a := range v.Also {
+		printWrapped(w, "also: ", a)
+	}
+	fmt.Fprintf(w, "operations ok %g  denied %g  error %g\n", v.Operations[harness.OutcomeOK], v.Operations[harness.OutcomeDenied], v.Operations[harness.OutcomeError])
+	printInvariants(w, v.Invariants, func(inv string) float64 { return v.Violations[inv] }, v.Judgement)
 	if v.Ignored > 0 {
 		fmt.Fprintf(w, "  (%g violations of invariants the scenario does not judge)\n", v.Ignored)
 	}

@@ -204,6 +204,13 @@ func Run(ctx context.Context, image string, opts ...Option) (*Deployment, error)
 	if err != nil {
 		return nil, err
 	}
+	// Before anything is created: testcontainers pulls an image it does not
+	// find locally, and a release gate must test the image it was given,
+	// never one a registry happens to hold under that name.
+	if err := checkLocalImage(ctx, cli, image); err != nil {
+		_ = cli.Close()
+		return nil, err
+	}
 	d := &Deployment{cli: cli, id: randomID(), image: image}
 	if err := d.createNetwork(ctx); err != nil {
 		return d, err
@@ -231,6 +238,19 @@ func Run(ctx context.Context, image string, opts ...Option) (*Deployment, error)
 	}
 }
 
+// checkLocalImage returns an error wrapping ErrImageNotFound, naming the
+// image and how to build it, unless the local engine has it.
+func checkLocalImage(ctx context.Context, cli *testcontainers.DockerClient, image string) error {
+	_, err := cli.ImageInspect(ctx, image)
+	switch {
+	case err == nil:
+		return nil
+	case cerrdefs.IsNotFound(err):
+		return fmt.Errorf("%w: %s: build it with `make image` (telechaos run --deploy clinic builds the reference clinic itself); telechaos never pulls an image", ErrImageNotFound, image)
+	}
+	return fmt.Errorf("%w: inspect image %s: %w", ErrStart, image, err)
+}
+
 // start creates and starts the container and fills in d.ctr and d.url.
 func (d *Deployment) start(ctx context.Context, o options) error {
 	udp := strconv.Itoa(d.udpPort) + "/udp"
@@ -253,9 +273,13 @@ func (d *Deployment) start(ctx context.Context, o options) error {
 	req := testcontainers.GenericContainerRequest{
 		ContainerRequest: testcontainers.ContainerRequest{
 			Image: d.image,
-			Name:  name,
-			Cmd:   cmd,
-			Env:   o.env,
+			// Never pull: Run checked that the engine has the image
+			// (checkLocalImage); testcontainers pulls only when asked to
+			// or when the image is missing.
+			AlwaysPullImage: false,
+			Name:            name,
+			Cmd:             cmd,
+			Env:             o.env,
 			// Every published port must be listed here, or testcontainers
 			// drops its binding; unbound ones would go to 0.0.0.0.
 			ExposedPorts: []string{httpPort, udp},

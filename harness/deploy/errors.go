@@ -20,6 +20,11 @@ var (
 	// The message ends with the tail of the container's logs.
 	ErrStart = errors.New("deploy: container did not start")
 
+	// ErrImageNotFound means the image is not in the local engine. Run
+	// never lets the engine pull one (testcontainers would try a registry):
+	// build it first (make image).
+	ErrImageNotFound = errors.New("deploy: image not found in the local docker engine")
+
 	// ErrTerminated means a chaos primitive was called after Terminate.
 	ErrTerminated = errors.New("deploy: deployment terminated")
 )

@@ -1,11 +1,13 @@
 package trace
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +96,22 @@ func (s *Session) Run(ctx context.Context, tr *Trace) []*OpError {
 			barriers[*op.Group].Add(1)
 		}
 	}
+	// At most MaxConcurrentOps ops talk to the target (or hold a new
+	// PeerConnection) at once, whatever the trace's width: one goroutine and
+	// one connection per op exhausted the file descriptors of a large trace
+	// and blamed the target. A concurrent group takes its members' slots
+	// together, once every member's dependencies are done (slots are never
+	// held while waiting on dependencies, so this cannot deadlock).
+	slots := newOpSlots(MaxConcurrentOps)
+	groups := map[int]*groupSlots{}
+	for g, b := range barriers {
+		groups[g] = &groupSlots{slots: slots, ready: b}
+	}
+	for _, op := range tr.Ops {
+		if op.Group != nil {
+			groups[*op.Group].n++
+		}
+	}
 	var wg sync.WaitGroup
 	for i, op := range tr.Ops {
 		deps := append([]int(nil), op.After...)
@@ -117,15 +135,34 @@ func (s *Session) Run(ctx context.Context, tr *Trace) []*OpError {
 					}
 				}
 			}
+			var g *groupSlots
+			if op.Group != nil {
+				// Arrive and wait for the group: every member arrives once its
+				// own dependencies are done (or ctx ends), so this cannot hang;
+				// then the group takes its slots, all at once.
+				g = groups[*op.Group]
+				g.ready.Done()
+				g.ready.Wait()
+				if !g.acquire(ctx) {
+					fail(&OpError{Index: i, Op: op, Err: ctx.Err()})
+					return
+				}
+				defer g.release()
+			} else {
+				if !slots.acquire(ctx, 1) {
+					fail(&OpError{Index: i, Op: op, Err: ctx.Err()})
+					return
+				}
+				defer slots.release(1)
+			}
 			octx, cancel := context.WithTimeout(ctx, opTimeout)
 			defer cancel()
 			fire, err := s.Prepare(octx, op)
-			if op.Group != nil {
-				// Arrive and wait for the group: every member arrives once its
-				// own dependencies are done (or ctx ends), so this cannot hang.
-				b := barriers[*op.Group]
-				b.Done()
-				b.Wait()
+			if g != nil {
+				// The group's ops hit the target together, after every
+				// member's local work (a PeerConnection and its offer).
+				g.prepared.Done()
+				g.prepared.Wait()
 			}
 			if err == nil {
 				err = fire(octx)
@@ -141,10 +178,89 @@ func (s *Session) Run(ctx context.Context, tr *Trace) []*OpError {
 }
 
 func sortOpErrors(errs []*OpError) {
-	for i := 1; i < len(errs); i++ {
-		for j := i; j > 0 && errs[j].Index < errs[j-1].Index; j-- {
-			errs[j], errs[j-1] = errs[j-1], errs[j]
+	slices.SortStableFunc(errs, func(a, b *OpError) int { return cmp.Compare(a.Index, b.Index) })
+}
+
+// MaxConcurrentOps bounds the ops of one execution in progress at once (see
+// Session.Run); a larger concurrent group runs with this many slots.
+const MaxConcurrentOps = 64
+
+// opSlots is a counting semaphore whose acquisitions may take several slots
+// at once and give up when ctx ends.
+type opSlots struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	free int
+}
+
+func newOpSlots(n int) *opSlots {
+	s := &opSlots{free: n}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+func (s *opSlots) acquire(ctx context.Context, n int) bool {
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.free < n {
+		if ctx.Err() != nil {
+			return false
 		}
+		s.cond.Wait()
+	}
+	s.free -= n
+	return true
+}
+
+func (s *opSlots) release(n int) {
+	s.mu.Lock()
+	s.free += n
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// groupSlots takes a concurrent group's slots once for all its members (at
+// most MaxConcurrentOps) and gives them back when the last member is done.
+type groupSlots struct {
+	slots    *opSlots
+	ready    *sync.WaitGroup // members whose dependencies are done
+	prepared sync.WaitGroup  // members whose local work is done
+	n        int             // members
+
+	once    sync.Once
+	ok      bool
+	mu      sync.Mutex
+	running int
+}
+
+func (g *groupSlots) weight() int { return min(g.n, MaxConcurrentOps) }
+
+// acquire returns once the group holds its slots (false: ctx ended first).
+func (g *groupSlots) acquire(ctx context.Context) bool {
+	g.once.Do(func() {
+		g.prepared.Add(g.n)
+		g.ok = g.slots.acquire(ctx, g.weight())
+		g.running = g.n
+	})
+	if !g.ok {
+		g.prepared.Done() // keep the members that did get in from waiting for this one
+	}
+	return g.ok
+}
+
+func (g *groupSlots) release() {
+	g.mu.Lock()
+	g.running--
+	last := g.running == 0
+	g.mu.Unlock()
+	if last {
+		g.slots.release(g.weight())
 	}
 }
 

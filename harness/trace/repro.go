@@ -20,7 +20,7 @@ type ReproOptions struct {
 // restart_target) and a URL --target wraps ErrNeedsEmbedded; an unreachable
 // target wraps ErrTarget, with the executions done so far counted.
 func Repro(ctx context.Context, file string, opts ReproOptions) (reproduced, total int, err error) {
-	tr, err := ParseFile(file)
+	tr, err := ParseFileContext(ctx, file)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -48,11 +48,18 @@
 // as a run judges calls a clinic fault reached; other consultations against the
 // target's acknowledgement only. Version 1 readers older than these ops reject
 // them as unknown operations; traces without them are unchanged.
+//
+// Limits: a trace holds at most MaxOps (50,000) ops and MaxUsers (10,000)
+// users, and a trace file at most MaxFileSize (16 MiB); a larger one is
+// refused when read, naming the limit (ErrTooLarge). A replay runs at most
+// MaxConcurrentOps (64) ops at once, so its open connections and file
+// descriptors stay bounded however wide the trace.
 package trace
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,6 +67,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"telechaos/clinic/bugs"
@@ -74,6 +82,20 @@ const TargetEmbedded = "embedded"
 
 // MaxFrames bounds an op's n (frames sent by one send op).
 const MaxFrames = 1000
+
+// Size limits of a trace. A repro trace is a few dozen ops (a violation's
+// users and their recent history); these leave two orders of magnitude of
+// room and keep a replay's memory and goroutines bounded (one goroutine per
+// op waits for its dependencies). A trace over one is refused when it is
+// read (Parse, ParseFile) or validated, naming the limit.
+const (
+	MaxOps      = 50_000   // ops in one trace
+	MaxUsers    = 10_000   // declared users
+	MaxFileSize = 16 << 20 // bytes of a trace file (16 MiB)
+)
+
+// ErrTooLarge: a trace over MaxOps, MaxUsers or MaxFileSize.
+var ErrTooLarge = errors.New("trace too large")
 
 // Kind is an operation name.
 type Kind string
@@ -226,17 +248,56 @@ const maxLine = 64 << 10
 
 // ParseFile reads and parses a trace file; errors name the file and line.
 func ParseFile(path string) (*Trace, error) {
-	f, err := os.Open(path)
+	return ParseFileContext(context.Background(), path)
+}
+
+// ParseFileContext is ParseFile whose read ctx cancels (SIGINT), also one
+// waiting on a pipe or a terminal. At most MaxFileSize bytes are read: a
+// longer file (or /dev/zero) is refused with ErrTooLarge. The file is opened
+// non-blocking, so a FIFO without a writer reads as empty instead of hanging.
+func ParseFileContext(ctx context.Context, path string) (*Trace, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open trace: %w", err)
 	}
 	defer f.Close()
-	tr, err := Parse(f)
+	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	tr, err := Parse(&limitReader{r: f, left: MaxFileSize})
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("read trace %s: %w", path, ctx.Err())
+	}
 	var pe *ParseError
 	if errors.As(err, &pe) {
 		pe.File = path
 	}
 	return tr, err
+}
+
+// limitReader fails with ErrTooLarge past left bytes (io.LimitReader would
+// end silently, and a cut trace could parse).
+type limitReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		var one [1]byte
+		if n, _ := l.r.Read(one[:]); n > 0 {
+			return 0, fmt.Errorf("%w: file over %d MiB (MaxFileSize)", ErrTooLarge, MaxFileSize>>20)
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
 }
 
 // Parse reads a trace and validates it (see Validate). Blank lines are
@@ -287,6 +348,9 @@ func Parse(r io.Reader) (*Trace, error) {
 			if err != nil {
 				return nil, &ParseError{Line: n, Err: err}
 			}
+			if len(tr.Ops) == MaxOps {
+				return nil, &ParseError{Line: n, Err: fmt.Errorf("%w: more than %d ops (MaxOps)", ErrTooLarge, MaxOps)}
+			}
 			tr.Ops = append(tr.Ops, op)
 			opLines = append(opLines, n)
 		case l.Role != nil || l.User != nil:
@@ -296,6 +360,9 @@ func Parse(r io.Reader) (*Trace, error) {
 			}
 			if prev, dup := userLines[u.Name]; dup {
 				return nil, &ParseError{Line: n, Err: fmt.Errorf("%w: user %s declared again (first on line %d)", ErrBadField, u.Name, prev)}
+			}
+			if len(tr.Users) == MaxUsers {
+				return nil, &ParseError{Line: n, Err: fmt.Errorf("%w: more than %d users (MaxUsers)", ErrTooLarge, MaxUsers)}
 			}
 			userLines[u.Name] = n
 			tr.Users = append(tr.Users, u)
@@ -487,6 +554,12 @@ func (tr *Trace) Validate() error {
 	}
 	if tr.Target == "" {
 		return fmt.Errorf("%w: target", ErrMissingField)
+	}
+	if len(tr.Ops) > MaxOps {
+		return fmt.Errorf("%w: %d ops, more than %d (MaxOps)", ErrTooLarge, len(tr.Ops), MaxOps)
+	}
+	if len(tr.Users) > MaxUsers {
+		return fmt.Errorf("%w: %d users, more than %d (MaxUsers)", ErrTooLarge, len(tr.Users), MaxUsers)
 	}
 	seen := map[string]bool{}
 	for _, u := range tr.Users {
