@@ -49,10 +49,13 @@ run flags:
   --metrics-addr ADDR    serve Prometheus /metrics during the run, e.g. 127.0.0.1:9464
   --push URL             push the final metrics to a Pushgateway (job telechaos)
   --media=BOOL           real WebRTC calls (default: the scenario's)
-  --set KEY=VALUE        override a scenario field, repeatable
+  --set KEY=VALUE        override a scenario field, repeatable (--seed, --users,
+                         --duration, --media, --target and --bug set theirs
+                         the same way, after every --set)
   --shard I/N            run shard I of N of the population (users never shared)
   --shards N             shard index from $JOB_COMPLETION_INDEX (Kubernetes Indexed Job)
-  --run-id ID            run id; the shards of one run must share it
+  --run-id ID            run id; the shards of one run must share it (letters,
+                         digits, . _ -; it names the report directory)
   --deploy IMAGE|clinic  start IMAGE[:TAG] in Docker (clinic: build the reference
                          image) and run against it; --bug goes to the container
                          (CLINIC_BUGS); everything is removed at the end
