@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"slices"
 	"strings"
@@ -322,6 +323,29 @@ func CheckTarget(tr *Trace, targetRef string) error {
 	return nil
 }
 
+// newMedia is the media factory for replaying tr against targetRef ("": the
+// trace's own): ICE checks go only to the target's host and its network
+// (driver.DefaultAllowedRemote); the embedded clinic is on loopback, the
+// driver's default.
+func newMedia(ctx context.Context, tr *Trace, targetRef string) (*driver.MediaFactory, error) {
+	if targetRef == "" {
+		targetRef = tr.Target
+	}
+	var mo driver.MediaOptions
+	if targetRef != TargetEmbedded {
+		u, err := neturl.Parse(targetRef)
+		if err != nil || u.Hostname() == "" {
+			return nil, fmt.Errorf("target %q is not a URL with a host", targetRef)
+		}
+		allowed, err := driver.DefaultAllowedRemote(ctx, u.Hostname())
+		if err != nil {
+			return nil, err
+		}
+		mo.AllowedRemote = allowed
+	}
+	return driver.NewMediaFactory(mo)
+}
+
 // RunOnce executes tr once with a fresh ledger and oracle, against a fresh
 // embedded clinic (the trace's bugs and bug seed, a temporary data directory
 // removed after; its target ops crash and restart it) or, for a URL target,
@@ -337,7 +361,7 @@ func RunOnce(ctx context.Context, tr *Trace, opts Options) (Outcome, error) {
 	}
 	media := opts.Media
 	if media == nil && needsMedia(tr) {
-		m, err := driver.NewMediaFactory(driver.MediaOptions{})
+		m, err := newMedia(ctx, tr, targetRef)
 		if err != nil {
 			return Outcome{}, fmt.Errorf("%w: media: %w", ErrTarget, err)
 		}

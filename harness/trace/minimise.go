@@ -5,8 +5,6 @@ import (
 	"errors"
 	"slices"
 	"time"
-
-	"telechaos/harness/driver"
 )
 
 // Subset returns the trace restricted to the users for which keepUser is true
@@ -136,7 +134,7 @@ func Minimise(ctx context.Context, tr *Trace, opts MinOptions) (*Trace, MinStats
 	opts.Tries = max(opts.Tries, 1)
 	if opts.Fails == nil {
 		if opts.Media == nil && needsMedia(tr) {
-			if m, err := driver.NewMediaFactory(driver.MediaOptions{}); err == nil {
+			if m, err := newMedia(ctx, tr, opts.Target); err == nil {
 				opts.Media = m
 			}
 		}

@@ -3,8 +3,6 @@ package trace
 import (
 	"context"
 	"fmt"
-
-	"telechaos/harness/driver"
 )
 
 // ReproOptions configure Repro.
@@ -29,7 +27,7 @@ func Repro(ctx context.Context, file string, opts ReproOptions) (reproduced, tot
 	}
 	times := max(opts.Times, 1)
 	if opts.Media == nil && needsMedia(tr) {
-		m, err := driver.NewMediaFactory(driver.MediaOptions{})
+		m, err := newMedia(ctx, tr, opts.Target)
 		if err != nil {
 			return 0, 0, fmt.Errorf("%w: media: %w", ErrTarget, err)
 		}
