@@ -69,6 +69,11 @@ func TestSequentialFindsBugs(t *testing.T) {
 		// rapid may call its shrunk case flaky, and the smallest failing
 		// execution stands for it.
 		flaky bool
+		// attempts: rounds of 400 checks before the bug counts as missed.
+		// preroll-leak shows only when frames reach a track before its
+		// file is ready; under the whole suite on a loaded 2-core machine
+		// one round of 400 missed it once (a fresh clone under stress-ng).
+		attempts int
 	}{
 		// Minimal cases seen: list-scope 7 actions, bola-media 6, cache-key
 		// 5, preroll-leak 6, switch-reuse 9. Shrunk sizes measured with two
@@ -86,7 +91,7 @@ func TestSequentialFindsBugs(t *testing.T) {
 		// actions, repro 3/3, also with another package's tests running.
 		// Its shrinking needs more attempts than the others (157-304 when
 		// idle): with 10 s under the whole suite it stopped at 21 actions.
-		{bug: "preroll-leak", inv: []string{oracle.ReplayContentOwnership, oracle.RecordingDurability}, maxSteps: 20, steps: "6", shrink: "40s"},
+		{bug: "preroll-leak", inv: []string{oracle.ReplayContentOwnership, oracle.RecordingDurability}, maxSteps: 20, steps: "6", shrink: "40s", attempts: 2},
 		// switch-reuse needs two video calls one after the other: longer
 		// cases to find it in the checks given.
 		{bug: "switch-reuse", inv: []string{oracle.ReplayListOwnership, oracle.ReplayContentOwnership}, maxSteps: 20, steps: "15", shrink: "20s"},
@@ -97,8 +102,15 @@ func TestSequentialFindsBugs(t *testing.T) {
 			cfg := Config{Bugs: []string{c.bug + ":1"}, BugSeed: 1, Media: media(t), DataDir: t.TempDir(), MaxUsers: 3, MaxConsults: 2, PreRegister: true}
 			flags := map[string]string{"rapid.checks": "400", "rapid.steps": c.steps, "rapid.shrinktime": c.shrink}
 			s := expectFailure(t, c.bug, flags, SequentialProperty(cfg, rec), rec)
+			if !s.tb.Failed() && c.attempts > 1 {
+				// Bounded: one more round of checks, never an open-ended loop.
+				t.Logf("rapid did not find %s in %d checks (%s); second round", c.bug, s.checks, s.elapsed.Round(time.Second))
+				rec = &Recorder{}
+				cfg.DataDir = t.TempDir()
+				s = expectFailure(t, c.bug, flags, SequentialProperty(cfg, rec), rec)
+			}
 			if !s.tb.Failed() {
-				t.Fatalf("rapid did not find %s in %d checks", c.bug, s.checks)
+				t.Fatalf("rapid did not find %s in %d checks (%d rounds)", c.bug, s.checks, max(c.attempts, 1))
 			}
 			if c.flaky && (s.run == nil || s.run.Failure == nil) {
 				t.Logf("rapid: %v", s.tb.errs)
