@@ -562,7 +562,15 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 			mlog = slog.New(slog.DiscardHandler)
 		}
 		mo := driver.MediaOptions{LoopbackOnly: true, Logger: mlog}
-		if mediaHost != "" {
+		if len(r.sc.ICEAllow) > 0 {
+			// The user's list replaces the default (validated with the scenario).
+			allowed, err := r.sc.ICEPrefixes()
+			if err != nil {
+				return cleanup, fmt.Errorf("%w: %w", ErrConfig, err)
+			}
+			mo.AllowedRemote = allowed
+			r.allowedRemote = allowed
+		} else if mediaHost != "" {
 			allowed, err := driver.DefaultAllowedRemote(ctx, mediaHost)
 			if err != nil {
 				return cleanup, fmt.Errorf("%w: media: allowed ICE remotes of %s: %w", ErrTarget, mediaHost, err)

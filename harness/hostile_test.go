@@ -262,3 +262,18 @@ func TestHostileRedirectAllIsAFailure(t *testing.T) {
 		t.Errorf("traffic left the target: %d requests (%d with a token), %d UDP packets", req, tok, udp)
 	}
 }
+
+// TestICEAllowReplacesTheDefault: a scenario's ice_allow is the whole list
+// of where ICE checks may go: one that leaves out the target's own address
+// makes every join fail on its answer, never a passing run.
+func TestICEAllowReplacesTheDefault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media run: not in -short")
+	}
+	sc := hostileScenario(t, startClinic(t).URL())
+	sc.ICEAllow = []string{"10.9.9.9"}
+	res := runAgainst(t, sc)
+	if res.ExitCode != ExitTarget || !strings.Contains(res.Summary.Error, "no allowed ICE candidate") {
+		t.Fatalf("verdict %s exit %d error %q, want exit 3 naming the refused candidates", res.Summary.Verdict, res.ExitCode, res.Summary.Error)
+	}
+}

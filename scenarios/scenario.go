@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -22,6 +24,10 @@ type Scenario struct {
 	Bugs   []string `yaml:"bugs" json:"bugs"` // clinic bugs for the embedded target, ID[:P]
 	Seed   uint64   `yaml:"seed" json:"seed"`
 	Media  bool     `yaml:"media" json:"media"` // real WebRTC calls (default true)
+	// ICEAllow lists the addresses (IP or CIDR) a call's ICE checks may go to,
+	// for a target whose media server is not on its API host's network.
+	// Empty: the target's host alone if it is loopback, else its /24 (/64).
+	ICEAllow []string `yaml:"ice_allow" json:"ice_allow,omitempty"`
 
 	Population Population `yaml:"population" json:"population"`
 	Executor   Executor   `yaml:"executor" json:"executor"`
@@ -136,4 +142,40 @@ func parseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("want a duration like 90s, got %q", s)
 	}
 	return v, nil
+}
+
+// ICEPrefixes parses ICEAllow (validated): an IP is its own /32 or /128.
+func (s *Scenario) ICEPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, a := range s.ICEAllow {
+		p, err := parseAllow(a)
+		if err != nil {
+			return nil, fmt.Errorf("ice_allow[%d]: %w", i, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func parseAllow(a string) (netip.Prefix, error) {
+	a = strings.TrimSpace(a)
+	if strings.Contains(a, "/") {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP or CIDR", a)
+		}
+		if p.Addr().IsUnspecified() || p.Bits() == 0 {
+			return netip.Prefix{}, fmt.Errorf("%q allows every address", a)
+		}
+		return p.Masked(), nil
+	}
+	ip, err := netip.ParseAddr(a)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP or CIDR", a)
+	}
+	if ip.IsUnspecified() || ip.IsMulticast() {
+		return netip.Prefix{}, fmt.Errorf("%q is not a host address", a)
+	}
+	ip = ip.Unmap()
+	return netip.PrefixFrom(ip, ip.BitLen()), nil
 }

@@ -159,6 +159,11 @@ func (s *Scenario) Validate() error {
 			bad("target", "want %q or an http(s) base URL, got %q", Embedded, s.Target)
 		}
 	}
+	for i, a := range s.ICEAllow {
+		if _, err := parseAllow(a); err != nil {
+			bad(fmt.Sprintf("ice_allow[%d]", i), "%v", err)
+		}
+	}
 	// A bug listed twice is not an error: the clinic takes the last probability,
 	// which is how --bug overrides a scenario's own.
 	for i, spec := range s.Bugs {
