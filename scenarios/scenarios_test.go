@@ -188,7 +188,7 @@ func TestParseErrors(t *testing.T) {
 		{"rate negative", "name: x\npopulation: {patients: 5}\nduration: 5s\nexecutor:\n  type: constant-arrival-rate\n  rate: -2\n",
 			"smoke.yaml:6: executor.rate: must be > 0 for constant-arrival-rate, got -2"},
 		{"unknown top field", minimal + "expectt: pass\n",
-			"smoke.yaml:5: expectt: unknown field (known: behaviour, bugs, chaos, description, duration, executor, expect, invariants, media, name, population, seed, settle, target, thresholds)"},
+			"smoke.yaml:5: expectt: unknown field (known: behaviour, bugs, chaos, description, duration, executor, expect, ice_allow, invariants, media, name, population, seed, settle, target, thresholds)"},
 		{"unknown nested field", "name: x\npopulation:\n  patients: 5\n  doctors: 2\nexecutor: {type: closed}\nduration: 1s\n",
 			"smoke.yaml:4: population.doctors: unknown field (known: clinicians, patients)"},
 		{"number as text", strings.Replace(minimal, "rate: 2", "rate: fast", 1),
