@@ -1,0 +1,130 @@
+package archtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// pkg is what `go list -json` says of one of our packages.
+type pkg struct {
+	ImportPath string
+	Imports    []string // direct, non-test
+	Deps       []string // transitive, non-test
+}
+
+// list returns the module's packages (non-test imports), by import path.
+func list(t *testing.T) map[string]pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json=ImportPath,Imports,Deps", "telechaos/...")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go list: %v\n%s", err, errb.String())
+	}
+	pkgs := map[string]pkg{}
+	dec := json.NewDecoder(&out)
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("go list output: %v", err)
+		}
+		pkgs[p.ImportPath] = p
+	}
+	if len(pkgs) < 10 {
+		t.Fatalf("go list found %d packages: the rules below would prove nothing", len(pkgs))
+	}
+	return pkgs
+}
+
+func ours(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		if p == "telechaos" || strings.HasPrefix(p, "telechaos/") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func under(p, root string) bool { return p == root || strings.HasPrefix(p, root+"/") }
+
+// TestOracleSideSharesNoCodeWithTheClinic: the clinic is the target, the
+// oracle judges it. An oracle that shared the target's code would share its
+// bugs, so neither side may reach the other's packages.
+func TestOracleSideSharesNoCodeWithTheClinic(t *testing.T) {
+	pkgs := list(t)
+	for path, p := range pkgs {
+		if !under(path, "telechaos/clinic") {
+			continue
+		}
+		for _, d := range ours(p.Deps) {
+			if !under(d, "telechaos/clinic") {
+				t.Errorf("%s depends on %s: the clinic imports nothing of the harness side", path, d)
+			}
+		}
+	}
+	for _, root := range []string{"telechaos/models", "telechaos/harness/oracle", "telechaos/harness/driver", "telechaos/reports", "telechaos/internal/hostile"} {
+		p, ok := pkgs[root]
+		if !ok {
+			t.Errorf("%s: not in the module", root)
+			continue
+		}
+		for _, d := range ours(p.Deps) {
+			if under(d, "telechaos/clinic") {
+				t.Errorf("%s depends on %s: the oracle side shares no code with the clinic", root, d)
+			}
+		}
+	}
+}
+
+// TestPureVocabularyAndReports: models imports none of our packages;
+// reports only models.
+func TestPureVocabularyAndReports(t *testing.T) {
+	pkgs := list(t)
+	if d := ours(pkgs["telechaos/models"].Imports); len(d) > 0 {
+		t.Errorf("models imports %v: it is the vocabulary everyone imports, and imports none of ours", d)
+	}
+	for _, d := range ours(pkgs["telechaos/reports"].Imports) {
+		if d != "telechaos/models" {
+			t.Errorf("reports imports %s: reports read the run's results, in models' vocabulary only", d)
+		}
+	}
+}
+
+// clinicImporters are the packages that may start the embedded clinic
+// today. Issue 15's target registry brings them down to one package (and
+// cmd/clinic); until then the list only shrinks: a new importer fails here.
+var clinicImporters = []string{
+	"telechaos/bench",
+	"telechaos/cmd/clinic",
+	"telechaos/cmd/telechaos",
+	"telechaos/harness",
+	"telechaos/harness/chaos",
+	"telechaos/harness/props",
+	"telechaos/harness/trace",
+}
+
+func TestClinicImportersOnlyShrink(t *testing.T) {
+	pkgs := list(t)
+	var got []string
+	for path, p := range pkgs {
+		if under(path, "telechaos/clinic") {
+			continue
+		}
+		if slices.ContainsFunc(p.Imports, func(d string) bool { return under(d, "telechaos/clinic") }) {
+			got = append(got, path)
+			if !slices.Contains(clinicImporters, path) {
+				t.Errorf("%s imports the clinic: start it through the packages that already do (%v)", path, clinicImporters)
+			}
+		}
+	}
+	for _, want := range clinicImporters {
+		if !slices.Contains(got, want) {
+			t.Errorf("%s no longer imports the clinic: remove it from clinicImporters so the list keeps shrinking", want)
+		}
+	}
+}
