@@ -21,7 +21,7 @@ import (
 	"telechaos/reports"
 )
 
-// Chaos in a run (design section 8). With a fault profile the runner:
+// Chaos in a run (docs/design.md section 8). With a fault profile the runner:
 //
 //   - fronts the target's HTTP with chaos.HTTPProxy (always, for the embedded
 //     clinic: a restart changes its ports and the proxy's front stays put),

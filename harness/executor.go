@@ -12,7 +12,7 @@ import (
 	"telechaos/scenarios"
 )
 
-// Executor decides when patients arrive (design section 10; the shapes follow
+// Executor decides when patients arrive (docs/design.md section 10; the shapes follow
 // k6's executors).
 type Executor interface {
 	// Run starts patients through l until l reports the budget spent or ctx

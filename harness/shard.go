@@ -1,6 +1,6 @@
 package harness
 
-// Sharding (design section 11): one run's population split over N processes
+// Sharding (docs/design.md section 11): one run's population split over N processes
 // (a Kubernetes Indexed Job, or N shells) that share a target and a run id.
 //
 // Shard I of N takes the patients with global index i ≡ I (mod N). Patient

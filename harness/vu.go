@@ -23,7 +23,7 @@ const (
 	ivfFileHeader = 32
 )
 
-// Media pacing and frame sizes (design section 5): Opus-like audio at 50 frames/s,
+// Media pacing and frame sizes (docs/design.md section 5): Opus-like audio at 50 frames/s,
 // VP8-like video at 15 frames/s, both on one 20 ms ticker per call.
 const (
 	audioInterval  = 20 * time.Millisecond

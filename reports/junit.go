@@ -54,7 +54,7 @@ type (
 	}
 )
 
-// AllInvariants are the stable invariant ids (design section 6), so the JUnit
+// AllInvariants are the stable invariant ids (docs/design.md section 6), so the JUnit
 // report lists every one even when a scenario checks fewer.
 var AllInvariants = models.InvariantIDs()
 

@@ -55,7 +55,7 @@ type Population struct {
 	Clinicians int `yaml:"clinicians" json:"clinicians"`
 }
 
-// Executor decides when patients start (design section 10).
+// Executor decides when patients start (docs/design.md section 10).
 type Executor struct {
 	// Type: "closed" (VUs patients at a time), "constant-arrival-rate" (Rate per
 	// second) or "ramping-arrival-rate" (Stages).

@@ -63,7 +63,7 @@ func TestBuiltinsLoadAndValidate(t *testing.T) {
 	}
 }
 
-// The selftest expectations follow design section 7 ("caught by").
+// The selftest expectations follow docs/design.md section 7 ("caught by").
 func TestBuiltinExpectations(t *testing.T) {
 	want := map[string]string{
 		"smoke":               ExpectPass,

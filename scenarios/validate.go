@@ -52,7 +52,7 @@ const (
 var CoveragePaths = []string{chaos.PathSwitch, chaos.PathEnd, chaos.PathJoin, chaos.PathRejoin, chaos.PathFetch,
 	chaos.PathAbandon, chaos.PathRetry, chaos.PathRecovery}
 
-// KnownBugs is the clinic's bug catalogue (design section 7), in its order.
+// KnownBugs is the clinic's bug catalogue (docs/design.md section 7), in its order.
 var KnownBugs = []string{"switch-reuse", "list-scope", "bola-media", "cache-key", "preroll-leak", "switch-race", "lost-on-crash", "live-crosstalk"}
 
 // LatencyOps are the operations with a latency.<op> threshold metric.

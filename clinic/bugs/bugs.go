@@ -15,7 +15,7 @@ import (
 // ID names a catalogue bug.
 type ID string
 
-// The catalogue (design section 7).
+// The catalogue (docs/design.md section 7).
 const (
 	SwitchReuse   ID = "switch-reuse"   // incident 2020-06-09: recorder slot owner not reset on switch
 	ListScope     ID = "list-scope"     // replay list scoped by clinician, not by caller

@@ -40,7 +40,7 @@ const (
 	opusChannels  = 2
 	progressEvery = time.Second
 	// socketBuffer is the UDP receive buffer: with the default one a 2 s stall
-	// of the process lost a quarter of the audio (design section 12).
+	// of the process lost a quarter of the audio (docs/design.md section 12).
 	socketBuffer = 4 << 20
 )
 

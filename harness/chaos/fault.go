@@ -1,4 +1,4 @@
-// Package chaos is telechaos' fault machinery (design section 8): faults that
+// Package chaos is telechaos' fault machinery (docs/design.md section 8): faults that
 // really happen on real sockets and processes, scheduled by clock or by event,
 // each injection recorded as a Window so results split into before, during and
 // after a fault, plus coverage counters that prove risky paths really ran.

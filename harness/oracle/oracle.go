@@ -1,4 +1,4 @@
-// Package oracle is telechaos' online oracle (design section 6): it checks every
+// Package oracle is telechaos' online oracle (docs/design.md section 6): it checks every
 // observation of a run against the ownership ledger the moment it is made, and
 // collects the violations with small evidence.
 //

@@ -1,4 +1,4 @@
-// Package props holds telechaos' rapid properties (design section 9): a
+// Package props holds telechaos' rapid properties (docs/design.md section 9): a
 // sequential model-based state machine over the driver against a fresh
 // embedded clinic per check, and concurrent schedules drawn by rapid and run by
 // the trace executor. Both record what they did as a trace, so the minimal
