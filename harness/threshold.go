@@ -3,7 +3,6 @@ package harness
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -54,27 +53,14 @@ func parseThreshold(t scenarios.Threshold) (threshold, error) {
 	default:
 		return p, fmt.Errorf("unknown metric %q (want latency.<op>, error_rate, media_loss, setup_rate or judged[.<invariant>])", t.Metric)
 	}
-	read := func(name string, s *string) (*float64, error) {
-		if s == nil {
-			return nil, nil
-		}
-		if d, err := time.ParseDuration(*s); err == nil {
-			v := d.Seconds()
-			return &v, nil
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(*s), 64)
-		if err != nil {
-			return nil, fmt.Errorf("metric %s: %s %q is neither a number nor a duration", t.Metric, name, *s)
-		}
-		return &v, nil
-	}
-	var err error
-	if p.max, err = read("max", t.Max); err != nil {
+	// One reading of the bounds, the scenario's (validated with file and
+	// line): a second parser here had drifted (" 500ms" passed validation
+	// and was refused here).
+	minV, maxV, err := t.Limits()
+	if err != nil {
 		return p, err
 	}
-	if p.min, err = read("min", t.Min); err != nil {
-		return p, err
-	}
+	p.min, p.max = minV, maxV
 	if p.max == nil && p.min == nil {
 		return p, fmt.Errorf("metric %s: needs max or min", t.Metric)
 	}
@@ -122,7 +108,7 @@ func (r *run) evaluateThresholds() []reports.Threshold {
 			continue
 		}
 		v, note, err := r.thresholdValue(p)
-		rt := reports.Threshold{Metric: p.metric, Stat: p.stat, Limit: p.limit, Value: v, Note: note, Pass: true}
+		rt := reports.Threshold{Metric: p.metric, Stat: p.stat, Limit: p.limit, Max: p.max, Min: p.min, Value: v, Note: note, Pass: true}
 		if err != nil {
 			rt.Pass, rt.Note = false, err.Error()
 		} else {

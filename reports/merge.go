@@ -272,11 +272,15 @@ func ratioParts(t Threshold) (num, den float64, ok bool) {
 func mergeThresholds(sums []*Summary, dirs []string, hists map[string]*Buckets, missing map[string][]string) []Threshold {
 	type key struct{ metric, stat, limit string }
 	var order []key
+	bounds := map[key][2]*float64{} // max, min as a shard's run read them
 	for _, s := range sums {
 		for _, t := range s.Thresholds {
 			k := key{t.Metric, t.Stat, t.Limit}
 			if !slices.Contains(order, k) {
 				order = append(order, k)
+			}
+			if _, ok := bounds[k]; !ok && (t.Max != nil || t.Min != nil) {
+				bounds[k] = [2]*float64{t.Max, t.Min}
 			}
 		}
 	}
@@ -342,10 +346,15 @@ func mergeThresholds(sums []*Summary, dirs []string, hists map[string]*Buckets, 
 			out = append(out, t)
 			continue
 		}
-		maxV, minV, err := parseLimit(k.limit)
-		if err != nil {
-			t.Pass, t.Note = false, err.Error()
+		maxV, minV := bounds[k][0], bounds[k][1]
+		if maxV == nil && minV == nil {
+			// A summary written before the bounds were recorded.
+			var err error
+			if maxV, minV, err = parseLimit(k.limit); err != nil {
+				t.Pass, t.Note = false, err.Error()
+			}
 		}
+		t.Max, t.Min = maxV, minV
 		if maxV != nil && t.Value > *maxV {
 			t.Pass = false
 		}

@@ -222,3 +222,24 @@ func TestParseLimit(t *testing.T) {
 		}
 	}
 }
+
+// A merge judges a threshold by the bounds the shards' runs read (Max, Min
+// in base units), not by re-reading the display string: a limit written as
+// the user wrote it (" 500ms", quoted) merges like any other.
+func TestMergeJudgesByRecordedBounds(t *testing.T) {
+	half := 0.5
+	mk := func(num, den float64) *Summary {
+		return &Summary{Thresholds: []Threshold{{Metric: "error_rate", Limit: `max " 0.5"`, Max: &half, Value: num / den, Num: num, Den: den, Pass: num/den <= half}}}
+	}
+	got := mergeThresholds([]*Summary{mk(1, 10), mk(9, 10)}, []string{"a", "b"}, nil, nil)
+	if len(got) != 1 || got[0].Note == "" || got[0].Value != 0.5 || !got[0].Pass || got[0].Max == nil {
+		t.Fatalf("merged %+v, want 10 of 20 = 0.5 passing max 0.5", got)
+	}
+	got = mergeThresholds([]*Summary{mk(2, 10), mk(9, 10)}, []string{"a", "b"}, nil, nil)
+	if got[0].Pass {
+		t.Fatalf("merged %+v, want 11 of 20 failing max 0.5", got[0])
+	}
+	if strings.Contains(got[0].Note, "neither a number") {
+		t.Fatalf("the display string was re-read: %s", got[0].Note)
+	}
+}

@@ -205,12 +205,16 @@ type Violation struct {
 
 // Threshold is one evaluated threshold.
 type Threshold struct {
-	Metric string  `json:"metric"`
-	Stat   string  `json:"stat,omitempty"`
-	Limit  string  `json:"limit"` // "max 500ms", "min 2"
-	Value  float64 `json:"value"` // seconds for latencies
-	Pass   bool    `json:"pass"`
-	Note   string  `json:"note,omitempty"`
+	Metric string `json:"metric"`
+	Stat   string `json:"stat,omitempty"`
+	Limit  string `json:"limit"` // "max 500ms", "min 2", as written
+	// Max and Min are the bounds in base units (seconds for latencies), as
+	// the run read them: a merge judges by these, not by re-reading Limit.
+	Max   *float64 `json:"max,omitempty"`
+	Min   *float64 `json:"min,omitempty"`
+	Value float64  `json:"value"` // seconds for latencies
+	Pass  bool     `json:"pass"`
+	Note  string   `json:"note,omitempty"`
 	// Num and Den are the ratio's parts (errors and requests, acknowledged
 	// and sent frames, calls and seconds), so merges can add them.
 	Num float64 `json:"num,omitempty"`

@@ -267,27 +267,23 @@ func promThresholdLine(t reports.Threshold) string {
 func promThreshold(ctx context.Context, pc *promClient, t scenarios.Threshold, last func(metric, extra string) string, ops map[string]float64) reports.Threshold {
 	rt := reports.Threshold{Metric: t.Metric, Stat: t.Stat, Pass: true}
 	var parts []string
-	var maxV, minV *float64
 	for _, b := range []struct {
 		name string
 		s    *string
-		dst  **float64
-	}{{"max", t.Max, &maxV}, {"min", t.Min, &minV}} {
-		if b.s == nil {
-			continue
+	}{{"max", t.Max}, {"min", t.Min}} {
+		if b.s != nil {
+			parts = append(parts, b.name+" "+*b.s)
 		}
-		parts = append(parts, b.name+" "+*b.s)
-		var v float64
-		if d, err := time.ParseDuration(*b.s); err == nil {
-			v = d.Seconds()
-		} else if v, err = strconv.ParseFloat(strings.TrimSpace(*b.s), 64); err != nil {
-			rt.Pass, rt.Note = false, fmt.Sprintf("%s %q is neither a number nor a duration", b.name, *b.s)
-			return rt
-		}
-		*b.dst = &v
 	}
+	// The scenario's one reading of the bounds, as the run applies them.
+	minV, maxV, err := t.Limits()
+	if err != nil {
+		rt.Pass, rt.Note = false, err.Error()
+		return rt
+	}
+	rt.Max, rt.Min = maxV, minV
 	rt.Limit = strings.Join(parts, ", ")
-	err := func() error {
+	err = func() error {
 		switch {
 		case strings.HasPrefix(t.Metric, "latency."):
 			op := strings.TrimPrefix(t.Metric, "latency.")
