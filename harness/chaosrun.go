@@ -17,6 +17,7 @@ import (
 	"telechaos/clinic"
 	"telechaos/harness/chaos"
 	"telechaos/harness/driver"
+	"telechaos/harness/embedded"
 	"telechaos/harness/oracle"
 	"telechaos/reports"
 )
@@ -26,7 +27,7 @@ import (
 //   - fronts the target's HTTP with chaos.HTTPProxy (always, for the embedded
 //     clinic: a restart changes its ports and the proxy's front stays put),
 //   - opens the clients' UDP sockets through chaos.MediaImpairment.Net,
-//   - restarts the embedded clinic through chaos.EmbeddedClinic,
+//   - restarts the embedded clinic through embedded.Clinic,
 //   - reports events (join, switch, end, fetch) to the Scheduler just before
 //     the request, and counts coverage after each answer under the faults
 //     active then,
@@ -91,7 +92,7 @@ type chaosRun struct {
 	clientNames map[string]bool
 	media       *chaos.MediaImpairment
 	proxy       *chaos.HTTPProxy
-	clinic      *chaos.EmbeddedClinic
+	clinic      *embedded.Clinic
 	cnt         chaosCounters
 
 	// restarts names the external faults that restart the target.
@@ -373,7 +374,7 @@ func (r *run) setupChaos(srv *clinic.Server, cfg clinic.Config, upstream string,
 	}
 	env := chaos.Env{Proxy: px, Target: ext.Target, Recorder: rec, Seed: r.seed}
 	if srv != nil {
-		c.clinic = chaos.AdoptClinic(srv, cfg)
+		c.clinic = embedded.Adopt(srv, cfg)
 		env.Target = c.clinic
 	}
 	if r.sc.Media {

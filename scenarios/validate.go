@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"telechaos/harness/chaos"
-	"telechaos/harness/oracle"
 	"telechaos/models"
 )
 
@@ -254,8 +253,8 @@ func (s *Scenario) Validate() error {
 
 	for i, inv := range s.Invariants {
 		path := fmt.Sprintf("invariants[%d]", i)
-		if !slices.Contains(oracle.Invariants, inv) {
-			bad(path, "unknown invariant %q (known: %s)", inv, strings.Join(oracle.Invariants, ", "))
+		if !slices.Contains(models.InvariantIDs(), inv) {
+			bad(path, "unknown invariant %q (known: %s)", inv, strings.Join(models.InvariantIDs(), ", "))
 		} else if slices.Index(s.Invariants, inv) < i {
 			bad(path, "invariant %s listed twice", inv)
 		}
@@ -282,8 +281,8 @@ func (s *Scenario) Validate() error {
 	}
 	switch {
 	case s.Expect == ExpectPass || s.Expect == "":
-	case !slices.Contains(oracle.Invariants, s.Expect):
-		bad("expect", "want %q or an invariant id (%s), got %q", ExpectPass, strings.Join(oracle.Invariants, ", "), s.Expect)
+	case !slices.Contains(models.InvariantIDs(), s.Expect):
+		bad("expect", "want %q or an invariant id (%s), got %q", ExpectPass, strings.Join(models.InvariantIDs(), ", "), s.Expect)
 	case len(s.Invariants) > 0 && !slices.Contains(s.Invariants, s.Expect):
 		bad("expect", "expects %s, which invariants does not check", s.Expect)
 	}

@@ -11,7 +11,7 @@
 //   - MediaFault: impairments of the clients' UDP sockets through
 //     MediaImpairment.Net, a pion transport.Net handed to the WebRTC stack
 //     (loss, delay, jitter, duplication, reordering, blackhole).
-//   - ClinicFault: restart or crash of a Restartable target (EmbeddedClinic for
+//   - ClinicFault: restart or crash of a Restartable target (embedded.Clinic for
 //     the in-process clinic; containers plug in later).
 //   - ClientFault: misbehaviour the virtual users decide with their own PRNG
 //     (abandon, double switch, switch racing end, ...).

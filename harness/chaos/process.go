@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"telechaos/clinic"
 )
 
 // Restartable is a target the harness can restart: the embedded clinic now,
@@ -24,108 +22,6 @@ type Stoppable interface {
 	Stop(ctx context.Context, crash bool) error
 	Start(ctx context.Context) (newURL string, err error)
 }
-
-// EmbeddedClinic owns an in-process clinic and restarts it on the same data
-// directory with the same configuration. Safe for concurrent use.
-type EmbeddedClinic struct {
-	mu       sync.Mutex
-	cfg      clinic.Config
-	srv      *clinic.Server // nil while stopped
-	restarts int
-}
-
-var _ Stoppable = (*EmbeddedClinic)(nil)
-
-// StartClinic starts a clinic with cfg (cfg.DataDir is required: it is what
-// survives restarts).
-func StartClinic(ctx context.Context, cfg clinic.Config) (*EmbeddedClinic, error) {
-	srv, err := clinic.Start(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &EmbeddedClinic{cfg: cfg, srv: srv}, nil
-}
-
-// AdoptClinic wraps a clinic the runner already started with cfg.
-func AdoptClinic(srv *clinic.Server, cfg clinic.Config) *EmbeddedClinic {
-	return &EmbeddedClinic{cfg: cfg, srv: srv}
-}
-
-// Server is the running clinic, nil while stopped.
-func (c *EmbeddedClinic) Server() *clinic.Server {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.srv
-}
-
-// URL is the running clinic's base URL ("" while stopped).
-func (c *EmbeddedClinic) URL() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.srv == nil {
-		return ""
-	}
-	return c.srv.URL()
-}
-
-// Restarts counts completed starts after the first.
-func (c *EmbeddedClinic) Restarts() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.restarts
-}
-
-// Stop closes the clinic gracefully (crash false) or as a crash would
-// (clinic.Server.Crash: nothing finalised, connections cut).
-func (c *EmbeddedClinic) Stop(_ context.Context, crash bool) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.srv == nil {
-		return nil
-	}
-	srv := c.srv
-	c.srv = nil
-	var err error
-	if crash {
-		err = srv.Crash()
-	} else {
-		err = srv.Close()
-	}
-	if err != nil {
-		return fmt.Errorf("stop clinic (crash %v): %w", crash, err)
-	}
-	return nil
-}
-
-// Start starts the clinic again on the same data directory and config; a
-// running clinic is left alone.
-func (c *EmbeddedClinic) Start(ctx context.Context) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.srv != nil {
-		return c.srv.URL(), nil
-	}
-	srv, err := clinic.Start(ctx, c.cfg)
-	if err != nil {
-		return "", fmt.Errorf("restart clinic: %w", err)
-	}
-	c.srv = srv
-	c.restarts++
-	return srv.URL(), nil
-}
-
-// Restart is Stop then Start.
-func (c *EmbeddedClinic) Restart(ctx context.Context, crash bool) (string, error) {
-	stopErr := c.Stop(ctx, crash)
-	url, err := c.Start(ctx)
-	if err != nil {
-		return "", errors.Join(stopErr, err)
-	}
-	return url, stopErr
-}
-
-// Close stops the clinic gracefully for good.
-func (c *EmbeddedClinic) Close() error { return c.Stop(context.Background(), false) }
 
 // Process fault kinds.
 const (

@@ -13,6 +13,8 @@ import (
 	"telechaos/clinic"
 	"telechaos/harness/driver"
 	"telechaos/models"
+
+	"telechaos/harness/embedded"
 )
 
 // call is one consultation of the process tests, driven through the proxy.
@@ -123,7 +125,7 @@ func TestClinicRestartAndCrash(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cfg := clinic.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), AdvertisedIP: "127.0.0.1"}
-	ec, err := StartClinic(ctx, cfg)
+	ec, err := embedded.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +239,7 @@ func TestClinicFaultDownTime(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	ec, err := StartClinic(ctx, clinic.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir()})
+	ec, err := embedded.Start(ctx, clinic.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

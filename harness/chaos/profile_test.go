@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"telechaos/harness/embedded"
 )
 
 const exampleProfile = `
@@ -39,7 +41,7 @@ func TestProfileParseAndBuild(t *testing.T) {
 	}
 	proxy := newProxy(t, upstream(t, "a", 0).URL)
 	m := newImpairment(t, 1)
-	env := Env{Proxy: proxy, Media: m, Target: &EmbeddedClinic{}}
+	env := Env{Proxy: proxy, Media: m, Target: &embedded.Clinic{}}
 	faults, s, err := Build(p, env)
 	if err != nil {
 		t.Fatal(err)

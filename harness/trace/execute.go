@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"telechaos/clinic"
-	"telechaos/harness/chaos"
 	"telechaos/harness/driver"
+	"telechaos/harness/embedded"
 	"telechaos/harness/oracle"
 	"telechaos/models"
 )
@@ -369,7 +369,7 @@ func RunOnce(ctx context.Context, tr *Trace, opts Options) (Outcome, error) {
 	}
 	start := time.Now()
 	url := targetRef
-	var ec *chaos.EmbeddedClinic
+	var ec *embedded.Clinic
 	if targetRef == TargetEmbedded {
 		c, dir, err := startRestartable(ctx, tr.Bugs, tr.BugSeed, opts)
 		if err != nil {
@@ -435,18 +435,18 @@ func startClinic(ctx context.Context, bugs []string, seed uint64, opts Options) 
 // startRestartable starts an embedded clinic (see StartClinic) that target
 // ops can crash and start again on the same data directory and the same HTTP
 // address (the port the first start got), so the driver's base URL holds.
-func startRestartable(ctx context.Context, bugs []string, seed uint64, opts Options) (*chaos.EmbeddedClinic, string, error) {
+func startRestartable(ctx context.Context, bugs []string, seed uint64, opts Options) (*embedded.Clinic, string, error) {
 	srv, cfg, dir, err := startClinic(ctx, bugs, seed, opts)
 	if err != nil {
 		return nil, "", err
 	}
 	cfg.Addr = strings.TrimPrefix(srv.URL(), "http://")
-	return chaos.AdoptClinic(srv, cfg), dir, nil
+	return embedded.Adopt(srv, cfg), dir, nil
 }
 
 // embeddedControl is the TargetControl of an embedded clinic.
 type embeddedControl struct {
-	clinic *chaos.EmbeddedClinic
+	clinic *embedded.Clinic
 	target *driver.HTTPTarget
 }
 

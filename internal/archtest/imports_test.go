@@ -99,11 +99,11 @@ func TestPureVocabularyAndReports(t *testing.T) {
 // today. Issue 15's target registry brings them down to one package (and
 // cmd/clinic); until then the list only shrinks: a new importer fails here.
 var clinicImporters = []string{
+	"telechaos/harness/embedded", // the embedded target: the one meant to stay
+	"telechaos/cmd/clinic",       // the clinic's own binary
 	"telechaos/bench",
-	"telechaos/cmd/clinic",
 	"telechaos/cmd/telechaos",
 	"telechaos/harness",
-	"telechaos/harness/chaos",
 	"telechaos/harness/props",
 	"telechaos/harness/trace",
 }
@@ -125,6 +125,26 @@ func TestClinicImportersOnlyShrink(t *testing.T) {
 	for _, want := range clinicImporters {
 		if !slices.Contains(got, want) {
 			t.Errorf("%s no longer imports the clinic: remove it from clinicImporters so the list keeps shrinking", want)
+		}
+	}
+}
+
+// scenarioImports are our packages the scenario spec may import: models,
+// and harness/chaos until the fault spec moves out of it (issue 15; it
+// drags pion in). harness/oracle is gone from the list: the invariant ids
+// are models'.
+var scenarioImports = []string{"telechaos/models", "telechaos/harness/chaos"}
+
+func TestScenarioSpecImportsOnlyTheVocabulary(t *testing.T) {
+	pkgs := list(t)
+	for _, d := range ours(pkgs["telechaos/scenarios"].Imports) {
+		if !slices.Contains(scenarioImports, d) {
+			t.Errorf("scenarios imports %s: the spec is read without the engine (allowed: %v)", d, scenarioImports)
+		}
+	}
+	for _, d := range ours(pkgs["telechaos/scenarios"].Deps) {
+		if under(d, "telechaos/clinic") {
+			t.Errorf("scenarios depends on %s: loading a YAML file must not build the clinic", d)
 		}
 	}
 }
