@@ -14,6 +14,7 @@ import (
 	"telechaos/harness/oracle"
 	"telechaos/models"
 	"telechaos/reports"
+	"telechaos/scenarios"
 )
 
 // Judgement coverage: every observation that should have been judged and
@@ -89,52 +90,17 @@ func (r *run) lookFailed(ctx context.Context, viewer string, cons models.Consult
 // content was not one.
 func (r *run) answerUnreadable() { r.cnt.opErrors.Add(1) }
 
-// minJudged returns the share of inv's observations the scenario requires to
-// have been judged: a threshold on judged.<invariant>, else on judged, else
-// models.DefaultMinJudged.
-func minJudged(ts []threshold, inv string) float64 {
-	all, one := -1.0, -1.0
-	for _, t := range ts {
-		if t.min == nil {
-			continue
-		}
-		switch t.metric {
-		case "judged":
-			all = *t.min
-		case "judged." + inv:
-			one = *t.min
-		}
-	}
-	switch {
-	case one >= 0:
-		return one
-	case all >= 0:
-		return all
-	}
-	return models.DefaultMinJudged
-}
-
 // judgement builds the per-invariant judgement table of a run and the lines
 // that keep it from passing.
-func judgement(st oracle.Stats, checked []string, ts []threshold) (map[string]reports.Judgement, []string) {
+func judgement(st oracle.Stats, sc *scenarios.Scenario) (map[string]reports.Judgement, []string) {
 	out := map[string]reports.Judgement{}
 	var short []string
 	for _, inv := range models.InvariantIDs() {
 		j := st.Judgement[inv]
 		rj := reports.Judgement{Judged: j.Judged, NotJudged: j.NotJudged, Reasons: j.Reasons, Examples: j.Examples,
-			Required: minJudged(ts, inv)}
-		rj.Share = j.Share()
-		switch {
-		case len(checked) > 0 && !slices.Contains(checked, inv):
-			rj.Status = reports.JudgementNotChecked
-		case j.Judged+j.NotJudged == 0:
-			rj.Status = reports.JudgementNotExercised
-		case rj.Share+1e-12 < rj.Required:
-			rj.Status = reports.JudgementShort
-			short = append(short, fmt.Sprintf("%s judged %d of %d (%.0f%%, %.0f%% required): %s",
-				inv, j.Judged, j.Judged+j.NotJudged, 100*rj.Share, 100*rj.Required, reasonsLine(j)))
-		default:
-			rj.Status = reports.JudgementJudged
+			Required: sc.MinJudged(inv)}
+		if line := rj.Classify(inv, len(sc.Invariants) == 0 || slices.Contains(sc.Invariants, inv)); line != "" {
+			short = append(short, line+": "+reasonsLine(j))
 		}
 		out[inv] = rj
 	}

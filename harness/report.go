@@ -114,7 +114,7 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 	var failed []string
 	for _, t := range s.Thresholds {
 		if !t.Pass {
-			failed = append(failed, thresholdLine(t))
+			failed = append(failed, t.FailureLine())
 		}
 	}
 	if r.chaos != nil {
@@ -122,7 +122,7 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 		res.Chaos = r.chaosReport()
 	}
 	var short []string
-	s.Judgement, short = judgement(st, sc.Invariants, r.parsedThresholds())
+	s.Judgement, short = judgement(st, sc)
 
 	interrupted := errors.Is(runErr, context.Canceled) || ctx.Err() != nil
 	o := models.Outcome{
@@ -154,19 +154,6 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 	r.tlMu.Lock()
 	s.Timeline = append([]reports.Sample{}, r.timeline...)
 	r.tlMu.Unlock()
-}
-
-// thresholdLine names a failed threshold with its value and limit.
-func thresholdLine(t reports.Threshold) string {
-	name := t.Metric
-	if t.Stat != "" {
-		name += " " + t.Stat
-	}
-	line := fmt.Sprintf("%s = %.4g (limit %s)", name, t.Value, t.Limit)
-	if t.Note != "" {
-		line += ": " + t.Note
-	}
-	return line
 }
 
 // expectMet: "pass" (or empty) wants a passing run; an invariant id wants at

@@ -80,20 +80,8 @@ func parseThreshold(t scenarios.Threshold) (threshold, error) {
 
 // isJudged says whether metric is a judged share (judged or
 // judged.<invariant>): it decides whether the run's verdict counts (exit 3
-// when short), not a threshold of exit 4, so judgement() applies it.
+// when short), not a threshold of exit 4: Scenario.MinJudged reads it.
 func isJudged(metric string) bool { return metric == "judged" || strings.HasPrefix(metric, "judged.") }
-
-// parsedThresholds returns the scenario's thresholds that parse (all of
-// them: the scenario was validated before the run).
-func (r *run) parsedThresholds() []threshold {
-	var out []threshold
-	for _, t := range r.sc.Thresholds {
-		if p, err := parseThreshold(t); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
-}
 
 // evaluateThresholds judges the scenario's thresholds on the run's figures.
 func (r *run) evaluateThresholds() []reports.Threshold {

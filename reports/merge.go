@@ -218,19 +218,8 @@ func judgementShortfalls(js map[string]Judgement) []string {
 		if !ok || j.Status == JudgementNotChecked {
 			continue
 		}
-		n := j.Judged + j.NotJudged
-		j.Share = 1
-		if n > 0 {
-			j.Share = float64(j.Judged) / float64(n)
-		}
-		switch {
-		case n == 0:
-			j.Status = JudgementNotExercised
-		case j.Share+1e-12 < j.Required:
-			j.Status = JudgementShort
-			short = append(short, fmt.Sprintf("%s judged %d of %d (%.0f%%, %.0f%% required)", inv, j.Judged, n, 100*j.Share, 100*j.Required))
-		default:
-			j.Status = JudgementJudged
+		if line := j.Classify(inv, true); line != "" {
+			short = append(short, line)
 		}
 		js[inv] = j
 	}

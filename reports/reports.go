@@ -117,6 +117,30 @@ type Judgement struct {
 	Examples map[string]string `json:"examples,omitempty"`
 }
 
+// Classify sets Share and Status from Judged, NotJudged and Required
+// (checked false: the scenario does not check inv) and returns the line that
+// keeps the run from passing, "" when the share was met. The one rule for
+// runs, merged shards and the Prometheus verdict.
+func (j *Judgement) Classify(inv string, checked bool) string {
+	n := j.Judged + j.NotJudged
+	j.Share = 1
+	if n > 0 {
+		j.Share = float64(j.Judged) / float64(n)
+	}
+	switch {
+	case !checked:
+		j.Status = JudgementNotChecked
+	case n == 0:
+		j.Status = JudgementNotExercised
+	case j.Share+1e-12 < j.Required:
+		j.Status = JudgementShort
+		return fmt.Sprintf("%s judged %d of %d (%.0f%%, %.0f%% required)", inv, j.Judged, n, 100*j.Share, 100*j.Required)
+	default:
+		j.Status = JudgementJudged
+	}
+	return ""
+}
+
 // FaultWindow is one fault injection: when it opened and healed (End zero
 // while still open at the end of the run) and what went wrong.
 type FaultWindow struct {
@@ -219,6 +243,15 @@ type Threshold struct {
 	// and sent frames, calls and seconds), so merges can add them.
 	Num float64 `json:"num,omitempty"`
 	Den float64 `json:"den,omitempty"`
+}
+
+// FailureLine names a failed threshold with its value, limit and note.
+func (t Threshold) FailureLine() string {
+	line := fmt.Sprintf("%s = %.4g (limit %s)", thresholdName(t), t.Value, t.Limit)
+	if t.Note != "" {
+		line += ": " + t.Note
+	}
+	return line
 }
 
 // Latency holds one op's percentiles in seconds.

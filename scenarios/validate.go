@@ -451,6 +451,32 @@ func (t Threshold) Limits() (minV, maxV *float64, err error) {
 	return minV, maxV, nil
 }
 
+// MinJudged returns the share of inv's observations the scenario requires
+// to have been judged: a judged.<invariant> min, else a judged min, else
+// models.DefaultMinJudged.
+func (s *Scenario) MinJudged(inv string) float64 {
+	all, one := -1.0, -1.0
+	for _, t := range s.Thresholds {
+		minV, _, err := t.Limits()
+		if err != nil || minV == nil {
+			continue
+		}
+		switch t.Metric {
+		case "judged":
+			all = *minV
+		case "judged." + inv:
+			one = *minV
+		}
+	}
+	switch {
+	case one >= 0:
+		return one
+	case all >= 0:
+		return all
+	}
+	return models.DefaultMinJudged
+}
+
 // StatOrDefault is the threshold's stat, p95 for a latency threshold without one.
 func (t Threshold) StatOrDefault() string {
 	if t.Stat == "" && strings.HasPrefix(t.Metric, "latency.") {

@@ -185,7 +185,7 @@ func promVerdict(ctx context.Context, pc *promClient, sc *scenarios.Scenario, f 
 		}
 		rt := promThreshold(ctx, pc, t, last, res.Operations)
 		if !rt.Pass {
-			failed = append(failed, promThresholdLine(rt))
+			failed = append(failed, rt.FailureLine())
 		}
 		res.Thresholds = append(res.Thresholds, rt)
 	}
@@ -204,63 +204,16 @@ func promVerdict(ctx context.Context, pc *promClient, sc *scenarios.Scenario, f 
 // passing. The required share is the scenario's judged[.<invariant>] min, else
 // models.DefaultMinJudged, as in the run.
 func promJudgement(sc *scenarios.Scenario, judged, notJudged map[string]float64) (map[string]reports.Judgement, []string) {
-	required := func(inv string) float64 {
-		all, one := -1.0, -1.0
-		for _, t := range sc.Thresholds {
-			minV, _, err := t.Limits()
-			if err != nil || minV == nil {
-				continue
-			}
-			switch t.Metric {
-			case "judged":
-				all = *minV
-			case "judged." + inv:
-				one = *minV
-			}
-		}
-		switch {
-		case one >= 0:
-			return one
-		case all >= 0:
-			return all
-		}
-		return models.DefaultMinJudged
-	}
 	out := map[string]reports.Judgement{}
 	var short []string
 	for _, inv := range reports.AllInvariants {
-		j := reports.Judgement{Judged: int64(judged[inv]), NotJudged: int64(notJudged[inv]), Share: 1, Required: required(inv)}
-		total := j.Judged + j.NotJudged
-		if total > 0 {
-			j.Share = float64(j.Judged) / float64(total)
-		}
-		switch {
-		case len(sc.Invariants) > 0 && !slices.Contains(sc.Invariants, inv):
-			j.Status = reports.JudgementNotChecked
-		case total == 0:
-			j.Status = reports.JudgementNotExercised
-		case j.Share+1e-12 < j.Required:
-			j.Status = reports.JudgementShort
-			short = append(short, fmt.Sprintf("%s judged %d of %d (%.0f%%, %.0f%% required)", inv, j.Judged, total, 100*j.Share, 100*j.Required))
-		default:
-			j.Status = reports.JudgementJudged
+		j := reports.Judgement{Judged: int64(judged[inv]), NotJudged: int64(notJudged[inv]), Required: sc.MinJudged(inv)}
+		if line := j.Classify(inv, len(sc.Invariants) == 0 || slices.Contains(sc.Invariants, inv)); line != "" {
+			short = append(short, line)
 		}
 		out[inv] = j
 	}
 	return out, short
-}
-
-// promThresholdLine names a failed threshold with its value and limit.
-func promThresholdLine(t reports.Threshold) string {
-	name := t.Metric
-	if t.Stat != "" {
-		name += " " + t.Stat
-	}
-	line := fmt.Sprintf("%s = %.4g (limit %s)", name, t.Value, t.Limit)
-	if t.Note != "" {
-		line += ": " + t.Note
-	}
-	return line
 }
 
 // promThreshold evaluates one scenario threshold from the metrics.
