@@ -55,11 +55,7 @@ func TestHostileMemoryIsBounded(t *testing.T) {
 
 // rssChild is the measured run: it must not pass, and must not be killed.
 func rssChild(t *testing.T, mode hostile.Mode) {
-	front, err := hostile.Start(startClinic(t).URL(), mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer front.Close()
+	front := startFront(t, startClinic(t).URL(), mode)
 	sc := hostileScenario(t, front.URL)
 	sc.Population.Patients, sc.Population.Clinicians = 80, 8
 	sc.Executor.VUs = 80

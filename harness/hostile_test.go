@@ -48,6 +48,27 @@ func startClinic(t *testing.T, bugList ...string) *clinic.Server {
 	return srv
 }
 
+// startFront puts a hostile front in mode before the clinic at url, closed
+// when the test ends.
+func startFront(t *testing.T, url string, mode hostile.Mode) *hostile.Server {
+	t.Helper()
+	front, err := hostile.Start(url, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { front.Close() })
+	return front
+}
+
+// canaryUntouched fails t if anything reached the canary the front's
+// redirects and foreign candidates point to.
+func canaryUntouched(t *testing.T, front *hostile.Server) {
+	t.Helper()
+	if req, tok, udp := front.Canary.Seen(); req+tok+udp > 0 {
+		t.Errorf("traffic left the target: %d requests (%d with a token), %d UDP packets", req, tok, udp)
+	}
+}
+
 func runAgainst(t *testing.T, sc *scenarios.Scenario) *Result {
 	t.Helper()
 	res, err := Run(context.Background(), RunConfig{Scenario: sc, ReportDir: filepath.Join(t.TempDir(), "report"),
@@ -96,11 +117,7 @@ func TestHostileTargetNeverPasses(t *testing.T) {
 		{hostile.HeaderFlood, "replay-list-ownership"},
 	} {
 		t.Run(string(tc.mode), func(t *testing.T) {
-			front, err := hostile.Start(up.URL(), tc.mode)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer front.Close()
+			front := startFront(t, up.URL(), tc.mode)
 			res := runAgainst(t, hostileScenario(t, front.URL))
 			s := res.Summary
 			if front.Hits.Load() == 0 {
@@ -123,9 +140,7 @@ func TestHostileTargetNeverPasses(t *testing.T) {
 			if s.Counts.OperationErrors == 0 {
 				t.Errorf("no failed request counted: %+v", s.Counts)
 			}
-			if req, tok, udp := front.Canary.Seen(); req+tok+udp > 0 {
-				t.Errorf("traffic left the target: %d requests (%d with a token), %d UDP packets", req, tok, udp)
-			}
+			canaryUntouched(t, front)
 		})
 	}
 }
@@ -136,11 +151,7 @@ func TestHostileControlPasses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("media run: not in -short")
 	}
-	front, err := hostile.Start(startClinic(t).URL(), hostile.Pass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer front.Close()
+	front := startFront(t, startClinic(t).URL(), hostile.Pass)
 	res := runAgainst(t, hostileScenario(t, front.URL))
 	if res.ExitCode != ExitPass {
 		t.Fatalf("verdict %s exit %d: %s %+v", res.Summary.Verdict, res.ExitCode, res.Summary.Reason, res.Summary.Judgement)
@@ -154,11 +165,7 @@ func TestHostileTargetCannotHideALeak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("media run: not in -short")
 	}
-	front, err := hostile.Start(startClinic(t, "list-scope").URL(), hostile.MediaJunkSuffix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer front.Close()
+	front := startFront(t, startClinic(t, "list-scope").URL(), hostile.MediaJunkSuffix)
 	sc := hostileScenario(t, front.URL)
 	sc.Population.Clinicians = 1 // list-scope leaks between patients of one clinician
 	res := runAgainst(t, sc)
@@ -178,11 +185,7 @@ func TestHostileTargetCannotHideAFrameLeak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("media run: not in -short")
 	}
-	front, err := hostile.Start(startClinic(t, "preroll-leak").URL(), hostile.MediaJunkSuffix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer front.Close()
+	front := startFront(t, startClinic(t, "preroll-leak").URL(), hostile.MediaJunkSuffix)
 	// The shape of bug-preroll-leak: frames wait in the pre-roll only while
 	// tracks open, which takes calls arriving several at a time.
 	sc, err := scenarios.Parse("preroll.yaml", []byte(fmt.Sprintf(`
@@ -220,11 +223,7 @@ func TestHostileCandidatesGetNoTraffic(t *testing.T) {
 		pass bool
 	}{{hostile.CandidateOffhost, false}, {hostile.CandidateExtra, true}} {
 		t.Run(string(tc.mode), func(t *testing.T) {
-			front, err := hostile.Start(up.URL(), tc.mode)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer front.Close()
+			front := startFront(t, up.URL(), tc.mode)
 			res := runAgainst(t, hostileScenario(t, front.URL))
 			s := res.Summary
 			if front.Hits.Load() == 0 {
@@ -236,9 +235,7 @@ func TestHostileCandidatesGetNoTraffic(t *testing.T) {
 			for _, v := range s.Violations {
 				t.Errorf("a refused answer reported as a violation: %s: %s", v.Invariant, v.Detail)
 			}
-			if req, tok, udp := front.Canary.Seen(); req+tok+udp > 0 {
-				t.Errorf("traffic left the target: %d requests (%d with a token), %d UDP packets", req, tok, udp)
-			}
+			canaryUntouched(t, front)
 		})
 	}
 }
@@ -246,11 +243,7 @@ func TestHostileCandidatesGetNoTraffic(t *testing.T) {
 // TestHostileRedirectAllIsAFailure: a target that answers everything with a
 // redirect is not followed anywhere, and the run fails before its traffic.
 func TestHostileRedirectAllIsAFailure(t *testing.T) {
-	front, err := hostile.Start(startClinic(t).URL(), hostile.RedirectAll)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer front.Close()
+	front := startFront(t, startClinic(t).URL(), hostile.RedirectAll)
 	res := runAgainst(t, hostileScenario(t, front.URL))
 	if res.ExitCode != ExitTarget || res.Summary.Verdict != reports.VerdictError {
 		t.Errorf("verdict %s exit %d (%s), want error exit 3", res.Summary.Verdict, res.ExitCode, res.Summary.Reason)
@@ -258,9 +251,7 @@ func TestHostileRedirectAllIsAFailure(t *testing.T) {
 	if !strings.Contains(res.Summary.Error, "302") {
 		t.Errorf("the error does not name the redirect: %s", res.Summary.Error)
 	}
-	if req, tok, udp := front.Canary.Seen(); req+tok+udp > 0 {
-		t.Errorf("traffic left the target: %d requests (%d with a token), %d UDP packets", req, tok, udp)
-	}
+	canaryUntouched(t, front)
 }
 
 // TestICEAllowReplacesTheDefault: a scenario's ice_allow is the whole list
