@@ -159,6 +159,37 @@ func hostile(t *testing.T, answer string, port int, only bool) string {
 
 const canaryGrace = 1500 * time.Millisecond // pion checks a pair every 200 ms while connecting
 
+// iceBudget bounds one canary test: a safety net for a hung connection,
+// generous so a loaded machine never reaches it (loopback ICE takes well
+// under a second); the assertions are the counts, never the time.
+const iceBudget = 2 * time.Minute
+
+// iceTest returns the test's context (iceBudget) and checks at its end that
+// no goroutine of pion's outlived the test.
+func iceTest(t *testing.T) context.Context {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	ctx, cancel := context.WithTimeout(context.Background(), iceBudget)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// audioOffer opens a peer of f, closed when the test ends, and its first
+// (audio) offer.
+func audioOffer(t *testing.T, ctx context.Context, f *MediaFactory) (*Peer, string) {
+	t.Helper()
+	p, err := f.NewPeer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	offer, err := p.OfferAudio(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, offer
+}
+
 func iceFactory(t *testing.T, ctx context.Context) *MediaFactory {
 	t.Helper()
 	allowed, err := DefaultAllowedRemote(ctx, "127.0.0.1")
@@ -177,22 +208,11 @@ func iceFactory(t *testing.T, ctx context.Context) *MediaFactory {
 // real one, and the canary on 127.0.0.2 hears nothing for the call's life,
 // including an audio→video renegotiation whose answer names it again.
 func TestICECanaryForeignCandidateNotContacted(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := iceTest(t)
 	c := newCanary(t)
 	a := newAnswerer(t)
 	f := iceFactory(t, ctx)
-	p, err := f.NewPeer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-
-	offer, err := p.OfferAudio(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, offer := audioOffer(t, ctx, f)
 	if err := p.Accept(hostile(t, a.answer(t, ctx, offer), c.port, false)); err != nil {
 		t.Fatal(err)
 	}
@@ -235,9 +255,7 @@ func TestICECanaryForeignCandidateNotContacted(t *testing.T) {
 // plain pion offerer (no filter, no guard) given the same hostile answer
 // checks 127.0.0.2.
 func TestICECanaryControl(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := iceTest(t)
 	c := newCanary(t)
 	a := newAnswerer(t)
 	plain := newAnswerer(t).pc // the same plain pion setup, as the offerer
@@ -271,21 +289,11 @@ func TestICECanaryControl(t *testing.T) {
 // answer applied to the peer's pion connection directly), the socket guard
 // alone keeps pion's checks off 127.0.0.2, and counts what it refused.
 func TestICEGuardAloneStopsChecks(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := iceTest(t)
 	c := newCanary(t)
 	a := newAnswerer(t)
 	f := iceFactory(t, ctx)
-	p, err := f.NewPeer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	offer, err := p.OfferAudio(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, offer := audioOffer(t, ctx, f)
 	raw := hostile(t, a.answer(t, ctx, offer), c.port, false)
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: raw}); err != nil {
 		t.Fatal(err)
@@ -308,22 +316,12 @@ func TestICEGuardAloneStopsChecks(t *testing.T) {
 // foreign is refused with ErrBadAnswer naming them, is not applied, and the
 // canary hears nothing.
 func TestICECanaryOnlyForeignCandidate(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := iceTest(t)
 	c := newCanary(t)
 	a := newAnswerer(t)
 	f := iceFactory(t, ctx)
-	p, err := f.NewPeer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	offer, err := p.OfferAudio(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = p.Accept(hostile(t, a.answer(t, ctx, offer), c.port, true))
+	p, offer := audioOffer(t, ctx, f)
+	err := p.Accept(hostile(t, a.answer(t, ctx, offer), c.port, true))
 	if !errors.Is(err, ErrBadAnswer) {
 		t.Fatalf("Accept = %v, want ErrBadAnswer", err)
 	}
@@ -401,20 +399,10 @@ func selectedLocal(t *testing.T, pc *webrtc.PeerConnection) *net.UDPAddr {
 // answers such a request (the control, on the answerer), the driver's peer
 // ignores it, so 127.0.0.2 gets nothing from the harness.
 func TestICEPeerReflexiveFromForeignIgnored(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := iceTest(t)
 	a := newAnswerer(t)
 	f := iceFactory(t, ctx)
-	p, err := f.NewPeer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	offer, err := p.OfferAudio(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, offer := audioOffer(t, ctx, f)
 	answer := a.answer(t, ctx, offer)
 	if err := p.Accept(answer); err != nil {
 		t.Fatal(err)
@@ -464,9 +452,7 @@ func (c *countingNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.U
 // TestICEGuardKeepsOptsNet: the guard wraps MediaOptions.Net (the chaos
 // impairment's), it does not replace it; a call still connects through it.
 func TestICEGuardKeepsOptsNet(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := iceTest(t)
 	std, err := stdnet.NewNet()
 	if err != nil {
 		t.Fatal(err)
@@ -477,15 +463,7 @@ func TestICEGuardKeepsOptsNet(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := newAnswerer(t)
-	p, err := f.NewPeer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	offer, err := p.OfferAudio(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, offer := audioOffer(t, ctx, f)
 	if err := p.Accept(a.answer(t, ctx, offer)); err != nil {
 		t.Fatal(err)
 	}
