@@ -91,10 +91,18 @@ func Decide(o Outcome) Decision {
 		add(VerdictInterrupted, ExitInterrupted, "interrupted: arrivals stopped, calls in flight ended")
 	}
 	if o.Failure != "" {
+		// The cause often already names its class (harness.ErrTarget's
+		// text): say it once.
+		prefixed := func(class string) string {
+			if strings.HasPrefix(o.Failure, class+":") {
+				return o.Failure
+			}
+			return class + ": " + o.Failure
+		}
 		if o.Usage {
-			add(VerdictError, ExitUsage, "configuration error: "+o.Failure)
+			add(VerdictError, ExitUsage, prefixed("configuration error"))
 		} else {
-			add(VerdictError, ExitTarget, "target or infrastructure failure: "+o.Failure)
+			add(VerdictError, ExitTarget, prefixed("target or infrastructure failure"))
 		}
 	}
 	if len(o.NotJudged) > 0 {

@@ -61,3 +61,15 @@ func TestInvariantTable(t *testing.T) {
 		t.Error("lookup of an unknown id succeeded")
 	}
 }
+
+// A failure whose cause already names its class says it once.
+func TestDecideNamesTheFailureClassOnce(t *testing.T) {
+	d := Decide(Outcome{Failure: "target or infrastructure failure: health check: connection refused"})
+	if d.Reason != "target or infrastructure failure: health check: connection refused" {
+		t.Errorf("reason %q", d.Reason)
+	}
+	d = Decide(Outcome{Failure: "health check: connection refused"})
+	if d.Reason != "target or infrastructure failure: health check: connection refused" {
+		t.Errorf("reason %q", d.Reason)
+	}
+}
