@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"telechaos/harness"
 	"telechaos/harness/chaos"
+	"telechaos/harness/metrics"
 )
 
 type dashboard struct {
@@ -72,7 +72,7 @@ func exprs(t *testing.T) map[string]string {
 // chaos recorder's and coverage's (on the run's registry once chaos runs).
 func registered(t *testing.T) map[string]dto.MetricType {
 	reg := prometheus.NewRegistry()
-	harness.NewMetrics(reg)
+	metrics.NewMetrics(reg)
 	rec, err := chaos.NewRecorder(reg)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"telechaos/harness/metrics"
 	"telechaos/harness/oracle"
 	"telechaos/reports"
 	"telechaos/scenarios"
@@ -78,13 +79,13 @@ func TestEmbeddedMediaRunPasses(t *testing.T) {
 	if c.FramesAcked < c.FramesSent*9/10 {
 		t.Errorf("acked %d of %d sent", c.FramesAcked, c.FramesSent)
 	}
-	if v := testutil.ToFloat64(res.Metrics.framesSent[1]); v == 0 {
+	if v := counterValue(t, res.Metrics.Registry, "telechaos_media_frames_sent_total", map[string]string{"kind": "video"}); v == 0 {
 		t.Error("no video frames sent")
 	}
-	if v := testutil.ToFloat64(res.Metrics.framesRecv[1]); v == 0 {
+	if v := counterValue(t, res.Metrics.Registry, "telechaos_media_frames_received_total", map[string]string{"kind": "video"}); v == 0 {
 		t.Error("no video frames received live")
 	}
-	for _, op := range []string{LatBook, LatJoin, LatSwitch, LatEnd, LatList, LatReplay, LatMedia} {
+	for _, op := range []string{metrics.LatBook, metrics.LatJoin, metrics.LatSwitch, metrics.LatEnd, metrics.LatList, metrics.LatReplay, metrics.LatMedia} {
 		if s.Latency[op].Count == 0 {
 			t.Errorf("no %s latency samples", op)
 		}
@@ -141,7 +142,7 @@ func TestEmbeddedListScopeBugIsCaught(t *testing.T) {
 	if !found {
 		t.Error("no replay-list-ownership violation listed")
 	}
-	if got := testutil.ToFloat64(res.Metrics.violations[oracle.ReplayListOwnership]); got == 0 {
+	if got := counterValue(t, res.Metrics.Registry, "telechaos_violations_total", map[string]string{"invariant": oracle.ReplayListOwnership}); got == 0 {
 		t.Error("violations metric not counted")
 	}
 }

@@ -42,6 +42,7 @@ import (
 	"telechaos/clinic"
 	"telechaos/clinic/bugs"
 	"telechaos/harness/driver"
+	"telechaos/harness/metrics"
 	"telechaos/harness/oracle"
 	"telechaos/internal/tmpdir"
 	"telechaos/models"
@@ -176,7 +177,7 @@ type Result struct {
 	ExitCode   int
 	// FirstViolation is the time from start to the first violation, or -1.
 	FirstViolation time.Duration
-	Metrics        *Metrics
+	Metrics        *metrics.Metrics
 	// Chaos is what the faults did (nil without a fault profile); also
 	// written as chaos.json.
 	Chaos *ChaosReport
@@ -207,7 +208,7 @@ type run struct {
 	allowedRemote []netip.Prefix
 	ledger        *models.Ledger
 	or            *oracle.Oracle
-	met           *Metrics
+	met           *metrics.Metrics
 	pool          *probePool
 	clinicians    []driver.Session
 	cnt           counters
@@ -292,7 +293,7 @@ func (r *run) think(ctx context.Context, d time.Duration) {
 // and the timed ops' latencies) and the op log, which is both the repro
 // traces' source and the oracle's evidence history.
 func (r *run) observe(o driver.Observation) {
-	r.met.observe(o)
+	r.met.Observe(o)
 	logged := r.oplog.add(r.ledger, o)
 	r.cnt.ops.Add(1)
 	ok := o.Err == nil && (o.Status == 0 || o.Status/100 == 2)
@@ -362,7 +363,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	r := &run{
 		cfg: cfg, sc: sc, seed: sc.Seed, beh: sc.ModelBehaviour(), settle: sc.Settle.Duration,
 		log: cfg.Logger.With("run", cfg.RunID), ledger: models.NewLedger(),
-		met: NewMetrics(cfg.Registry), pool: newProbePool(64), stopping: make(chan struct{}),
+		met: metrics.NewMetrics(cfg.Registry), pool: newProbePool(64), stopping: make(chan struct{}),
 	}
 	if r.settle <= 0 {
 		r.settle = 10 * time.Second

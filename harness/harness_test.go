@@ -3,8 +3,6 @@ package harness
 import (
 	"context"
 	"errors"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"io"
 	"net"
 	"net/http"
@@ -16,10 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"telechaos/harness/driver"
+	"telechaos/harness/metrics"
 	"telechaos/harness/oracle"
 	"telechaos/reports"
 	"telechaos/scenarios"
@@ -90,10 +92,10 @@ func TestFakeRunPasses(t *testing.T) {
 	if _, err := reports.ReadSummary(filepath.Join(res.ReportDir, reports.SummaryFile)); err != nil {
 		t.Error(err)
 	}
-	if l := s.Latency[LatBook]; l.Count != 20 {
+	if l := s.Latency[metrics.LatBook]; l.Count != 20 {
 		t.Errorf("book latency samples %d, want 20", l.Count)
 	}
-	if got := testutil.ToFloat64(res.Metrics.ops[driver.OpEnd].outcome[0]); got != 20 {
+	if got := counterValue(t, res.Metrics.Registry, "telechaos_operations_total", map[string]string{"op": string(driver.OpEnd), "outcome": metrics.OutcomeOK}); got != 20 {
 		t.Errorf("end ok counter %v", got)
 	}
 	if got := testutil.ToFloat64(res.Metrics.UsersActive); got != 0 {
@@ -103,8 +105,8 @@ func TestFakeRunPasses(t *testing.T) {
 
 func TestMetricsLintClean(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	m.Latency(LatBook, 10*time.Millisecond)
+	m := metrics.NewMetrics(reg)
+	m.Latency(metrics.LatBook, 10*time.Millisecond)
 	m.Sent("audio")
 	problems, err := testutil.CollectAndLint(reg)
 	if err != nil {

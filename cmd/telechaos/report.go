@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"telechaos/harness"
+	"telechaos/harness/metrics"
 	"telechaos/reports"
 )
 
@@ -114,10 +115,10 @@ func pushMetrics(ctx context.Context, url string, res *harness.Result, stderr io
 		return
 	}
 	// The run may have been interrupted; the push still gets its own time.
-	err := harness.Push(context.WithoutCancel(ctx), url, res.Metrics.Registry, res.Summary.RunID, res.Summary.Scenario)
+	err := metrics.Push(context.WithoutCancel(ctx), url, res.Metrics.Registry, res.Summary.RunID, res.Summary.Scenario)
 	if err != nil {
 		fmt.Fprintf(stderr, "telechaos run: warning: %v\n", err)
 		return
 	}
-	fmt.Fprintf(stderr, "telechaos: metrics pushed to %s (job %s, run_id %s)\n", url, harness.PushJob, res.Summary.RunID)
+	fmt.Fprintf(stderr, "telechaos: metrics pushed to %s (job %s, run_id %s)\n", url, metrics.PushJob, res.Summary.RunID)
 }

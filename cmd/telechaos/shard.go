@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"telechaos/harness"
+	"telechaos/harness/metrics"
 )
 
 // parseShard reads --shard I/N or --shards N (index from JOB_COMPLETION_INDEX).
@@ -59,5 +60,5 @@ func pushShardMetrics(ctx context.Context, url string, res *harness.Result, sh h
 		fmt.Fprintf(stderr, "telechaos run: warning: %v\n", err)
 		return
 	}
-	fmt.Fprintf(stderr, "telechaos: metrics pushed to %s (job %s, run_id %s, shard %d)\n", url, harness.PushJob, res.Summary.RunID, sh.Index)
+	fmt.Fprintf(stderr, "telechaos: metrics pushed to %s (job %s, run_id %s, shard %d)\n", url, metrics.PushJob, res.Summary.RunID, sh.Index)
 }

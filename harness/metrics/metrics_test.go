@@ -1,13 +1,11 @@
-package harness
+package metrics
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,7 +39,7 @@ func newLintRegistry(t testing.TB) (*prometheus.Registry, *Metrics) {
 
 func TestMetricsWithChaosLintClean(t *testing.T) {
 	reg, m := newLintRegistry(t)
-	m.observe(driver.Observation{Op: driver.OpBook, Status: 201})
+	m.Observe(driver.Observation{Op: driver.OpBook, Status: 201})
 	m.Latency(LatBook, 3*time.Millisecond)
 	m.Sent(models.Video)
 	m.Violation(oracle.Invariants[0])
@@ -74,7 +72,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 		{Op: driver.OpList, Err: driver.ErrUnreachable},
 		{Op: "unknown-op", Status: 200}, // ignored, not a panic
 	} {
-		m.observe(o)
+		m.Observe(o)
 	}
 	m.Sent(models.Audio)
 	m.Sent(models.Video)
@@ -196,7 +194,7 @@ func TestPushSendsGroupedMetrics(t *testing.T) {
 	defer srv.Close()
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	m.observe(driver.Observation{Op: driver.OpBook, Status: 201})
+	m.Observe(driver.Observation{Op: driver.OpBook, Status: 201})
 	if err := Push(context.Background(), srv.URL, reg, "r-1", "smoke"); err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +254,7 @@ func BenchmarkObserveOp(b *testing.B) {
 	o := driver.Observation{Op: driver.OpReplay, Status: 200}
 	b.ReportAllocs()
 	for b.Loop() {
-		m.observe(o)
+		m.Observe(o)
 	}
 }
 
@@ -294,49 +292,4 @@ func BenchmarkObserveFrameParallel(b *testing.B) {
 			m.Sent(models.Video)
 		}
 	})
-}
-
-// What the checks cost per request: the run's whole observer (metrics,
-// latency, the repro op log and, through it, the oracle's evidence), serially
-// and from every core at once. Each user makes 8 requests and is then
-// replaced by a new one, as in a run, so per-user set-up is in the figure.
-// The bench suite's oracle_overhead_pct times the same observer in a run
-// against a clinic.
-func BenchmarkRunObserve(b *testing.B) {
-	users := make([]string, 1<<18)
-	ledger := models.NewLedger()
-	for i := range users {
-		users[i] = fmt.Sprintf("u-%d", i)
-		ledger.AddUser(users[i], models.Patient)
-	}
-	now := time.Now()
-	obs := func(i int) driver.Observation {
-		return driver.Observation{Op: driver.OpList, User: users[(i/8)%len(users)], Status: 200, Start: now, End: now.Add(time.Millisecond)}
-	}
-	for _, par := range []bool{false, true} {
-		name := "serial"
-		if par {
-			name = "parallel"
-		}
-		b.Run(name, func(b *testing.B) {
-			r := &run{ledger: ledger, met: NewMetrics(prometheus.NewRegistry())}
-			r.or = oracle.New(r.ledger, oracle.Options{RecentOps: recentOps,
-				History: func(user string) []oracle.OpNote { return r.oplog.history(user, recentOps) }})
-			b.ReportAllocs()
-			if !par {
-				i := 0
-				for b.Loop() {
-					r.observe(obs(i))
-					i++
-				}
-				return
-			}
-			var next atomic.Int64
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					r.observe(obs(int(next.Add(1))))
-				}
-			})
-		})
-	}
 }

@@ -1,4 +1,4 @@
-package harness
+package metrics
 
 import (
 	"math/rand/v2"
@@ -130,9 +130,9 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	return m
 }
 
-// observe counts one driver observation and, for an op timed by its
+// Observe counts one driver observation and, for an op timed by its
 // request that succeeded, records its duration.
-func (m *Metrics) observe(o driver.Observation) {
+func (m *Metrics) Observe(o driver.Observation) {
 	om, ok := m.ops[o.Op]
 	if !ok {
 		return
