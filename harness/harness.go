@@ -444,7 +444,7 @@ func validate(sc *scenarios.Scenario) []error {
 		errs = append(errs, fmt.Errorf("behaviour: %w", e))
 	}
 	for i, t := range sc.Thresholds {
-		if _, err := parseThreshold(t); err != nil {
+		if _, _, err := t.Limits(); err != nil {
 			errs = append(errs, fmt.Errorf("thresholds[%d]: %w", i, err))
 		}
 	}

@@ -3,8 +3,6 @@ package harness
 import (
 	"strings"
 	"testing"
-
-	"telechaos/scenarios"
 )
 
 func TestPathAllowance(t *testing.T) {
@@ -36,20 +34,5 @@ func TestPathAllowance(t *testing.T) {
 	}
 	if got, _ := pathAllowance(100, nil, k, 7, ""); got != 7 {
 		t.Errorf("without live counts the allowance changed: %d", got)
-	}
-}
-
-// A threshold bound is read once, by the scenario: what validates is what
-// the run applies (" 500ms" passed validation and was then refused).
-func TestThresholdBoundsReadLikeTheScenario(t *testing.T) {
-	for _, tc := range []struct {
-		max  string
-		want float64
-	}{{" 500ms", 0.5}, {"2s", 2}, {"0.25", 0.25}} {
-		m := tc.max
-		th, err := parseThreshold(scenarios.Threshold{Metric: "latency.join", Max: &m})
-		if err != nil || th.max == nil || *th.max != tc.want {
-			t.Errorf("max %q: %v %v, want %v s", tc.max, th.max, err, tc.want)
-		}
 	}
 }

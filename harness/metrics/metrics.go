@@ -303,6 +303,24 @@ type LatencyStats struct {
 	P50, P90, P95, P99, Max time.Duration
 }
 
+// Stat returns one statistic by name (p50, p90, p95, p99, max; 0 for
+// another name).
+func (s LatencyStats) Stat(name string) time.Duration {
+	switch name {
+	case "p50":
+		return s.P50
+	case "p90":
+		return s.P90
+	case "p95":
+		return s.P95
+	case "p99":
+		return s.P99
+	case "max":
+		return s.Max
+	}
+	return 0
+}
+
 // LatencyStats returns the percentiles of one timed op.
 func (m *Metrics) LatencyStats(op string) LatencyStats {
 	if l, ok := m.lat[op]; ok {
