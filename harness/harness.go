@@ -382,7 +382,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		History:             func(user string) []oracle.OpNote { return r.oplog.history(user, recentOps) },
 	})
 
-	if err := cfg.Registry.Register(newJudgementCollector(r.or)); err != nil {
+	if err := cfg.Registry.Register(metrics.NewJudgementCollector(r.or.Stats)); err != nil {
 		return nil, fmt.Errorf("%w: register judgement metrics: %w", ErrConfig, err)
 	}
 	res := &Result{ExitCode: ExitPass, FirstViolation: -1, Metrics: r.met}

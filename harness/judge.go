@@ -4,17 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
-	"strings"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"telechaos/harness/driver"
-	"telechaos/harness/oracle"
 	"telechaos/models"
-	"telechaos/reports"
-	"telechaos/scenarios"
 )
 
 // Judgement coverage: every observation that should have been judged and
@@ -89,78 +81,3 @@ func (r *run) lookFailed(ctx context.Context, viewer string, cons models.Consult
 // read as a failed request (error_rate): the driver saw a good answer, the
 // content was not one.
 func (r *run) answerUnreadable() { r.cnt.opErrors.Add(1) }
-
-// judgement builds the per-invariant judgement table of a run and the lines
-// that keep it from passing.
-func judgement(st oracle.Stats, sc *scenarios.Scenario) (map[string]reports.Judgement, []string) {
-	out := map[string]reports.Judgement{}
-	var short []string
-	for _, inv := range models.InvariantIDs() {
-		j := st.Judgement[inv]
-		rj := reports.Judgement{Judged: j.Judged, NotJudged: j.NotJudged, Reasons: j.Reasons, Examples: j.Examples,
-			Required: sc.MinJudged(inv)}
-		if line := rj.Classify(inv, len(sc.Invariants) == 0 || slices.Contains(sc.Invariants, inv)); line != "" {
-			short = append(short, line+": "+reasonsLine(j))
-		}
-		out[inv] = rj
-	}
-	return out, short
-}
-
-// reasonsLine lists the reasons of what was not judged, most frequent first,
-// with the first example of the most frequent one.
-func reasonsLine(j oracle.Judgement) string {
-	type rc struct {
-		r string
-		n int64
-	}
-	var rs []rc
-	for r, n := range j.Reasons {
-		rs = append(rs, rc{r, n})
-	}
-	sort.Slice(rs, func(a, b int) bool { return rs[a].n > rs[b].n || rs[a].n == rs[b].n && rs[a].r < rs[b].r })
-	parts := make([]string, 0, len(rs))
-	for i, x := range rs {
-		if i == 4 {
-			parts = append(parts, fmt.Sprintf("%d more reasons", len(rs)-i))
-			break
-		}
-		parts = append(parts, fmt.Sprintf("%d %s", x.n, x.r))
-	}
-	line := strings.Join(parts, ", ")
-	if len(rs) > 0 {
-		if ex := j.Examples[rs[0].r]; ex != "" {
-			line += " (first: " + ex + ")"
-		}
-	}
-	return line
-}
-
-// judgementCollector exports the oracle's judged and not-judged counts per
-// invariant (telechaos_judged_total, telechaos_not_judged_total), read at
-// scrape time, so a dashboard or `report verdict --from-prometheus` sees what
-// could not be judged as it happens.
-type judgementCollector struct {
-	or                *oracle.Oracle
-	judged, notJudged *prometheus.Desc
-}
-
-func newJudgementCollector(or *oracle.Oracle) *judgementCollector {
-	return &judgementCollector{or: or,
-		judged: prometheus.NewDesc("telechaos_judged_total", "Observations the oracle judged, per invariant.",
-			[]string{"invariant"}, nil),
-		notJudged: prometheus.NewDesc("telechaos_not_judged_total", "Observations that should have been judged and could not be (unreadable answers, failed fetches), per invariant.",
-			[]string{"invariant"}, nil),
-	}
-}
-
-func (c *judgementCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.judged; ch <- c.notJudged }
-
-func (c *judgementCollector) Collect(ch chan<- prometheus.Metric) {
-	js := c.or.Stats().Judgement
-	for _, inv := range models.InvariantIDs() {
-		j := js[inv]
-		ch <- prometheus.MustNewConstMetric(c.judged, prometheus.CounterValue, float64(j.Judged), inv)
-		ch <- prometheus.MustNewConstMetric(c.notJudged, prometheus.CounterValue, float64(j.NotJudged), inv)
-	}
-}

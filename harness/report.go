@@ -3,78 +3,53 @@ package harness
 import (
 	"context"
 	"errors"
-	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"telechaos/harness/oracle"
-	"telechaos/models"
+	"telechaos/harness/metrics"
+	"telechaos/harness/verdict"
 	"telechaos/reports"
 )
 
-// maxEvidence bounds the evidence files of one run; the summary still lists
-// every distinct violation.
-const maxEvidence = 200
-
-// finish decides the verdict and fills res.Summary.
+// finish decides the verdict and fills res.
 func (r *run) finish(ctx context.Context, res *Result, runErr error) {
-	sc := r.sc
-	st := r.or.Stats()
-	viols := r.or.Violations()
-	// A scenario that names its invariants is judged on those only; others
-	// found on the way are counted, not held against the run.
-	ignored := 0
-	if len(sc.Invariants) > 0 {
-		kept := viols[:0:0]
-		for _, v := range viols {
-			if slices.Contains(sc.Invariants, v.Invariant) {
-				kept = append(kept, v)
-			} else {
-				ignored++
-			}
-		}
-		viols = kept
-	}
-	res.Violations = viols
+	var first time.Duration
 	if fv := r.firstViol.Load(); fv > 0 {
-		res.FirstViolation = time.Duration(fv - 1)
-	} else if len(viols) > 0 {
-		res.FirstViolation = viols[0].At.Sub(r.start)
+		first = time.Duration(fv - 1)
 	}
-	s := &reports.Summary{
-		RunID: r.cfg.RunID, Seed: sc.Seed, Scenario: sc.Name, Target: targetName(sc.Target),
-		Bugs: append([]string{}, sc.Bugs...), Media: sc.Media, StartedAt: r.start.UTC(),
-		DurationSeconds: time.Since(r.start).Seconds(), Repro: r.repro(),
-		Invariants:            sc.Invariants,
-		ViolationsByInvariant: map[string]int{},
-		Latency:               map[string]reports.Latency{},
-		Violations:            []reports.Violation{},
-		Expect:                sc.Expect,
-		IgnoredViolations:     ignored,
-	}
-	if len(s.Invariants) == 0 {
-		s.Invariants = append([]string{}, oracle.Invariants...)
-	}
-	for _, inv := range oracle.Invariants {
-		s.ViolationsByInvariant[inv] = 0
-	}
-	for i, v := range viols {
-		rv := reports.Violation{Invariant: v.Invariant, Viewer: v.Viewer, Owner: v.Owner, Owners: v.Owners,
-			Recording: v.Recording, Consultation: v.Consultation, Track: v.Track, At: v.At.UTC(), Detail: v.Detail}
-		if i < maxEvidence {
-			rv.Evidence = reports.EvidenceFile(i + 1)
+	latency := map[string]reports.Latency{}
+	for _, op := range metrics.LatencyOps {
+		if l := r.met.LatencyStats(op); l.Count > 0 {
+			latency[op] = reports.Latency{Count: l.Count, P50: l.P50.Seconds(), P90: l.P90.Seconds(),
+				P95: l.P95.Seconds(), P99: l.P99.Seconds(), Max: l.Max.Seconds()}
 		}
-		s.Violations = append(s.Violations, rv)
-		s.ViolationsByInvariant[v.Invariant]++ // distinct violations
 	}
-	if res.FirstViolation >= 0 {
-		f := res.FirstViolation.Seconds()
-		s.FirstViolationSeconds = &f
+	in := verdict.Inputs{
+		Scenario: r.sc, RunID: r.cfg.RunID, Target: targetName(r.sc.Target), Repro: r.repro(),
+		Start: r.start, End: time.Now(),
+		Stats: r.or.Stats(), Violations: r.or.Violations(), FirstViolation: first,
+		Counts: r.counts(), Latency: latency, Histograms: r.met.LatencyHistograms(), Figures: r.figures(),
+		Err: runErr, Usage: errors.Is(runErr, ErrConfig),
+		Interrupted: errors.Is(runErr, context.Canceled) || ctx.Err() != nil,
 	}
+	if r.chaos != nil {
+		in.Chaos = r.fillChaos
+		res.Chaos = r.chaosReport()
+	}
+	d := verdict.Summarize(in)
+	res.Summary, res.Violations, res.FirstViolation, res.ExitCode = d.Summary, d.Violations, d.FirstViolation, d.Summary.ExitCode
+	r.progress(true)
+	r.tlMu.Lock()
+	d.Summary.Timeline = append([]reports.Sample{}, r.timeline...)
+	r.tlMu.Unlock()
+}
+
+// counts are the run's counters as the summary reports them (the oracle's
+// own counts are added by the verdict).
+func (r *run) counts() reports.Counts {
 	c := &r.cnt
-	s.Counts = reports.Counts{
+	return reports.Counts{
 		Users:              int(c.patients.Load()) + len(r.clinicians),
 		Patients:           int(c.patients.Load()),
 		Clinicians:         len(r.clinicians),
@@ -91,79 +66,12 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 		FramesSent:         c.framesSent.Load(),
 		FramesAcked:        c.framesAcked.Load(),
 		FramesReceivedLive: c.framesReceived.Load(),
-		FramesChecked:      int(st.FramesChecked),
-		LiveFramesChecked:  int(st.LiveFramesChecked),
-		UntaggedFrames:     int(st.UntaggedFrames),
 		Probes:             int(c.probes.Load()),
 		ProbesSkipped:      int(c.probesSkipped.Load()),
-		DurabilityChecked:  int(st.DurabilityChecked),
 		Operations:         int(c.ops.Load()),
 		OperationErrors:    int(c.opErrors.Load()),
 		ProbesDenied:       int(c.probeDenied.Load()),
 	}
-	for _, op := range LatencyOps {
-		l := r.met.LatencyStats(op)
-		if l.Count == 0 {
-			continue
-		}
-		s.Latency[op] = reports.Latency{Count: l.Count, P50: l.P50.Seconds(), P90: l.P90.Seconds(),
-			P95: l.P95.Seconds(), P99: l.P99.Seconds(), Max: l.Max.Seconds()}
-	}
-	s.LatencyHistograms = r.met.LatencyHistograms()
-	s.Thresholds = r.evaluateThresholds()
-	var failed []string
-	for _, t := range s.Thresholds {
-		if !t.Pass {
-			failed = append(failed, t.FailureLine())
-		}
-	}
-	if r.chaos != nil {
-		r.fillChaos(s)
-		res.Chaos = r.chaosReport()
-	}
-	var short []string
-	s.Judgement, short = judgement(st, sc)
-
-	interrupted := errors.Is(runErr, context.Canceled) || ctx.Err() != nil
-	o := models.Outcome{
-		Violations:       len(viols),
-		Interrupted:      interrupted,
-		NotJudged:        short,
-		ThresholdsFailed: failed,
-		// A scenario that requires coverage fails (exit 4) when its faults
-		// did not meet the risky paths often enough: its pass would prove
-		// nothing.
-		CoverageShortfalls: s.CoverageShortfalls,
-	}
-	if runErr != nil && !errors.Is(runErr, context.Canceled) {
-		o.Failure, o.Usage = runErr.Error(), errors.Is(runErr, ErrConfig)
-		s.Error = runErr.Error()
-	}
-	if interrupted {
-		s.Interrupted = true
-		if s.Error == "" {
-			s.Error = "interrupted: arrivals stopped, calls in flight ended, report written"
-		}
-	}
-	d := models.Decide(o)
-	s.Verdict, res.ExitCode, s.Reason, s.Also = d.Verdict, d.ExitCode, d.Reason, d.Also
-	s.ExitCode = res.ExitCode
-	s.ExpectMet = expectMet(sc.Expect, s)
-	res.Summary = s
-	r.progress(true)
-	r.tlMu.Lock()
-	s.Timeline = append([]reports.Sample{}, r.timeline...)
-	r.tlMu.Unlock()
-}
-
-// expectMet: "pass" (or empty) wants a passing run; an invariant id wants at
-// least one violation of it.
-func expectMet(expect string, s *reports.Summary) bool {
-	switch expect {
-	case "", "pass":
-		return s.Verdict == reports.VerdictPass
-	}
-	return s.ViolationsByInvariant[expect] > 0
 }
 
 func targetName(t string) string {
@@ -202,27 +110,8 @@ func shellQuote(s string) string {
 
 // writeReport writes the report files for res.
 func (r *run) writeReport(res *Result) error {
-	var ev []reports.Evidence
-	for i, v := range res.Violations {
-		if i >= maxEvidence {
-			break
-		}
-		ev = append(ev, reports.Evidence{
-			N: i + 1, RunID: r.cfg.RunID, Invariant: v.Invariant, Repro: res.Summary.Repro, Violation: v,
-			ReproTrace: res.Summary.Violations[i].ReproTrace,
-			Summary: fmt.Sprintf("%s: %s (viewer %s, owner %s, recording %s, consultation %s)",
-				v.Invariant, v.Detail, orDash(v.Viewer), orDash(v.Owner), orDash(v.Recording), orDash(v.Consultation)),
-		})
-	}
-	if err := reports.Write(r.cfg.ReportDir, res.Summary, ev); err != nil {
+	if err := reports.Write(r.cfg.ReportDir, res.Summary, verdict.Evidence(r.cfg.RunID, res.Summary, res.Violations)); err != nil {
 		return err
 	}
 	return r.writeChaos()
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
