@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/harness/chaos"
 	"telechaos/models"
+	"telechaos/scenarios/faultspec"
 )
 
 // Executor types.
@@ -45,11 +45,10 @@ const (
 	MaxReplays     = 1_000     // behaviour.replays (rounds per replaying patient)
 )
 
-// CoveragePaths are the risky paths the runner counts (harness/chaos
-// Path*): a coverage requirement on any other path could never be met, so it
-// is refused as a typo.
-var CoveragePaths = []string{chaos.PathSwitch, chaos.PathEnd, chaos.PathJoin, chaos.PathRejoin, chaos.PathFetch,
-	chaos.PathAbandon, chaos.PathRetry, chaos.PathRecovery}
+// CoveragePaths are the risky paths the runner counts (faultspec.Paths): a
+// coverage requirement on any other path could never be met, so it is
+// refused as a typo.
+var CoveragePaths = faultspec.Paths()
 
 // KnownBugs is the clinic's bug catalogue (docs/design.md section 7), in its order.
 var KnownBugs = []string{"switch-reuse", "list-scope", "bola-media", "cache-key", "preroll-leak", "switch-race", "lost-on-crash", "live-crosstalk"}
@@ -272,7 +271,7 @@ func (s *Scenario) Validate() error {
 		}
 	}
 	for _, err := range s.Chaos.Validate() {
-		var fe *chaos.FieldError
+		var fe *faultspec.FieldError
 		if errors.As(err, &fe) {
 			bad("chaos."+fe.Field, "%s", fe.Msg)
 		} else {

@@ -76,8 +76,6 @@ var (
 	// ErrUnavailable: the fault cannot run in this environment (no proxy in
 	// front of the target, no impaired media net, a target that cannot restart).
 	ErrUnavailable = errors.New("fault unavailable")
-	// ErrInvalidProfile is matched by every Profile validation error.
-	ErrInvalidProfile = errors.New("invalid fault profile")
 	// ErrStopped: the Scheduler or the proxy is stopped.
 	ErrStopped = errors.New("stopped")
 )
