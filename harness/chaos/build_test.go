@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"telechaos/harness/embedded"
+
+	"telechaos/scenarios/faultspec"
 )
 
 const exampleProfile = `
@@ -28,7 +30,7 @@ coverage:
 // TestProfileParseAndBuild: the documented example parses, names repeated
 // kinds, and builds every fault against a full environment.
 func TestProfileParseAndBuild(t *testing.T) {
-	p, err := ParseProfile([]byte(exampleProfile))
+	p, err := faultspec.ParseProfile([]byte(exampleProfile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +65,7 @@ func TestProfileParseAndBuild(t *testing.T) {
 	}
 	cov, _ := NewCoverage(nil)
 	p.ApplyCoverage(cov)
-	if r := cov.Requirements(); len(r) != 2 || r[1].Fault != AnyFault {
+	if r := cov.Requirements(); len(r) != 2 || r[1].Fault != faultspec.AnyFault {
 		t.Errorf("requirements %v", r)
 	}
 
@@ -86,30 +88,30 @@ func TestCoverage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.HitUnder(PathSwitch, nil)
-	c.HitUnder(PathSwitch, []string{"media-loss", "http-latency"})
-	c.HitUnder(PathSwitch, []string{"media-loss"})
-	c.Hit(PathEnd, "")
-	c.Require(PathSwitch, "media-loss", 2)
-	c.Require(PathSwitch, AnyFault, 3)
-	c.Require(PathEnd, "clinic-crash", 1)
-	c.Require(PathFetch, NoFault, 0) // ignored
+	c.HitUnder(faultspec.PathSwitch, nil)
+	c.HitUnder(faultspec.PathSwitch, []string{"media-loss", "http-latency"})
+	c.HitUnder(faultspec.PathSwitch, []string{"media-loss"})
+	c.Hit(faultspec.PathEnd, "")
+	c.Require(faultspec.PathSwitch, "media-loss", 2)
+	c.Require(faultspec.PathSwitch, faultspec.AnyFault, 3)
+	c.Require(faultspec.PathEnd, "clinic-crash", 1)
+	c.Require(faultspec.PathFetch, faultspec.NoFault, 0) // ignored
 	short := c.Check()
-	if len(short) != 2 || short[0].Fault != AnyFault || short[0].Got != 2 || short[1].Path != PathEnd || short[1].Got != 0 {
+	if len(short) != 2 || short[0].Fault != faultspec.AnyFault || short[0].Got != 2 || short[1].Path != faultspec.PathEnd || short[1].Got != 0 {
 		t.Errorf("shortfalls %v", short)
 	}
 	if s := short[1].String(); s != "coverage end under clinic-crash: 0, want >= 1" {
 		t.Errorf("shortfall text %q", s)
 	}
 	snap := c.Snapshot()
-	if snap[PathSwitch]["media-loss"] != 2 || snap[PathSwitch][NoFault] != 1 || snap[PathSwitch][AnyFault] != 2 || snap[PathEnd][NoFault] != 1 {
+	if snap[faultspec.PathSwitch]["media-loss"] != 2 || snap[faultspec.PathSwitch][faultspec.NoFault] != 1 || snap[faultspec.PathSwitch][faultspec.AnyFault] != 2 || snap[faultspec.PathEnd][faultspec.NoFault] != 1 {
 		t.Errorf("snapshot %v", snap)
 	}
-	if n := testutil.ToFloat64(c.vec.WithLabelValues(PathSwitch, "media-loss")); n != 2 {
+	if n := testutil.ToFloat64(c.vec.WithLabelValues(faultspec.PathSwitch, "media-loss")); n != 2 {
 		t.Errorf("metric %v", n)
 	}
 	if n := testutil.CollectAndCount(c.vec); n != 4 {
-		t.Errorf("%d series, want 4 (no %q series)", n, AnyFault)
+		t.Errorf("%d series, want 4 (no %q series)", n, faultspec.AnyFault)
 	}
 }
 
@@ -154,11 +156,10 @@ func TestClientFaultDecide(t *testing.T) {
 	if yes < 2700 || yes > 3300 {
 		t.Errorf("p=0.3 said yes %d of 10000 times", yes)
 	}
-	if _, err := NewClientFault("teleport", 0.5); !errors.Is(err, ErrInvalidProfile) {
+	if _, err := NewClientFault("teleport", 0.5); !errors.Is(err, faultspec.ErrInvalidProfile) {
 		t.Errorf("unknown kind: %v", err)
 	}
 	if _, err := NewClientFault(Abandon, 2); err == nil {
 		t.Error("probability 2 accepted")
 	}
 }
-
