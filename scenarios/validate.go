@@ -14,13 +14,6 @@ import (
 	"telechaos/scenarios/faultspec"
 )
 
-// Executor types.
-const (
-	Closed              = "closed"
-	ConstantArrivalRate = "constant-arrival-rate"
-	RampingArrivalRate  = "ramping-arrival-rate"
-)
-
 // Embedded is the Target value that starts the reference clinic in-process.
 const Embedded = "embedded"
 
@@ -67,7 +60,8 @@ var LatencyStats = []string{"p50", "p90", "p95", "p99", "max"}
 //	expect pass, behaviour.* = models.DefaultBehaviour field by field,
 //	and, recomputed by Validate after every --set:
 //	population.clinicians = max(1, patients/10),
-//	duration of a ramping-arrival-rate run = the sum of its stages.
+//	duration of a ramping-arrival-rate run = the sum of its stages (the
+//	executor type's ExecutorKind.Duration).
 func (s *Scenario) ApplyDefaults() {
 	if s.Target == "" {
 		s.Target = Embedded
@@ -118,12 +112,8 @@ func (s *Scenario) applyDerived() {
 	if !s.given("population.clinicians", s.Population.Clinicians != 0) {
 		s.Population.Clinicians = max(1, s.Population.Patients/10)
 	}
-	if s.Executor.Type == RampingArrivalRate && !s.given("duration", s.Duration.Duration != 0) {
-		var total time.Duration
-		for _, st := range s.Executor.Stages {
-			total += max(st.Duration.Duration, 0)
-		}
-		s.Duration = Duration{total}
+	if k, ok := LookupExecutor(s.Executor.Type); ok && k.Duration != nil && !s.given("duration", s.Duration.Duration != 0) {
+		s.Duration = Duration{k.Duration(s.Executor)}
 	}
 }
 
@@ -197,50 +187,7 @@ func (s *Scenario) Validate() error {
 		bad("population.clinicians", "%d is over the bound of %d (MaxClinicians)", s.Population.Clinicians, MaxClinicians)
 	}
 
-	e := s.Executor
-	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
-	switch e.Type {
-	case Closed:
-		if e.VUs < 0 {
-			bad("executor.vus", "must be >= 0 (0 = max_in_flight), got %d", e.VUs)
-		}
-	case ConstantArrivalRate:
-		if !(e.Rate > 0) || !finite(e.Rate) {
-			bad("executor.rate", "must be > 0 for constant-arrival-rate, got %g", e.Rate)
-		}
-	case RampingArrivalRate:
-		if !(e.Rate >= 0) || !finite(e.Rate) {
-			bad("executor.rate", "start rate must be >= 0 for ramping-arrival-rate, got %g", e.Rate)
-		}
-		if len(e.Stages) == 0 {
-			bad("executor.stages", "ramping-arrival-rate needs at least one stage")
-		}
-		peak := e.Rate
-		for i, st := range e.Stages {
-			if st.Duration.Duration <= 0 {
-				bad(fmt.Sprintf("executor.stages[%d].duration", i), "must be > 0, got %v", st.Duration.Duration)
-			}
-			if !(st.Target >= 0) || !finite(st.Target) {
-				bad(fmt.Sprintf("executor.stages[%d].target", i), "must be a rate >= 0, got %g", st.Target)
-			}
-			peak = max(peak, st.Target)
-		}
-		if len(e.Stages) > 0 && !(peak > 0) {
-			bad("executor.stages", "every rate is 0: no patient would arrive")
-		}
-	case "":
-		bad("executor.type", "required (%s, %s or %s)", Closed, ConstantArrivalRate, RampingArrivalRate)
-	default:
-		bad("executor.type", "unknown %q (want %s, %s or %s)", e.Type, Closed, ConstantArrivalRate, RampingArrivalRate)
-	}
-	if e.MaxInFlight <= 0 {
-		bad("executor.max_in_flight", "must be > 0, got %d", e.MaxInFlight)
-	} else if e.MaxInFlight > MaxConcurrency {
-		bad("executor.max_in_flight", "%d is over the bound of %d (MaxConcurrency)", e.MaxInFlight, MaxConcurrency)
-	}
-	if e.VUs > MaxConcurrency {
-		bad("executor.vus", "%d is over the bound of %d (MaxConcurrency)", e.VUs, MaxConcurrency)
-	}
+	s.validateExecutor(bad)
 	if s.Duration.Duration <= 0 {
 		bad("duration", "must be > 0 (the bound on the arrival phase), got %v", s.Duration.Duration)
 	}
