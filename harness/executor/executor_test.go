@@ -118,7 +118,10 @@ func TestSlots(t *testing.T) {
 		{scenarios.Executor{Type: scenarios.ConstantArrivalRate, Rate: 1, MaxInFlight: 30}, 100, 30},
 		{scenarios.Executor{Type: scenarios.ConstantArrivalRate, Rate: 1}, 100, 100},
 	} {
-		x, _ := New(c.e)
+		x, err := New(c.e)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if got := x.Slots(c.patients); got != c.want {
 			t.Errorf("%+v over %d patients: %d slots, want %d", c.e, c.patients, got, c.want)
 		}

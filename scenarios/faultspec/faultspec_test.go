@@ -118,7 +118,7 @@ func TestKindTable(t *testing.T) {
 			t.Errorf("%s: example invalid: %v", name, errors.Join(errs...))
 		}
 	}
-	if _, ok := LookupKind("disk-full"); ok {
+	if _, ok := LookupKind("no-such-kind"); ok {
 		t.Error("an unknown kind was found")
 	}
 }
