@@ -152,6 +152,10 @@ func (s *Scenario) Validate() error {
 			bad(fmt.Sprintf("ice_allow[%d]", i), "%v", err)
 		}
 	}
+	// Bugs are the embedded clinic's: a run against a URL cannot switch them on.
+	if len(s.Bugs) > 0 && s.Target != Embedded && s.Target != "" {
+		bad("bugs", "%v apply only to the embedded clinic, not to %s", s.Bugs, s.Target)
+	}
 	// A bug listed twice is not an error: the clinic takes the last probability,
 	// which is how --bug overrides a scenario's own.
 	for i, spec := range s.Bugs {

@@ -44,12 +44,8 @@ func init() {
 }
 
 func buildClient(name string, f faultspec.FaultSpec, _ Env) (Fault, error) {
-	c, err := NewClientFault(ClientFaultKind(strings.TrimPrefix(f.Kind, faultspec.ClientPrefix)), f.Probability)
-	if err != nil {
-		return nil, err
-	}
-	c.name = name
-	return c, nil
+	kind := ClientFaultKind(strings.TrimPrefix(f.Kind, faultspec.ClientPrefix))
+	return &ClientFault{name: name, kind: kind, p: f.Probability}, nil
 }
 
 func validClientKind(k ClientFaultKind) bool {

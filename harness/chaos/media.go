@@ -653,10 +653,10 @@ func init() {
 }
 
 func buildMedia(name string, f faultspec.FaultSpec, env Env) (Fault, error) {
-	return NewMediaFault(name, f.Kind, env.Media, Impairment{
+	return newMediaFault(name, f.Kind, env.Media, Impairment{
 		Loss: f.Loss, Delay: f.Delay.Duration, Jitter: f.Jitter.Duration, Duplicate: f.Duplicate,
 		Reorder: f.Reorder, ReorderGap: f.ReorderGap.Duration, Direction: f.Direction, RTPOnly: f.RTPOnly,
-	})
+	}), nil
 }
 
 // MediaFault activates an Impairment for its window.
@@ -680,6 +680,12 @@ func NewMediaFault(name, kind string, m *MediaImpairment, im Impairment) (*Media
 	if errs := im.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %s: %w", faultspec.ErrInvalidProfile, name, errors.Join(errs...))
 	}
+	return newMediaFault(name, kind, m, im), nil
+}
+
+// newMediaFault is NewMediaFault for an impairment already validated (a
+// profile's, by the scenario validator).
+func newMediaFault(name, kind string, m *MediaImpairment, im Impairment) *MediaFault {
 	if kind == faultspec.KindMediaBlackhole {
 		im.Blackhole = true
 	}
@@ -713,7 +719,7 @@ func NewMediaFault(name, kind string, m *MediaImpairment, im Impairment) (*Media
 	if im.RTPOnly {
 		p["rtp_only"] = "true"
 	}
-	return &MediaFault{name: name, m: m, im: im, params: p}, nil
+	return &MediaFault{name: name, m: m, im: im, params: p}
 }
 
 func (f *MediaFault) Name() string              { return f.name }
