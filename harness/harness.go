@@ -631,22 +631,8 @@ func (r *run) execute(ctx context.Context, exec Executor) error {
 		arrivals, cancel = context.WithTimeout(ctx, sc.Duration.Duration)
 		defer cancel()
 	}
-	slots := sc.Population.Patients
-	if sc.Executor.Type == "" || sc.Executor.Type == ExecClosed {
-		if sc.Executor.VUs > 0 {
-			slots = sc.Executor.VUs
-		}
-	}
-	if m := sc.Executor.MaxInFlight; m > 0 {
-		slots = min(slots, m)
-	}
-	if sc.Executor.Type == ExecConstant || sc.Executor.Type == ExecRamping {
-		if sc.Executor.MaxInFlight <= 0 {
-			slots = sc.Population.Patients
-		}
-	}
-	sh := r.cfg.Shard // the whole run unless sharded
-	l := newLauncher(work, sh.Patients(sc.Population.Patients), sh.Split(slots), r.stopping, r.shardPatient, func() {
+	sh := r.cfg.Shard // the whole run unless sharded; exec is the shard's
+	l := newLauncher(work, sh.Patients(sc.Population.Patients), exec.Slots(sc.Population.Patients), r.stopping, r.shardPatient, func() {
 		r.met.Dropped.Inc()
 		r.cnt.dropped.Add(1)
 	})

@@ -48,6 +48,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"telechaos/harness/driver"
+	"telechaos/harness/executor"
 )
 
 // ErrShard: a --shard or --shards value is malformed or out of range.
@@ -132,16 +133,7 @@ func (s Shard) Global(k int) int { return s.Index + k*s.n() }
 
 // Split is the shard's part of n (VUs, max_in_flight): n/N, plus one for
 // the first n mod N shards; at least 1 when n > 0.
-func (s Shard) Split(n int) int {
-	if n <= 0 {
-		return n
-	}
-	p := n / s.n()
-	if s.Index < n%s.n() {
-		p++
-	}
-	return max(p, 1)
-}
+func (s Shard) Split(n int) int { return executor.Split(n, s.Index, s.n()) }
 
 // ClinicianSlots are the round-robin slots (of clinicians, at least 1) that
 // the shard's patients book with, in order; unsharded, every slot.
@@ -181,30 +173,14 @@ func (s Shard) check(patients int) error {
 	return nil
 }
 
-// executor is e restricted to the shard's arrivals (closed executors are
-// split by their slots instead).
+// executor is e restricted to the shard's arrivals and slots (each
+// executor knows how: Executor.Shard).
 func (s Shard) executor(e Executor) Executor {
 	if !s.Sharded() {
 		return e
 	}
-	switch x := e.(type) {
-	case *ConstantArrival:
-		return shardSchedule{func(k int) (time.Duration, bool) {
-			return time.Duration(float64(s.Global(k)) / x.Rate * float64(time.Second)), true
-		}}
-	case *RampingArrival:
-		return shardSchedule{func(k int) (time.Duration, bool) { return x.ArrivalAt(s.Global(k)) }}
-	}
-	return e
+	return e.Shard(s.Index, s.Count)
 }
-
-// shardSchedule starts the shard's k-th arrival at the offset the unsharded
-// schedule gives its global index.
-type shardSchedule struct {
-	at func(k int) (time.Duration, bool)
-}
-
-func (x shardSchedule) Run(ctx context.Context, l Launcher) { runSchedule(ctx, l, x.at) }
 
 // shardPatient runs the shard's k-th patient under its global index.
 func (r *run) shardPatient(ctx context.Context, k int) { r.patient(ctx, r.cfg.Shard.Global(k)) }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"telechaos/harness/executor"
 	"telechaos/scenarios"
 )
 
@@ -36,42 +37,50 @@ func TestParseShard(t *testing.T) {
 	}
 }
 
-// The shards' global indexes partition the unsharded population, and their
-// arrival offsets are the unsharded schedule's.
+// The shards' global indexes partition the unsharded population, their
+// arrival offsets are the unsharded schedule's (harness/executor checks
+// every registered type; this checks Shard.executor hands the shard to it),
+// and their slots add up to the unsharded ones.
 func TestShardsPartitionPopulationAndSchedule(t *testing.T) {
-	ramp := &RampingArrival{Start: 1, Stages: []scenarios.Stage{
+	ramp := newExec(t, scenarios.Executor{Type: scenarios.RampingArrivalRate, Rate: 1, MaxInFlight: 10, Stages: []scenarios.Stage{
 		{Duration: scenarios.Duration{Duration: 10 * time.Second}, Target: 9},
-		{Duration: scenarios.Duration{Duration: 5 * time.Second}, Target: 2}}}
+		{Duration: scenarios.Duration{Duration: 5 * time.Second}, Target: 2}}})
+	whole := ramp.(executor.Scheduled)
 	for _, total := range []int{1, 7, 16, 101} {
 		for _, n := range []int{1, 2, 3, 5} {
 			var all []int
-			vus := 0
+			slots := 0
 			for i := range n {
 				s := Shard{i, n}
+				x, ok := s.executor(ramp).(executor.Scheduled)
+				if !ok {
+					t.Fatalf("shard %v: ramping executor lost its schedule", s)
+				}
 				for k := range s.Patients(total) {
 					g := s.Global(k)
 					all = append(all, g)
-					wantOff, wantOK := ramp.ArrivalAt(g)
-					x, ok := s.executor(ramp).(shardSchedule)
-					if n > 1 && ok {
-						off, ok2 := x.at(k)
-						if off != wantOff || ok2 != wantOK {
-							t.Errorf("shard %v arrival %d: %v %v, unsharded arrival %d: %v %v", s, k, off, ok2, g, wantOff, wantOK)
-						}
-					} else if n > 1 {
-						t.Errorf("shard %v: ramping executor not split", s)
+					wantOff, wantOK := whole.ArrivalAt(g)
+					if off, ok := x.ArrivalAt(k); off != wantOff || ok != wantOK {
+						t.Errorf("shard %v arrival %d: %v %v, unsharded arrival %d: %v %v", s, k, off, ok, g, wantOff, wantOK)
 					}
 				}
-				vus += s.Split(10)
+				slots += s.executor(ramp).Slots(total)
 			}
 			slices.Sort(all)
 			if len(all) != total || (total > 0 && all[total-1] != total-1) || len(slices.Compact(all)) != total {
 				t.Errorf("%d patients over %d shards: global indexes %v", total, n, all)
 			}
-			if vus != 10 && n <= 10 {
-				t.Errorf("10 VUs over %d shards split into %d", n, vus)
+			if w := ramp.Slots(total); slots != w && w >= n {
+				t.Errorf("%d slots over %d shards split into %d", w, n, slots)
 			}
 		}
+	}
+	vus := 0
+	for i := range 3 {
+		vus += Shard{i, 3}.Split(10)
+	}
+	if vus != 10 {
+		t.Errorf("10 VUs over 3 shards split into %d", vus)
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness/chaos"
+	"telechaos/scenarios/faultspec"
 )
 
 const chaosYAML = `name: c
@@ -33,7 +33,7 @@ func TestChaosDecodes(t *testing.T) {
 		t.Fatalf("profile %+v", p)
 	}
 	f := p.Faults[0]
-	if f.Kind != chaos.KindMediaLoss || f.Loss != 0.05 || f.Trigger.On != "switch" || f.Trigger.Nth != 2 || f.Trigger.For.Duration != 1500*time.Millisecond {
+	if f.Kind != faultspec.KindMediaLoss || f.Loss != 0.05 || f.Trigger.On != "switch" || f.Trigger.Nth != 2 || f.Trigger.For.Duration != 1500*time.Millisecond {
 		t.Errorf("fault 0 %+v", f)
 	}
 	if c := p.Faults[1]; c.Down.Duration != 300*time.Millisecond || c.Trigger.At.Duration != 2*time.Second {

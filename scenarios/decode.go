@@ -204,7 +204,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string, depth int) {
 		v.Set(reflect.ValueOf(dur))
 		return
 	}
-	// Scalars of other packages (chaos.Duration) read themselves.
+	// Scalars of other packages (faultspec.Duration) read themselves.
 	if v.CanAddr() && v.Addr().Type().Implements(textUnmarshalerType) {
 		if n.Kind != yaml.ScalarNode {
 			d.fail(n, path, "want a single value, got %s", describe(n))

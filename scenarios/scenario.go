@@ -12,7 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"telechaos/harness/chaos"
+	"telechaos/scenarios/faultspec"
 )
 
 // Scenario is one run's description. YAML field names are the snake_case tags.
@@ -41,9 +41,9 @@ type Scenario struct {
 	// scenarios, selftest). A run meeting its expectation exits 0 under selftest.
 	Expect string `yaml:"expect" json:"expect"`
 	// Chaos is the fault profile (faults, triggers, coverage minimums; see
-	// harness/chaos.Profile). Empty: no faults, and the run does not front
-	// the target with the fault proxy.
-	Chaos chaos.Profile `yaml:"chaos" json:"chaos,omitzero"`
+	// faultspec.Profile). Empty: no faults, and the run does not front the
+	// target with the fault proxy.
+	Chaos faultspec.Profile `yaml:"chaos" json:"chaos,omitzero"`
 
 	src *source // where each field came from (file line or --set), for errors and defaults
 }

@@ -10,15 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/harness/chaos"
 	"telechaos/models"
-)
-
-// Executor types.
-const (
-	Closed              = "closed"
-	ConstantArrivalRate = "constant-arrival-rate"
-	RampingArrivalRate  = "ramping-arrival-rate"
+	"telechaos/scenarios/faultspec"
 )
 
 // Embedded is the Target value that starts the reference clinic in-process.
@@ -45,11 +38,10 @@ const (
 	MaxReplays     = 1_000     // behaviour.replays (rounds per replaying patient)
 )
 
-// CoveragePaths are the risky paths the runner counts (harness/chaos
-// Path*): a coverage requirement on any other path could never be met, so it
-// is refused as a typo.
-var CoveragePaths = []string{chaos.PathSwitch, chaos.PathEnd, chaos.PathJoin, chaos.PathRejoin, chaos.PathFetch,
-	chaos.PathAbandon, chaos.PathRetry, chaos.PathRecovery}
+// CoveragePaths are the risky paths the runner counts (faultspec.Paths): a
+// coverage requirement on any other path could never be met, so it is
+// refused as a typo.
+var CoveragePaths = faultspec.Paths()
 
 // KnownBugs is the clinic's bug catalogue (docs/design.md section 7), in its order.
 var KnownBugs = []string{"switch-reuse", "list-scope", "bola-media", "cache-key", "preroll-leak", "switch-race", "lost-on-crash", "live-crosstalk"}
@@ -68,7 +60,8 @@ var LatencyStats = []string{"p50", "p90", "p95", "p99", "max"}
 //	expect pass, behaviour.* = models.DefaultBehaviour field by field,
 //	and, recomputed by Validate after every --set:
 //	population.clinicians = max(1, patients/10),
-//	duration of a ramping-arrival-rate run = the sum of its stages.
+//	duration of a ramping-arrival-rate run = the sum of its stages (the
+//	executor type's ExecutorKind.Duration).
 func (s *Scenario) ApplyDefaults() {
 	if s.Target == "" {
 		s.Target = Embedded
@@ -119,12 +112,8 @@ func (s *Scenario) applyDerived() {
 	if !s.given("population.clinicians", s.Population.Clinicians != 0) {
 		s.Population.Clinicians = max(1, s.Population.Patients/10)
 	}
-	if s.Executor.Type == RampingArrivalRate && !s.given("duration", s.Duration.Duration != 0) {
-		var total time.Duration
-		for _, st := range s.Executor.Stages {
-			total += max(st.Duration.Duration, 0)
-		}
-		s.Duration = Duration{total}
+	if k, ok := LookupExecutor(s.Executor.Type); ok && k.Duration != nil && !s.given("duration", s.Duration.Duration != 0) {
+		s.Duration = Duration{k.Duration(s.Executor)}
 	}
 }
 
@@ -163,6 +152,10 @@ func (s *Scenario) Validate() error {
 			bad(fmt.Sprintf("ice_allow[%d]", i), "%v", err)
 		}
 	}
+	// Bugs are the embedded clinic's: a run against a URL cannot switch them on.
+	if len(s.Bugs) > 0 && s.Target != Embedded && s.Target != "" {
+		bad("bugs", "%v apply only to the embedded clinic, not to %s", s.Bugs, s.Target)
+	}
 	// A bug listed twice is not an error: the clinic takes the last probability,
 	// which is how --bug overrides a scenario's own.
 	for i, spec := range s.Bugs {
@@ -198,50 +191,7 @@ func (s *Scenario) Validate() error {
 		bad("population.clinicians", "%d is over the bound of %d (MaxClinicians)", s.Population.Clinicians, MaxClinicians)
 	}
 
-	e := s.Executor
-	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
-	switch e.Type {
-	case Closed:
-		if e.VUs < 0 {
-			bad("executor.vus", "must be >= 0 (0 = max_in_flight), got %d", e.VUs)
-		}
-	case ConstantArrivalRate:
-		if !(e.Rate > 0) || !finite(e.Rate) {
-			bad("executor.rate", "must be > 0 for constant-arrival-rate, got %g", e.Rate)
-		}
-	case RampingArrivalRate:
-		if !(e.Rate >= 0) || !finite(e.Rate) {
-			bad("executor.rate", "start rate must be >= 0 for ramping-arrival-rate, got %g", e.Rate)
-		}
-		if len(e.Stages) == 0 {
-			bad("executor.stages", "ramping-arrival-rate needs at least one stage")
-		}
-		peak := e.Rate
-		for i, st := range e.Stages {
-			if st.Duration.Duration <= 0 {
-				bad(fmt.Sprintf("executor.stages[%d].duration", i), "must be > 0, got %v", st.Duration.Duration)
-			}
-			if !(st.Target >= 0) || !finite(st.Target) {
-				bad(fmt.Sprintf("executor.stages[%d].target", i), "must be a rate >= 0, got %g", st.Target)
-			}
-			peak = max(peak, st.Target)
-		}
-		if len(e.Stages) > 0 && !(peak > 0) {
-			bad("executor.stages", "every rate is 0: no patient would arrive")
-		}
-	case "":
-		bad("executor.type", "required (%s, %s or %s)", Closed, ConstantArrivalRate, RampingArrivalRate)
-	default:
-		bad("executor.type", "unknown %q (want %s, %s or %s)", e.Type, Closed, ConstantArrivalRate, RampingArrivalRate)
-	}
-	if e.MaxInFlight <= 0 {
-		bad("executor.max_in_flight", "must be > 0, got %d", e.MaxInFlight)
-	} else if e.MaxInFlight > MaxConcurrency {
-		bad("executor.max_in_flight", "%d is over the bound of %d (MaxConcurrency)", e.MaxInFlight, MaxConcurrency)
-	}
-	if e.VUs > MaxConcurrency {
-		bad("executor.vus", "%d is over the bound of %d (MaxConcurrency)", e.VUs, MaxConcurrency)
-	}
+	s.validateExecutor(bad)
 	if s.Duration.Duration <= 0 {
 		bad("duration", "must be > 0 (the bound on the arrival phase), got %v", s.Duration.Duration)
 	}
@@ -272,7 +222,7 @@ func (s *Scenario) Validate() error {
 		}
 	}
 	for _, err := range s.Chaos.Validate() {
-		var fe *chaos.FieldError
+		var fe *faultspec.FieldError
 		if errors.As(err, &fe) {
 			bad("chaos."+fe.Field, "%s", fe.Msg)
 		} else {

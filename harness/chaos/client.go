@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync/atomic"
+
+	"telechaos/scenarios/faultspec"
 )
 
 // ClientFaultKind names a misbehaviour of real client apps that the virtual
@@ -32,6 +35,18 @@ const (
 
 // ClientFaultKinds lists every kind.
 var ClientFaultKinds = []ClientFaultKind{Abandon, DoubleSwitch, SwitchRacingEnd, SwitchDuringICE, Reconnect, Retry}
+
+// The client fault kinds: misbehaviours the virtual users act out.
+func init() {
+	for _, k := range ClientFaultKinds {
+		register(faultspec.ClientPrefix+string(k), buildClient)
+	}
+}
+
+func buildClient(name string, f faultspec.FaultSpec, _ Env) (Fault, error) {
+	kind := ClientFaultKind(strings.TrimPrefix(f.Kind, faultspec.ClientPrefix))
+	return &ClientFault{name: name, kind: kind, p: f.Probability}, nil
+}
 
 func validClientKind(k ClientFaultKind) bool {
 	for _, c := range ClientFaultKinds {
@@ -66,12 +81,12 @@ func (c *ClientFault) Quick() bool { return true }
 // inactive until injected.
 func NewClientFault(kind ClientFaultKind, p float64) (*ClientFault, error) {
 	if !validClientKind(kind) {
-		return nil, fmt.Errorf("%w: unknown client fault %q", ErrInvalidProfile, kind)
+		return nil, fmt.Errorf("%w: unknown client fault %q", faultspec.ErrInvalidProfile, kind)
 	}
 	if p < 0 || p > 1 || p != p {
-		return nil, fmt.Errorf("%w: client-%s: probability %v must be within 0..1", ErrInvalidProfile, kind, p)
+		return nil, fmt.Errorf("%w: client-%s: probability %v must be within 0..1", faultspec.ErrInvalidProfile, kind, p)
 	}
-	return &ClientFault{name: "client-" + string(kind), kind: kind, p: p}, nil
+	return &ClientFault{name: faultspec.ClientPrefix + string(kind), kind: kind, p: p}, nil
 }
 
 // Kind is the misbehaviour.
@@ -98,7 +113,7 @@ func (c *ClientFault) Decisions() int64 { return c.hits.Load() }
 
 func (c *ClientFault) Name() string { return c.name }
 func (c *ClientFault) Params() map[string]string {
-	return map[string]string{ParamKind: "client-" + string(c.kind), "probability": strconv.FormatFloat(c.p, 'g', -1, 64)}
+	return map[string]string{ParamKind: faultspec.ClientPrefix + string(c.kind), "probability": strconv.FormatFloat(c.p, 'g', -1, 64)}
 }
 func (c *ClientFault) Available(Env) error          { return nil }
 func (c *ClientFault) Inject(context.Context) error { c.active.Store(true); return nil }

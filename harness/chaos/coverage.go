@@ -6,28 +6,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// Coverage fault labels beyond fault names.
-const (
-	// NoFault labels hits made while no fault was active.
-	NoFault = "none"
-	// AnyFault in a requirement matches hits made under at least one fault
-	// (counted once per hit, however many faults were active). It is kept in
-	// the snapshot but not exported, so sums over the metric stay honest.
-	AnyFault = "any"
-)
-
-// Well-known coverage paths the runner hits (others are allowed).
-const (
-	PathSwitch   = "switch"   // a switch to video answered
-	PathEnd      = "end"      // an end answered (the recording finalised)
-	PathJoin     = "join"     // a join answered
-	PathRejoin   = "rejoin"   // a join after a drop or restart (segment > 1)
-	PathFetch    = "fetch"    // a replay's media fetched
-	PathAbandon  = "abandon"  // a call abandoned without end
-	PathRetry    = "retry"    // a request retried
-	PathRecovery = "recovery" // a call that survived a restart (ended after it)
+	"telechaos/scenarios/faultspec"
 )
 
 // Coverage counts how often each risky path ran under each fault: the "did
@@ -36,20 +16,13 @@ const (
 type Coverage struct {
 	mu     sync.Mutex
 	counts map[[2]string]int64
-	reqs   []Requirement
+	reqs   []faultspec.Requirement
 	vec    *prometheus.CounterVec
-}
-
-// Requirement is a minimum count for (Path, Fault).
-type Requirement struct {
-	Path  string `yaml:"path" json:"path"`
-	Fault string `yaml:"fault" json:"fault"` // a fault name, NoFault or AnyFault
-	Min   int64  `yaml:"min" json:"min"`
 }
 
 // Shortfall is an unmet Requirement with the count reached.
 type Shortfall struct {
-	Requirement
+	faultspec.Requirement
 	Got int64 `json:"got"`
 }
 
@@ -72,15 +45,17 @@ func NewCoverage(reg prometheus.Registerer) (*Coverage, error) {
 	return c, nil
 }
 
-// Hit counts one run of path under fault ("" means NoFault).
+// Hit counts one run of path (faultspec.Path*) under fault ("" means
+// faultspec.NoFault). faultspec.AnyFault hits are kept in the snapshot but
+// not exported, so sums over the metric stay honest.
 func (c *Coverage) Hit(path, underFault string) {
 	if underFault == "" {
-		underFault = NoFault
+		underFault = faultspec.NoFault
 	}
 	c.mu.Lock()
 	c.counts[[2]string{path, underFault}]++
 	c.mu.Unlock()
-	if c.vec != nil && underFault != AnyFault {
+	if c.vec != nil && underFault != faultspec.AnyFault {
 		c.vec.WithLabelValues(path, underFault).Inc()
 	}
 }
@@ -89,13 +64,13 @@ func (c *Coverage) Hit(path, underFault string) {
 // Recorder.Active()), once under AnyFault if there is any, or under NoFault.
 func (c *Coverage) HitUnder(path string, active []string) {
 	if len(active) == 0 {
-		c.Hit(path, NoFault)
+		c.Hit(path, faultspec.NoFault)
 		return
 	}
 	for _, f := range active {
 		c.Hit(path, f)
 	}
-	c.Hit(path, AnyFault)
+	c.Hit(path, faultspec.AnyFault)
 }
 
 // Require adds a minimum; Check reports it if unmet. min <= 0 is ignored.
@@ -104,15 +79,15 @@ func (c *Coverage) Require(path, fault string, min int64) {
 		return
 	}
 	c.mu.Lock()
-	c.reqs = append(c.reqs, Requirement{Path: path, Fault: fault, Min: min})
+	c.reqs = append(c.reqs, faultspec.Requirement{Path: path, Fault: fault, Min: min})
 	c.mu.Unlock()
 }
 
 // Requirements returns the minimums added so far.
-func (c *Coverage) Requirements() []Requirement {
+func (c *Coverage) Requirements() []faultspec.Requirement {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]Requirement(nil), c.reqs...)
+	return append([]faultspec.Requirement(nil), c.reqs...)
 }
 
 // Check returns the unmet requirements, in the order they were added. A

@@ -6,13 +6,14 @@ import (
 	"math/rand/v2"
 
 	"telechaos/harness/chaos"
+	"telechaos/scenarios/faultspec"
 )
 
 // How a runner uses a profile: build it against what the run has, start the
 // scheduler, report events, let virtual users decide client faults, stop,
 // then read the windows and the coverage.
 func Example() {
-	profile, err := chaos.ParseProfile([]byte(`
+	profile, err := faultspec.ParseProfile([]byte(`
 faults:
   - {kind: client-double-switch, probability: 1, trigger: {on: switch, nth: 2, for: 1h}}
 coverage:
@@ -36,9 +37,9 @@ coverage:
 	_ = sched.Start(context.Background())
 	for i := 1; i <= 2; i++ {
 		// Before each switch request; quick faults are in place when Event returns.
-		sched.Event(chaos.EventSwitch)
+		sched.Event(faultspec.EventSwitch)
 		double := client.Decide(chaos.DoubleSwitch, rng)
-		cov.HitUnder(chaos.PathSwitch, sched.Active())
+		cov.HitUnder(faultspec.PathSwitch, sched.Active())
 		fmt.Printf("switch %d: double=%v\n", i, double)
 	}
 	sched.Stop()

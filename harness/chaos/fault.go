@@ -16,10 +16,12 @@
 //   - ClientFault: misbehaviour the virtual users decide with their own PRNG
 //     (abandon, double switch, switch racing end, ...).
 //
-// A Profile (YAML) describes faults and triggers; Build turns it into faults
-// and a Scheduler; the runner feeds the Scheduler events ("switch", "end",
-// "fetch") and reads the Recorder's windows, the Coverage counters and
-// LossTolerance for recording-durability.
+// A faultspec.Profile (the scenario's YAML, validated there) describes faults
+// and triggers; Build turns it into faults and a Scheduler, through the
+// builder each implementation file registers for its kinds (build.go). The
+// runner feeds the Scheduler events ("switch", "end", "fetch") and reads the
+// Recorder's windows, the Coverage counters and LossTolerance for
+// recording-durability.
 package chaos
 
 import (
@@ -76,8 +78,6 @@ var (
 	// ErrUnavailable: the fault cannot run in this environment (no proxy in
 	// front of the target, no impaired media net, a target that cannot restart).
 	ErrUnavailable = errors.New("fault unavailable")
-	// ErrInvalidProfile is matched by every Profile validation error.
-	ErrInvalidProfile = errors.New("invalid fault profile")
 	// ErrStopped: the Scheduler or the proxy is stopped.
 	ErrStopped = errors.New("stopped")
 )

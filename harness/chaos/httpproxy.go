@@ -17,6 +17,8 @@ import (
 	"github.com/Shopify/toxiproxy/v2/toxics"
 	"github.com/rs/zerolog"
 	zlog "github.com/rs/zerolog/log"
+
+	"telechaos/scenarios/faultspec"
 )
 
 // quietToxics: Toxiproxy's bandwidth toxic logs at trace level through
@@ -226,14 +228,21 @@ var (
 // Quick: Inject only adds toxics.
 func (f *HTTPFault) Quick() bool { return true }
 
-// HTTP fault kinds.
-const (
-	KindHTTPLatency   = "http-latency"   // latency ± jitter on responses (and requests with stream both)
-	KindHTTPBandwidth = "http-bandwidth" // rate KB/s
-	KindHTTPReset     = "http-reset"     // TCP RST after timeout (0: on the first bytes)
-	KindHTTPTimeout   = "http-timeout"   // data stops; closed after timeout (0: held until healed)
-	KindHTTPSlicer    = "http-slicer"    // writes sliced into small delayed pieces
-)
+// The HTTP fault kinds: Toxiproxy toxics on the proxy fronting the target.
+func init() {
+	for _, k := range []string{faultspec.KindHTTPLatency, faultspec.KindHTTPBandwidth, faultspec.KindHTTPReset,
+		faultspec.KindHTTPTimeout, faultspec.KindHTTPSlicer} {
+		register(k, buildHTTP)
+	}
+}
+
+func buildHTTP(name string, f faultspec.FaultSpec, env Env) (Fault, error) {
+	return NewHTTPFault(name, env.Proxy, HTTPSpec{
+		Kind: f.Kind, Latency: f.Latency.Duration, Jitter: f.Jitter.Duration, RateKBps: f.Rate,
+		Timeout: f.Timeout.Duration, AverageSize: f.AverageSize, SizeVariation: f.SizeVariation,
+		SliceDelay: f.Delay.Duration, Stream: f.Stream, Toxicity: f.Toxicity,
+	})
+}
 
 // HTTPSpec parameterises NewHTTPFault. Durations are rounded to milliseconds
 // (slicer delay to microseconds), as Toxiproxy takes them.
@@ -255,28 +264,28 @@ func NewHTTPFault(name string, proxy *HTTPProxy, spec HTTPSpec) (*HTTPFault, err
 	attrs := map[string]any{}
 	params := map[string]string{ParamKind: spec.Kind}
 	switch spec.Kind {
-	case KindHTTPLatency:
+	case faultspec.KindHTTPLatency:
 		typ = "latency"
 		attrs["latency"], attrs["jitter"] = spec.Latency.Milliseconds(), spec.Jitter.Milliseconds()
 		params["latency"], params["jitter"] = spec.Latency.String(), spec.Jitter.String()
-	case KindHTTPBandwidth:
+	case faultspec.KindHTTPBandwidth:
 		typ = "bandwidth"
 		attrs["rate"] = spec.RateKBps
 		params["rate_kbps"] = strconv.FormatInt(spec.RateKBps, 10)
-	case KindHTTPReset:
+	case faultspec.KindHTTPReset:
 		typ = "reset_peer"
 		attrs["timeout"] = spec.Timeout.Milliseconds()
 		params["timeout"] = spec.Timeout.String()
-	case KindHTTPTimeout:
+	case faultspec.KindHTTPTimeout:
 		typ = "timeout"
 		attrs["timeout"] = spec.Timeout.Milliseconds()
 		params["timeout"] = spec.Timeout.String()
-	case KindHTTPSlicer:
+	case faultspec.KindHTTPSlicer:
 		typ = "slicer"
 		attrs["average_size"], attrs["size_variation"], attrs["delay"] = spec.AverageSize, spec.SizeVariation, spec.SliceDelay.Microseconds()
 		params["average_size"], params["size_variation"], params["delay"] = strconv.Itoa(spec.AverageSize), strconv.Itoa(spec.SizeVariation), spec.SliceDelay.String()
 	default:
-		return nil, fmt.Errorf("%w: unknown http fault kind %q", ErrInvalidProfile, spec.Kind)
+		return nil, fmt.Errorf("%w: unknown http fault kind %q", faultspec.ErrInvalidProfile, spec.Kind)
 	}
 	streams := []string{"downstream"}
 	switch spec.Stream {
@@ -286,7 +295,7 @@ func NewHTTPFault(name string, proxy *HTTPProxy, spec HTTPSpec) (*HTTPFault, err
 	case "both":
 		streams = []string{"upstream", "downstream"}
 	default:
-		return nil, fmt.Errorf("%w: stream %q: want upstream, downstream or both", ErrInvalidProfile, spec.Stream)
+		return nil, fmt.Errorf("%w: stream %q: want upstream, downstream or both", faultspec.ErrInvalidProfile, spec.Stream)
 	}
 	params["stream"] = strings.Join(streams, "+")
 	if spec.Toxicity != 0 {

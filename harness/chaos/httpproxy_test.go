@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"telechaos/scenarios/faultspec"
 )
 
 // upstream serves /ok ("ok:<tag>") and /big (size bytes of 'x').
@@ -83,7 +85,7 @@ func TestHTTPLatency(t *testing.T) {
 	if err != nil || body != "ok:a" {
 		t.Fatalf("through the proxy: %q %v", body, err)
 	}
-	f := mustFault(t, p, HTTPSpec{Kind: KindHTTPLatency, Latency: 200 * time.Millisecond})
+	f := mustFault(t, p, HTTPSpec{Kind: faultspec.KindHTTPLatency, Latency: 200 * time.Millisecond})
 	if err := f.Inject(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +118,7 @@ func TestHTTPLatency(t *testing.T) {
 func TestHTTPReset(t *testing.T) {
 	p := newProxy(t, upstream(t, "a", 0).URL)
 	c := newClient(t, 5*time.Second)
-	f := mustFault(t, p, HTTPSpec{Kind: KindHTTPReset, Stream: "upstream"})
+	f := mustFault(t, p, HTTPSpec{Kind: faultspec.KindHTTPReset, Stream: "upstream"})
 	if err := f.Inject(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +145,7 @@ func TestHTTPReset(t *testing.T) {
 func TestHTTPTimeout(t *testing.T) {
 	p := newProxy(t, upstream(t, "a", 0).URL)
 	c := newClient(t, 300*time.Millisecond)
-	f := mustFault(t, p, HTTPSpec{Kind: KindHTTPTimeout})
+	f := mustFault(t, p, HTTPSpec{Kind: faultspec.KindHTTPTimeout})
 	_ = f.Inject(t.Context())
 	_, d, err := get(c, p.URL()+"/ok")
 	var ne net.Error
@@ -161,7 +163,7 @@ func TestHTTPBandwidth(t *testing.T) {
 	p := newProxy(t, upstream(t, "a", 60<<10).URL)
 	c := newClient(t, 20*time.Second)
 	_, base, _ := get(c, p.URL()+"/big")
-	f := mustFault(t, p, HTTPSpec{Kind: KindHTTPBandwidth, RateKBps: 50})
+	f := mustFault(t, p, HTTPSpec{Kind: faultspec.KindHTTPBandwidth, RateKBps: 50})
 	_ = f.Inject(t.Context())
 	defer f.Heal(context.Background())
 	body, d, err := get(c, p.URL()+"/big")
@@ -177,7 +179,7 @@ func TestHTTPBandwidth(t *testing.T) {
 // TestHTTPSlicer: the response arrives intact but in many small pieces.
 func TestHTTPSlicer(t *testing.T) {
 	p := newProxy(t, upstream(t, "a", 4000).URL)
-	f := mustFault(t, p, HTTPSpec{Kind: KindHTTPSlicer, AverageSize: 16, SizeVariation: 8, SliceDelay: 200 * time.Microsecond})
+	f := mustFault(t, p, HTTPSpec{Kind: faultspec.KindHTTPSlicer, AverageSize: 16, SizeVariation: 8, SliceDelay: 200 * time.Microsecond})
 	reads := func() (int, int) {
 		conn, err := net.Dial("tcp", p.Addr())
 		if err != nil {
@@ -219,7 +221,7 @@ func TestHTTPRetarget(t *testing.T) {
 	if body, _, err := get(c, front+"/ok"); body != "ok:a" {
 		t.Fatalf("before retarget: %q %v", body, err)
 	}
-	f := mustFault(t, p, HTTPSpec{Kind: KindHTTPLatency, Latency: 50 * time.Millisecond})
+	f := mustFault(t, p, HTTPSpec{Kind: faultspec.KindHTTPLatency, Latency: 50 * time.Millisecond})
 	_ = f.Inject(t.Context())
 	if err := p.Retarget(b.URL); err != nil {
 		t.Fatal(err)
@@ -253,13 +255,13 @@ func TestHTTPProxyBadInput(t *testing.T) {
 			t.Errorf("NewHTTPProxy(%q) accepted", up)
 		}
 	}
-	if _, err := NewHTTPFault("x", nil, HTTPSpec{Kind: "http-nope"}); !errors.Is(err, ErrInvalidProfile) {
+	if _, err := NewHTTPFault("x", nil, HTTPSpec{Kind: "http-nope"}); !errors.Is(err, faultspec.ErrInvalidProfile) {
 		t.Errorf("unknown kind: %v", err)
 	}
-	if _, err := NewHTTPFault("x", nil, HTTPSpec{Kind: KindHTTPLatency, Stream: "sideways"}); err == nil {
+	if _, err := NewHTTPFault("x", nil, HTTPSpec{Kind: faultspec.KindHTTPLatency, Stream: "sideways"}); err == nil {
 		t.Error("bad stream accepted")
 	}
-	f, _ := NewHTTPFault("x", nil, HTTPSpec{Kind: KindHTTPLatency, Latency: time.Second})
+	f, _ := NewHTTPFault("x", nil, HTTPSpec{Kind: faultspec.KindHTTPLatency, Latency: time.Second})
 	if err := f.Available(Env{}); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("available without a proxy: %v", err)
 	}

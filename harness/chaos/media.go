@@ -19,6 +19,8 @@ import (
 	"github.com/pion/transport/v2/deadline"
 	"github.com/pion/transport/v2/stdnet"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"telechaos/scenarios/faultspec"
 )
 
 // Media impairment lives on the client side of the UDP path: MediaImpairment.Net
@@ -37,11 +39,12 @@ import (
 // rewrite the candidates in the SDP. Wrapping the client's sockets needs none
 // of that and works the same for the embedded clinic, a container or a URL.
 
-// Directions of the media path, seen from the clients.
+// Directions of the media path, seen from the clients (the spec's
+// faultspec.Dir*, which Impairment.Direction takes).
 const (
-	DirUp   = "up"   // client to target: what the target records
-	DirDown = "down" // target to client: what the client receives live
-	DirBoth = "both"
+	DirUp   = faultspec.DirUp   // client to target: what the target records
+	DirDown = faultspec.DirDown // target to client: what the client receives live
+	DirBoth = faultspec.DirBoth
 )
 
 // Impairment is what a media fault does to packets while it is active.
@@ -639,16 +642,22 @@ func (h *pktHeap) Pop() any {
 	return x
 }
 
-// Media fault kinds. Every kind accepts every Impairment field; the kind
-// names what must be set.
-const (
-	KindMediaLoss      = "media-loss"      // loss > 0
-	KindMediaDelay     = "media-delay"     // delay > 0 (jitter optional)
-	KindMediaJitter    = "media-jitter"    // jitter > 0
-	KindMediaDuplicate = "media-duplicate" // duplicate > 0
-	KindMediaReorder   = "media-reorder"   // reorder > 0
-	KindMediaBlackhole = "media-blackhole" // everything dropped
-)
+// The media fault kinds: impairments of the clients' UDP sockets. Every
+// kind takes every Impairment field; the kind names what must be set
+// (faultspec's table) and media-blackhole drops everything.
+func init() {
+	for _, k := range []string{faultspec.KindMediaLoss, faultspec.KindMediaDelay, faultspec.KindMediaJitter,
+		faultspec.KindMediaDuplicate, faultspec.KindMediaReorder, faultspec.KindMediaBlackhole} {
+		register(k, buildMedia)
+	}
+}
+
+func buildMedia(name string, f faultspec.FaultSpec, env Env) (Fault, error) {
+	return newMediaFault(name, f.Kind, env.Media, Impairment{
+		Loss: f.Loss, Delay: f.Delay.Duration, Jitter: f.Jitter.Duration, Duplicate: f.Duplicate,
+		Reorder: f.Reorder, ReorderGap: f.ReorderGap.Duration, Direction: f.Direction, RTPOnly: f.RTPOnly,
+	}), nil
+}
 
 // MediaFault activates an Impairment for its window.
 type MediaFault struct {
@@ -669,9 +678,15 @@ func (f *MediaFault) Quick() bool { return true }
 // NewMediaFault builds a fault that sets im on m while injected.
 func NewMediaFault(name, kind string, m *MediaImpairment, im Impairment) (*MediaFault, error) {
 	if errs := im.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidProfile, name, errors.Join(errs...))
+		return nil, fmt.Errorf("%w: %s: %w", faultspec.ErrInvalidProfile, name, errors.Join(errs...))
 	}
-	if kind == KindMediaBlackhole {
+	return newMediaFault(name, kind, m, im), nil
+}
+
+// newMediaFault is NewMediaFault for an impairment already validated (a
+// profile's, by the scenario validator).
+func newMediaFault(name, kind string, m *MediaImpairment, im Impairment) *MediaFault {
+	if kind == faultspec.KindMediaBlackhole {
 		im.Blackhole = true
 	}
 	dir := im.Direction
@@ -704,7 +719,7 @@ func NewMediaFault(name, kind string, m *MediaImpairment, im Impairment) (*Media
 	if im.RTPOnly {
 		p["rtp_only"] = "true"
 	}
-	return &MediaFault{name: name, m: m, im: im, params: p}, nil
+	return &MediaFault{name: name, m: m, im: im, params: p}
 }
 
 func (f *MediaFault) Name() string              { return f.name }

@@ -14,6 +14,8 @@ import (
 	"github.com/pion/transport/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"telechaos/scenarios/faultspec"
 )
 
 // sink is a plain loopback UDP receiver recording every packet's sequence
@@ -284,7 +286,7 @@ func TestMediaBlackholeAndHeal(t *testing.T) {
 	m := newImpairment(t, 6)
 	rx := newSink(t)
 	tx := listenImpaired(t, m)
-	f, err := NewMediaFault("media-blackhole", KindMediaBlackhole, m, Impairment{})
+	f, err := NewMediaFault("media-blackhole", faultspec.KindMediaBlackhole, m, Impairment{})
 	if err != nil {
 		t.Fatal(err)
 	}

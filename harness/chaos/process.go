@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"telechaos/scenarios/faultspec"
 )
 
 // Restartable is a target the harness can restart: the embedded clinic now,
@@ -23,11 +25,15 @@ type Stoppable interface {
 	Start(ctx context.Context) (newURL string, err error)
 }
 
-// Process fault kinds.
-const (
-	KindClinicRestart = "clinic-restart" // graceful close, start on the same data
-	KindClinicCrash   = "clinic-crash"   // crash (nothing finalised), start on the same data
-)
+// The process fault kinds: a restart or a crash of the target.
+func init() {
+	register(faultspec.KindClinicRestart, buildClinic)
+	register(faultspec.KindClinicCrash, buildClinic)
+}
+
+func buildClinic(name string, f faultspec.FaultSpec, env Env) (Fault, error) {
+	return NewClinicFault(name, f.Kind == faultspec.KindClinicCrash, f.Down.Duration, f.Tail.Duration, env.Target, env.Proxy), nil
+}
 
 // CrashInFlight is the default ParamTail of process faults: frames the
 // clients sent just before the stop that were still in socket buffers or in
@@ -60,9 +66,9 @@ var _ Fault = (*ClinicFault)(nil)
 // proxy (may be nil) is retargeted to the new address. tail is how long after
 // the window clients may still lose media (0: CrashInFlight).
 func NewClinicFault(name string, crash bool, down, tail time.Duration, target Restartable, proxy *HTTPProxy) *ClinicFault {
-	kind := KindClinicRestart
+	kind := faultspec.KindClinicRestart
 	if crash {
-		kind = KindClinicCrash
+		kind = faultspec.KindClinicCrash
 	}
 	if tail <= 0 {
 		tail = CrashInFlight

@@ -8,128 +8,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"telechaos/scenarios/faultspec"
 )
-
-// Events the runner reports (Scheduler.Event); triggers may name others.
-const (
-	EventJoin   = "join"   // a participant is about to join
-	EventSwitch = "switch" // a switch to video is about to be sent
-	EventEnd    = "end"    // an end is about to be sent: the recording is being finalised
-	EventFetch  = "fetch"  // a replay's media is about to be fetched
-)
-
-// KnownEvents are the events Validate accepts in triggers.
-var KnownEvents = []string{EventJoin, EventSwitch, EventEnd, EventFetch}
-
-// Trigger says when a fault's windows open. The zero Trigger keeps the fault
-// active for the whole run (from Start to Stop).
-//
-// Clock: the first window opens At after Start, then every Every (measured
-// from the previous opening; ticks missed while a window was open are
-// skipped), each lasting For. Event: the window opens Delay after the Nth
-// event of kind On, and again every Repeat events after it. Count bounds the
-// windows (0: one for a one-shot trigger, unbounded otherwise, within the
-// Scheduler's MaxWindows).
-type Trigger struct {
-	At     Duration `yaml:"at" json:"at,omitempty"`
-	Every  Duration `yaml:"every" json:"every,omitempty"`
-	For    Duration `yaml:"for" json:"for,omitempty"`
-	On     string   `yaml:"on" json:"on,omitempty"`
-	Nth    int      `yaml:"nth" json:"nth,omitempty"`
-	Repeat int      `yaml:"repeat" json:"repeat,omitempty"`
-	Delay  Duration `yaml:"delay" json:"delay,omitempty"`
-	Count  int      `yaml:"count" json:"count,omitempty"`
-}
-
-// IsZero reports the always-on trigger.
-func (t Trigger) IsZero() bool { return t == Trigger{} }
-
-func (t Trigger) isEvent() bool { return t.On != "" }
-
-func (t Trigger) limit() int {
-	if t.Count > 0 {
-		return t.Count
-	}
-	if (t.isEvent() && t.Repeat > 0) || (!t.isEvent() && t.Every.Duration > 0) {
-		return 0
-	}
-	return 1
-}
-
-// Validate names every bad field (prefix is prepended, e.g. "faults[2].trigger");
-// the errors are *FieldError.
-func (t Trigger) Validate(prefix string) []error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, &FieldError{Field: prefix + "." + field, Msg: fmt.Sprintf(format, args...)})
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"at", t.At.Duration}, {"every", t.Every.Duration}, {"for", t.For.Duration}, {"delay", t.Delay.Duration}} {
-		if d.v < 0 {
-			bad(d.name, "%s must be >= 0", d.v)
-		}
-	}
-	if t.Count < 0 {
-		bad("count", "%d must be >= 0", t.Count)
-	}
-	if t.isEvent() {
-		known := false
-		for _, k := range KnownEvents {
-			known = known || k == t.On
-		}
-		if !known {
-			bad("on", "unknown event %q (want one of %v)", t.On, KnownEvents)
-		}
-		if t.Nth < 0 {
-			bad("nth", "%d must be >= 1", t.Nth)
-		}
-		if t.Repeat < 0 {
-			bad("repeat", "%d must be >= 0", t.Repeat)
-		}
-		if t.At.Duration != 0 || t.Every.Duration != 0 {
-			bad("on", "an event trigger takes nth, repeat, delay, for and count, not at or every")
-		}
-	} else {
-		if t.Nth != 0 || t.Repeat != 0 || t.Delay.Duration != 0 {
-			bad("on", "nth, repeat and delay need an event (on: switch, end, fetch or join)")
-		}
-		if t.Every.Duration > 0 && t.For.Duration >= t.Every.Duration {
-			bad("for", "%s must be shorter than every (%s)", t.For.Duration, t.Every.Duration)
-		}
-	}
-	return errs
-}
-
-// String describes the trigger for reports.
-func (t Trigger) String() string {
-	switch {
-	case t.IsZero():
-		return "whole run"
-	case t.isEvent():
-		s := fmt.Sprintf("on %s #%d", t.On, max(t.Nth, 1))
-		if t.Repeat > 0 {
-			s += fmt.Sprintf(" then every %d", t.Repeat)
-		}
-		if t.Delay.Duration > 0 {
-			s += " +" + t.Delay.String()
-		}
-		if t.For.Duration > 0 {
-			s += " for " + t.For.String()
-		}
-		return s
-	default:
-		s := "at " + t.At.String()
-		if t.Every.Duration > 0 {
-			s += " every " + t.Every.String()
-		}
-		if t.For.Duration > 0 {
-			s += " for " + t.For.String()
-		}
-		return s
-	}
-}
 
 // Quick is implemented by faults whose Inject is cheap and never blocks (a
 // toxic added, a flag set); see Scheduler.Event.
@@ -168,7 +49,7 @@ type Scheduler struct {
 
 type entry struct {
 	f     Fault
-	t     Trigger
+	t     faultspec.Trigger
 	busy  atomic.Bool
 	fired atomic.Int64 // windows claimed by this entry's trigger
 }
@@ -192,10 +73,16 @@ func NewScheduler(rec *Recorder, opts SchedulerOptions) *Scheduler {
 func (s *Scheduler) Recorder() *Recorder { return s.rec }
 
 // Add schedules f by t. Faults are added before Start.
-func (s *Scheduler) Add(f Fault, t Trigger) error {
+func (s *Scheduler) Add(f Fault, t faultspec.Trigger) error {
 	if errs := t.Validate(f.Name() + ".trigger"); len(errs) > 0 {
 		return errors.Join(errs...)
 	}
+	return s.add(f, t)
+}
+
+// add is Add without the trigger check, for Build (whose profile was
+// validated with its scenario).
+func (s *Scheduler) add(f Fault, t faultspec.Trigger) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
@@ -203,7 +90,7 @@ func (s *Scheduler) Add(f Fault, t Trigger) error {
 	}
 	e := &entry{f: f, t: t}
 	s.entries = append(s.entries, e)
-	if t.isEvent() {
+	if t.IsEvent() {
 		s.byEvent[t.On] = append(s.byEvent[t.On], e)
 	}
 	return nil
@@ -228,7 +115,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		case e.t.IsZero():
 			s.wg.Add(1)
 			go func() { defer s.wg.Done(); s.window(e, "run", -1) }()
-		case !e.t.isEvent():
+		case !e.t.IsEvent():
 			s.wg.Add(1)
 			go func() { defer s.wg.Done(); s.clock(e, start) }()
 		}
@@ -262,7 +149,7 @@ func (s *Scheduler) Event(kind string) {
 		if n < nth || (n > nth && (e.t.Repeat == 0 || (n-nth)%e.t.Repeat != 0)) {
 			continue
 		}
-		if lim := e.t.limit(); lim > 0 && e.fired.Load() >= int64(lim) {
+		if lim := e.t.Limit(); lim > 0 && e.fired.Load() >= int64(lim) {
 			continue
 		}
 		s.wg.Add(1) // under mu: Stop cannot be waiting yet
@@ -335,7 +222,7 @@ func (s *Scheduler) sleep(d time.Duration) bool {
 }
 
 func (s *Scheduler) clock(e *entry, start time.Time) {
-	lim := e.t.limit()
+	lim := e.t.Limit()
 	next := start.Add(e.t.At.Duration)
 	for lim == 0 || e.fired.Load() < int64(lim) {
 		if !s.sleep(time.Until(next)) {
@@ -371,7 +258,7 @@ func (s *Scheduler) open(e *entry, label string) (id int, injectErr error, ok bo
 		return 0, nil, false
 	}
 	// Checked under busy, so two triggers cannot both take the last window.
-	if lim := e.t.limit(); lim > 0 && e.fired.Load() >= int64(lim) {
+	if lim := e.t.Limit(); lim > 0 && e.fired.Load() >= int64(lim) {
 		s.skipped.Add(1)
 		e.busy.Store(false)
 		return 0, nil, false

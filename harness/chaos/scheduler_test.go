@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"telechaos/scenarios/faultspec"
 )
 
 // fakeFault records its injections and heals and checks they alternate.
@@ -90,7 +92,7 @@ func TestSchedulerClock(t *testing.T) {
 	f := &fakeFault{name: "clockwork"}
 	start := time.Now()
 	_, rec := startScheduler(t, func(s *Scheduler) {
-		if err := s.Add(f, Trigger{At: D(50 * time.Millisecond), Every: D(200 * time.Millisecond), For: D(60 * time.Millisecond), Count: 3}); err != nil {
+		if err := s.Add(f, faultspec.Trigger{At: faultspec.D(50 * time.Millisecond), Every: faultspec.D(200 * time.Millisecond), For: faultspec.D(60 * time.Millisecond), Count: 3}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -126,18 +128,18 @@ func TestSchedulerEvents(t *testing.T) {
 	everyOther := &fakeFault{name: "every-other-end"}
 	rec, _ := NewRecorder(nil)
 	s := NewScheduler(rec, SchedulerOptions{})
-	_ = s.Add(third, Trigger{On: EventSwitch, Nth: 3})
-	_ = s.Add(everyOther, Trigger{On: EventEnd, Nth: 2, Repeat: 2, Count: 2})
-	s.Event(EventSwitch) // before Start: ignored
+	_ = s.Add(third, faultspec.Trigger{On: faultspec.EventSwitch, Nth: 3})
+	_ = s.Add(everyOther, faultspec.Trigger{On: faultspec.EventEnd, Nth: 2, Repeat: 2, Count: 2})
+	s.Event(faultspec.EventSwitch) // before Start: ignored
 	if err := s.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
-		s.Event(EventSwitch)
+		s.Event(faultspec.EventSwitch)
 	}
 	waitFor(t, "switch window", func() bool { return len(closedWindows(rec)) == 1 })
 	for i := 1; i <= 10; i++ {
-		s.Event(EventEnd)
+		s.Event(faultspec.EventEnd)
 		// Let an instant window close before the next event (no busy skips).
 		if i == 2 || i == 4 {
 			waitFor(t, "end window", func() bool { return len(closedWindows(rec)) == 1+i/2 })
@@ -145,7 +147,7 @@ func TestSchedulerEvents(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond)
 	s.Stop()
-	s.Event(EventSwitch) // after Stop: ignored
+	s.Event(faultspec.EventSwitch) // after Stop: ignored
 	var got []string
 	for _, w := range rec.Windows() {
 		got = append(got, w.Fault+"@"+w.Trigger)
@@ -159,7 +161,7 @@ func TestSchedulerEvents(t *testing.T) {
 			t.Errorf("unexpected window %s (all: %v)", g, got)
 		}
 	}
-	if ev := s.Events(); ev[EventSwitch] != 5 || ev[EventEnd] != 10 {
+	if ev := s.Events(); ev[faultspec.EventSwitch] != 5 || ev[faultspec.EventEnd] != 10 {
 		t.Errorf("events %v", ev)
 	}
 }
@@ -169,11 +171,11 @@ func TestSchedulerEvents(t *testing.T) {
 func TestSchedulerBusySkips(t *testing.T) {
 	f := &fakeFault{name: "slow"}
 	s, rec := startScheduler(t, func(s *Scheduler) {
-		_ = s.Add(f, Trigger{On: EventFetch, Repeat: 1, For: D(300 * time.Millisecond)})
+		_ = s.Add(f, faultspec.Trigger{On: faultspec.EventFetch, Repeat: 1, For: faultspec.D(300 * time.Millisecond)})
 	})
-	s.Event(EventFetch)
+	s.Event(faultspec.EventFetch)
 	waitFor(t, "open window", func() bool { return len(s.Active()) == 1 })
-	s.Event(EventFetch)
+	s.Event(faultspec.EventFetch)
 	waitFor(t, "closed window", func() bool { return len(closedWindows(rec)) == 1 })
 	if n := len(rec.Windows()); n != 1 || s.Skipped() != 1 {
 		t.Errorf("%d windows, %d skipped; want 1 and 1", n, s.Skipped())
@@ -188,8 +190,8 @@ func TestSchedulerBusySkips(t *testing.T) {
 func TestSchedulerStopHeals(t *testing.T) {
 	always, long := &fakeFault{name: "always"}, &fakeFault{name: "long"}
 	s, rec := startScheduler(t, func(s *Scheduler) {
-		_ = s.Add(always, Trigger{})
-		_ = s.Add(long, Trigger{For: D(time.Hour)})
+		_ = s.Add(always, faultspec.Trigger{})
+		_ = s.Add(long, faultspec.Trigger{For: faultspec.D(time.Hour)})
 	})
 	waitFor(t, "both active", func() bool { return len(s.Active()) == 2 })
 	st := time.Now()
@@ -213,7 +215,7 @@ func TestSchedulerStopHeals(t *testing.T) {
 // TestSchedulerInjectError: a failed inject is recorded and still healed.
 func TestSchedulerInjectError(t *testing.T) {
 	f := &fakeFault{name: "broken", injectErr: errors.New("no such thing")}
-	_, rec := startScheduler(t, func(s *Scheduler) { _ = s.Add(f, Trigger{For: D(time.Hour)}) })
+	_, rec := startScheduler(t, func(s *Scheduler) { _ = s.Add(f, faultspec.Trigger{For: faultspec.D(time.Hour)}) })
 	waitFor(t, "window", func() bool { return len(closedWindows(rec)) == 1 })
 	w := rec.Windows()[0]
 	if !strings.Contains(w.Err, "inject: no such thing") {
@@ -228,10 +230,10 @@ func TestSchedulerInjectError(t *testing.T) {
 func TestSchedulerMaxWindows(t *testing.T) {
 	rec, _ := NewRecorder(nil)
 	s := NewScheduler(rec, SchedulerOptions{MaxWindows: 3})
-	_ = s.Add(&fakeFault{name: "f"}, Trigger{On: EventJoin, Repeat: 1})
+	_ = s.Add(&fakeFault{name: "f"}, faultspec.Trigger{On: faultspec.EventJoin, Repeat: 1})
 	_ = s.Start(t.Context())
 	for i := 1; i <= 10; i++ {
-		s.Event(EventJoin)
+		s.Event(faultspec.EventJoin)
 		if i <= 3 {
 			waitFor(t, "window", func() bool { return len(closedWindows(rec)) == i })
 		}
@@ -240,7 +242,7 @@ func TestSchedulerMaxWindows(t *testing.T) {
 	if n := len(rec.Windows()); n != 3 {
 		t.Errorf("%d windows, want MaxWindows 3", n)
 	}
-	if err := s.Add(&fakeFault{name: "late"}, Trigger{}); err == nil {
+	if err := s.Add(&fakeFault{name: "late"}, faultspec.Trigger{}); err == nil {
 		t.Error("Add after Start accepted")
 	}
 	if err := s.Start(t.Context()); err == nil {
@@ -302,9 +304,9 @@ func (*quickFake) Quick() bool { return true }
 func TestSchedulerQuickInjectsBeforeEventReturns(t *testing.T) {
 	q := &quickFake{fakeFault{name: "quick"}}
 	s, _ := startScheduler(t, func(s *Scheduler) {
-		_ = s.Add(q, Trigger{On: EventSwitch, For: D(time.Hour)})
+		_ = s.Add(q, faultspec.Trigger{On: faultspec.EventSwitch, For: faultspec.D(time.Hour)})
 	})
-	s.Event(EventSwitch)
+	s.Event(faultspec.EventSwitch)
 	if in, _, active, _ := q.counts(); in != 1 || !active {
 		t.Errorf("after Event: injects %d active %v, want the quick fault in place", in, active)
 	}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"telechaos/scenarios/faultspec"
 )
 
 func TestLossTolerance(t *testing.T) {
@@ -25,7 +27,7 @@ func TestLossTolerance(t *testing.T) {
 		want    float64
 	}{
 		{"no faults", nil, 0, 10, 0},
-		{"http faults carry no loss", []Window{win(0, 10, map[string]string{ParamKind: KindHTTPLatency})}, 0, 10, 0},
+		{"http faults carry no loss", []Window{win(0, 10, map[string]string{ParamKind: faultspec.KindHTTPLatency})}, 0, 10, 0},
 		{"loss over the whole call", []Window{win(0, 10, loss("0.2"))}, 0, 10, 0.2},
 		{"loss over half the call", []Window{win(5, 20, loss("0.2"))}, 0, 10, 0.1},
 		{"loss before the call", []Window{win(0, 5, loss("0.2"))}, 6, 10, 0},

@@ -1,4 +1,13 @@
-package chaos
+// Package faultspec is the fault profile of a scenario as written (YAML,
+// JSON): the faults with their kinds, parameters and triggers, and the
+// coverage a run must reach, with the rules that check them. It is pure
+// (the standard library and YAML only), so loading a scenario builds no
+// fault machinery; harness/chaos turns a Profile into running faults.
+//
+// A fault kind is one row of the table in kinds.go (name, fields, value
+// rules, a valid example) plus, in harness/chaos, one file that registers
+// its builder; a test there ties the two.
+package faultspec
 
 import (
 	"bytes"
@@ -11,6 +20,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
+
+// ErrInvalidProfile is matched by every Profile validation error.
+var ErrInvalidProfile = errors.New("invalid fault profile")
 
 // Duration is a time.Duration read as "200ms", "2s" in YAML, JSON and text
 // (encoding.TextUnmarshaler, so reflective decoders such as the scenario
@@ -64,8 +76,9 @@ type Profile struct {
 	MaxWindows int           `yaml:"max_windows" json:"max_windows,omitempty"` // default 1000
 }
 
-// FaultSpec is one fault of a Profile. Which fields apply depends on Kind;
-// Validate rejects a field set for a kind that does not use it.
+// FaultSpec is one fault of a Profile. Which fields apply depends on Kind
+// (the kind's row in Kinds); Validate rejects a field set for a kind that
+// does not use it.
 type FaultSpec struct {
 	Kind    string  `yaml:"kind" json:"kind"`
 	Name    string  `yaml:"name" json:"name,omitempty"` // label; default the kind (kind#2... if repeated)
@@ -93,21 +106,10 @@ type FaultSpec struct {
 
 	// clinic-*
 	Down Duration `yaml:"down" json:"down,omitempty"` // time the target stays stopped
-	Tail Duration `yaml:"tail" json:"tail,omitempty"` // media loss allowed after the window, default CrashInFlight
+	Tail Duration `yaml:"tail" json:"tail,omitempty"` // media loss allowed after the window, default chaos.CrashInFlight
 
 	// client-*
 	Probability float64 `yaml:"probability" json:"probability,omitempty"`
-}
-
-// Kinds lists every fault kind a Profile accepts.
-func Kinds() []string {
-	out := []string{KindHTTPLatency, KindHTTPBandwidth, KindHTTPReset, KindHTTPTimeout, KindHTTPSlicer,
-		KindMediaLoss, KindMediaDelay, KindMediaJitter, KindMediaDuplicate, KindMediaReorder, KindMediaBlackhole,
-		KindClinicRestart, KindClinicCrash}
-	for _, k := range ClientFaultKinds {
-		out = append(out, "client-"+string(k))
-	}
-	return out
 }
 
 // ParseProfile reads a Profile from YAML, strictly (unknown fields are errors),
@@ -156,35 +158,8 @@ func (f FaultSpec) fieldSet() map[string]bool {
 	}
 }
 
-var (
-	mediaFields = []string{"jitter", "delay", "loss", "duplicate", "reorder", "reorder_gap", "direction", "rtp_only"}
-	allowed     = map[string][]string{
-		KindHTTPLatency:   {"latency", "jitter", "stream", "toxicity"},
-		KindHTTPBandwidth: {"rate", "stream", "toxicity"},
-		KindHTTPReset:     {"timeout", "stream", "toxicity"},
-		KindHTTPTimeout:   {"timeout", "stream", "toxicity"},
-		KindHTTPSlicer:    {"average_size", "size_variation", "delay", "stream", "toxicity"},
-		KindClinicRestart: {"down", "tail"},
-		KindClinicCrash:   {"down", "tail"},
-	}
-)
-
-func allowedFields(kind string) ([]string, bool) {
-	if a, ok := allowed[kind]; ok {
-		return a, true
-	}
-	switch kind {
-	case KindMediaLoss, KindMediaDelay, KindMediaJitter, KindMediaDuplicate, KindMediaReorder, KindMediaBlackhole:
-		return mediaFields, true
-	}
-	if strings.HasPrefix(kind, "client-") && validClientKind(ClientFaultKind(strings.TrimPrefix(kind, "client-"))) {
-		return []string{"probability"}, true
-	}
-	return nil, false
-}
-
-// Validate reports every problem at once, each naming its field
-// (faults[i].field), each wrapping ErrInvalidProfile.
+// Validate reports every problem at once, each a *FieldError naming its
+// field (faults[i].field), each wrapping ErrInvalidProfile.
 func (p Profile) Validate() []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
@@ -201,7 +176,7 @@ func (p Profile) Validate() []error {
 			bad(at+".name", "%q is also the name of faults[%d]", names[i], j)
 		}
 		byName[names[i]] = i
-		ok, known := allowedFields(f.Kind)
+		k, known := LookupKind(f.Kind)
 		if !known {
 			if f.Kind == "" {
 				bad(at+".kind", "missing (want one of %s)", strings.Join(Kinds(), ", "))
@@ -210,19 +185,15 @@ func (p Profile) Validate() []error {
 			}
 			continue
 		}
-		okSet := map[string]bool{}
-		for _, a := range ok {
-			okSet[a] = true
-		}
 		set := f.fieldSet()
-		for _, field := range sortedKeys(set) {
-			if set[field] && !okSet[field] {
+		for _, field := range slices.Sorted(maps.Keys(set)) {
+			if set[field] && !slices.Contains(k.Fields, field) {
 				bad(at+"."+field, "does not apply to %s", f.Kind)
 			}
 		}
-		errs = append(errs, f.validateValues(at)...)
+		errs = append(errs, f.validateValues(at, k)...)
 		errs = append(errs, f.Trigger.Validate(at+".trigger")...)
-		if strings.HasPrefix(f.Kind, "clinic-") {
+		if k.Instant {
 			if f.Trigger.IsZero() {
 				bad(at+".trigger", "%s needs a trigger (when to restart)", f.Kind)
 			}
@@ -246,7 +217,9 @@ func (p Profile) Validate() []error {
 	return errs
 }
 
-func (f FaultSpec) validateValues(at string) []error {
+// validateValues checks the ranges every kind shares, then the kind's own
+// requirements (its row's Check).
+func (f FaultSpec) validateValues(at string, k Kind) []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &FieldError{Field: at + "." + field, Msg: fmt.Sprintf(format, args...)})
@@ -256,17 +229,14 @@ func (f FaultSpec) validateValues(at string) []error {
 			bad(field, "%v must be within 0..1", v)
 		}
 	}
-	nonNeg := func(field string, d Duration) {
-		if d.Duration < 0 {
-			bad(field, "%s must be >= 0", d.Duration)
-		}
-	}
 	for _, d := range []struct {
 		n string
 		v Duration
 	}{{"latency", f.Latency}, {"timeout", f.Timeout}, {"jitter", f.Jitter}, {"delay", f.Delay},
 		{"reorder_gap", f.ReorderGap}, {"down", f.Down}, {"tail", f.Tail}} {
-		nonNeg(d.n, d.v)
+		if d.v.Duration < 0 {
+			bad(d.n, "%s must be >= 0", d.v.Duration)
+		}
 	}
 	prob("toxicity", f.Toxicity)
 	prob("loss", f.Loss)
@@ -283,34 +253,8 @@ func (f FaultSpec) validateValues(at string) []error {
 	default:
 		bad("direction", "%q: want up, down or both", f.Direction)
 	}
-	need := func(field string, ok bool, what string) {
-		if !ok {
-			bad(field, "%s needs %s", f.Kind, what)
-		}
-	}
-	switch f.Kind {
-	case KindHTTPLatency:
-		need("latency", f.Latency.Duration > 0 || f.Jitter.Duration > 0, "latency > 0 (or jitter)")
-	case KindHTTPBandwidth:
-		need("rate", f.Rate > 0, "rate > 0 (KB/s)")
-	case KindHTTPSlicer:
-		need("average_size", f.AverageSize > 0, "average_size > 0 (bytes)")
-		if f.SizeVariation < 0 || (f.AverageSize > 0 && f.SizeVariation >= f.AverageSize) {
-			bad("size_variation", "%d must be within 0..average_size-1", f.SizeVariation)
-		}
-	case KindMediaLoss:
-		need("loss", f.Loss > 0, "loss > 0")
-	case KindMediaDelay:
-		need("delay", f.Delay.Duration > 0, "delay > 0")
-	case KindMediaJitter:
-		need("jitter", f.Jitter.Duration > 0, "jitter > 0")
-	case KindMediaDuplicate:
-		need("duplicate", f.Duplicate > 0, "duplicate > 0")
-	case KindMediaReorder:
-		need("reorder", f.Reorder > 0, "reorder > 0")
-	}
-	if strings.HasPrefix(f.Kind, "client-") {
-		need("probability", f.Probability > 0, "probability > 0")
+	if k.Check != nil {
+		k.Check(f, bad)
 	}
 	return errs
 }
@@ -327,77 +271,3 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 // Is makes every FieldError match ErrInvalidProfile.
 func (e *FieldError) Is(target error) bool { return target == ErrInvalidProfile }
-
-// ApplyCoverage adds the profile's coverage requirements to c.
-func (p Profile) ApplyCoverage(c *Coverage) {
-	for _, r := range p.Coverage {
-		c.Require(r.Path, r.Fault, r.Min)
-	}
-}
-
-// Build makes the profile's faults against env and a Scheduler holding them
-// with their triggers (not started). Client faults are among the faults
-// (ClientFaultsOf finds them); give them to the virtual users. It fails with
-// every validation problem, or with ErrUnavailable for each fault env cannot
-// run.
-func Build(p Profile, env Env) ([]Fault, *Scheduler, error) {
-	if errs := p.Validate(); len(errs) > 0 {
-		return nil, nil, errors.Join(errs...)
-	}
-	rec := env.Recorder
-	if rec == nil {
-		rec, _ = NewRecorder(nil)
-	}
-	s := NewScheduler(rec, SchedulerOptions{MaxWindows: p.MaxWindows})
-	names := p.Names()
-	var faults []Fault
-	var errs []error
-	for i, spec := range p.Faults {
-		f, err := spec.build(names[i], env)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("faults[%d] (%s): %w", i, names[i], err))
-			continue
-		}
-		if err := f.Available(env); err != nil {
-			errs = append(errs, fmt.Errorf("faults[%d]: %w", i, err))
-			continue
-		}
-		if err := s.Add(f, spec.Trigger); err != nil {
-			errs = append(errs, fmt.Errorf("faults[%d]: %w", i, err))
-			continue
-		}
-		faults = append(faults, f)
-	}
-	if len(errs) > 0 {
-		return nil, nil, errors.Join(errs...)
-	}
-	return faults, s, nil
-}
-
-func (f FaultSpec) build(name string, env Env) (Fault, error) {
-	switch {
-	case strings.HasPrefix(f.Kind, "http-"):
-		return NewHTTPFault(name, env.Proxy, HTTPSpec{
-			Kind: f.Kind, Latency: f.Latency.Duration, Jitter: f.Jitter.Duration, RateKBps: f.Rate,
-			Timeout: f.Timeout.Duration, AverageSize: f.AverageSize, SizeVariation: f.SizeVariation,
-			SliceDelay: f.Delay.Duration, Stream: f.Stream, Toxicity: f.Toxicity,
-		})
-	case strings.HasPrefix(f.Kind, "media-"):
-		return NewMediaFault(name, f.Kind, env.Media, Impairment{
-			Loss: f.Loss, Delay: f.Delay.Duration, Jitter: f.Jitter.Duration, Duplicate: f.Duplicate,
-			Reorder: f.Reorder, ReorderGap: f.ReorderGap.Duration, Direction: f.Direction, RTPOnly: f.RTPOnly,
-		})
-	case f.Kind == KindClinicRestart || f.Kind == KindClinicCrash:
-		return NewClinicFault(name, f.Kind == KindClinicCrash, f.Down.Duration, f.Tail.Duration, env.Target, env.Proxy), nil
-	case strings.HasPrefix(f.Kind, "client-"):
-		c, err := NewClientFault(ClientFaultKind(strings.TrimPrefix(f.Kind, "client-")), f.Probability)
-		if err != nil {
-			return nil, err
-		}
-		c.name = name
-		return c, nil
-	}
-	return nil, fmt.Errorf("%w: unknown kind %q", ErrInvalidProfile, f.Kind)
-}
-
-func sortedKeys(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }
