@@ -40,7 +40,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"telechaos/clinic"
-	"telechaos/clinic/bugs"
 	"telechaos/harness/driver"
 	"telechaos/harness/metrics"
 	"telechaos/harness/oracle"
@@ -324,9 +323,6 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if errs := validate(sc); len(errs) > 0 {
-		return nil, fmt.Errorf("%w: scenario %s: %w", ErrConfig, sc.Name, errors.Join(errs...))
-	}
 	exec, err := NewExecutor(sc.Executor)
 	if err != nil {
 		return nil, fmt.Errorf("%w: scenario %s: %w", ErrConfig, sc.Name, err)
@@ -416,39 +412,6 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		return res, runErr
 	}
 	return res, nil
-}
-
-// validate checks what Run relies on beyond the scenario loader's checks.
-func validate(sc *scenarios.Scenario) []error {
-	var errs []error
-	if sc.Population.Patients <= 0 {
-		errs = append(errs, fmt.Errorf("population.patients: %d must be > 0", sc.Population.Patients))
-	}
-	if sc.Population.Clinicians < 0 {
-		errs = append(errs, fmt.Errorf("population.clinicians: %d must be >= 0", sc.Population.Clinicians))
-	}
-	if sc.Duration.Duration < 0 || sc.Settle.Duration < 0 {
-		errs = append(errs, errors.New("duration and settle must be >= 0"))
-	}
-	if t := sc.Target; t != "" && t != TargetEmbedded && !strings.HasPrefix(t, "http://") && !strings.HasPrefix(t, "https://") {
-		errs = append(errs, fmt.Errorf("target: %q is neither %q nor an http(s) URL", t, TargetEmbedded))
-	}
-	if len(sc.Bugs) > 0 {
-		if t := sc.Target; t != "" && t != TargetEmbedded {
-			errs = append(errs, fmt.Errorf("bugs: %v apply only to the embedded clinic, not to %s", sc.Bugs, t))
-		} else if _, err := bugs.Parse(sc.Bugs, 0); err != nil {
-			errs = append(errs, fmt.Errorf("bugs: %w", err))
-		}
-	}
-	for _, e := range sc.ModelBehaviour().Validate() {
-		errs = append(errs, fmt.Errorf("behaviour: %w", e))
-	}
-	for i, t := range sc.Thresholds {
-		if _, _, err := t.Limits(); err != nil {
-			errs = append(errs, fmt.Errorf("thresholds[%d]: %w", i, err))
-		}
-	}
-	return errs
 }
 
 // NewRunID names a run by its start time and seed, e.g. 20260601-101500-s42.
