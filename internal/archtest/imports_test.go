@@ -101,7 +101,6 @@ func TestPureVocabularyAndReports(t *testing.T) {
 var clinicImporters = []string{
 	"telechaos/harness/embedded", // the embedded target: the one meant to stay
 	"telechaos/cmd/clinic",       // the clinic's own binary
-	"telechaos/cmd/telechaos",
 	"telechaos/harness",
 	"telechaos/harness/props",
 	"telechaos/harness/trace",
