@@ -41,7 +41,7 @@ test-short: ## fast tier for the developer loop: go test -short (media calls, Do
 
 .PHONY: race
 race: ## run the tests of the pure and concurrent packages under the race detector
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./models/... ./harness/oracle/... ./clinic/bugs/... ./scenarios/...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./models/... ./harness/oracle/... ./harness/drivertest/... ./clinic/bugs/... ./scenarios/...
 
 .PHONY: bench
 bench: bench-suite ## the performance suite (telechaos bench): figures, JSON and a table

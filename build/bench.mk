@@ -12,7 +12,7 @@ bench-tools: ## install the comparison tools (k6, vegeta from the Go proxy; wrk 
 
 .PHONY: bench-go
 bench-go: ## Go benchmarks of the hot paths (watermark, oracle, metrics, replay parsing) with allocations
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 30m ./models/... ./harness/oracle/... ./bench/... ./harness/driver/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 30m ./models/... ./harness/oracle/... ./internal/bench/... ./harness/driver/...
 
 .PHONY: bench-suite
 bench-suite: bench-tools ## the full suite: telechaos bench, JSON in $(BENCH_OUT) and a table

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"telechaos/harness/driver"
+	"telechaos/harness/drivertest"
 	"telechaos/harness/metrics"
 	"telechaos/harness/oracle"
 	"telechaos/reports"
@@ -43,14 +44,14 @@ func smallScenario(patients int) *scenarios.Scenario {
 	}
 }
 
-func fakeRun(t *testing.T, ctx context.Context, sc *scenarios.Scenario, tweak func(*fakeTarget)) (*Result, error, *fakeTarget) {
+func fakeRun(t *testing.T, ctx context.Context, sc *scenarios.Scenario, tweak func(*drivertest.Fake)) (*Result, error, *drivertest.Fake) {
 	t.Helper()
-	var ft *fakeTarget
+	var ft *drivertest.Fake
 	res, err := Run(ctx, RunConfig{
 		Scenario:  sc,
 		ReportDir: filepath.Join(t.TempDir(), "report"),
 		NewTarget: func(obs driver.Observer) (driver.Target, error) {
-			ft = newFake(obs)
+			ft = drivertest.New(obs)
 			if tweak != nil {
 				tweak(ft)
 			}
@@ -71,8 +72,8 @@ func TestFakeRunPasses(t *testing.T) {
 		t.Errorf("verdict %s exit %d expect_met %v violations %+v", s.Verdict, res.ExitCode, s.ExpectMet, s.Violations)
 	}
 	c := s.Counts
-	if c.Patients != 20 || c.Clinicians != 3 || c.Consultations != 20 || c.CallsEnded != 20 || ft.endsCount != 20 {
-		t.Errorf("counts %+v ends %d", c, ft.endsCount)
+	if c.Patients != 20 || c.Clinicians != 3 || c.Consultations != 20 || c.CallsEnded != 20 || ft.Ends() != 20 {
+		t.Errorf("counts %+v ends %d", c, ft.Ends())
 	}
 	// Both participants look at every recording.
 	if c.ReplaysFetched != 40 {
@@ -133,7 +134,7 @@ telechaos_media_frames_sent_total{kind="video"} 0
 func TestListLeakIsAViolationNamingViewerAndOwner(t *testing.T) {
 	sc := smallScenario(10)
 	sc.Behaviour.ProbeOther = 0
-	res, err, _ := fakeRun(t, context.Background(), sc, func(f *fakeTarget) { f.leakList = true })
+	res, err, _ := fakeRun(t, context.Background(), sc, func(f *drivertest.Fake) { f.LeakList = true })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestListLeakIsAViolationNamingViewerAndOwner(t *testing.T) {
 func TestBOLAProbeIsAnAccessViolation(t *testing.T) {
 	sc := smallScenario(12)
 	sc.Behaviour.ProbeOther = 1
-	res, err, _ := fakeRun(t, context.Background(), sc, func(f *fakeTarget) { f.bola = true })
+	res, err, _ := fakeRun(t, context.Background(), sc, func(f *drivertest.Fake) { f.BOLA = true })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestCancelStillWritesReport(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
 	start := time.Now()
-	res, err, _ := fakeRun(t, ctx, sc, func(f *fakeTarget) { f.endDelay = 200 * time.Millisecond })
+	res, err, _ := fakeRun(t, ctx, sc, func(f *drivertest.Fake) { f.EndDelay = 200 * time.Millisecond })
 	if err != nil {
 		t.Fatalf("interrupt is not an error: %v", err)
 	}
@@ -189,7 +190,7 @@ func TestCancelStillWritesReport(t *testing.T) {
 }
 
 func TestUnreachableTargetIsExit3(t *testing.T) {
-	res, err, _ := fakeRun(t, context.Background(), smallScenario(3), func(f *fakeTarget) { f.down = true })
+	res, err, _ := fakeRun(t, context.Background(), smallScenario(3), func(f *drivertest.Fake) { f.Down = true })
 	if !errors.Is(err, ErrTarget) {
 		t.Fatalf("err %v, want ErrTarget", err)
 	}
@@ -264,8 +265,8 @@ func TestMetricsServedDuringRun(t *testing.T) {
 	_, err = Run(context.Background(), RunConfig{
 		Scenario: sc, MetricsAddr: addr, ProgressEvery: 20 * time.Millisecond,
 		NewTarget: func(obs driver.Observer) (driver.Target, error) {
-			f := newFake(obs)
-			f.endDelay = 100 * time.Millisecond // keep the run alive for a scrape
+			f := drivertest.New(obs)
+			f.EndDelay = 100 * time.Millisecond // keep the run alive for a scrape
 			return f, nil
 		},
 		Progress: func(p Progress) {
@@ -330,7 +331,7 @@ func TestReproCarriesOverrides(t *testing.T) {
 	sc := smallScenario(2)
 	sc.Bugs = []string{"list-scope:0.5"}
 	res, err := Run(context.Background(), RunConfig{Scenario: sc, ScenarioRef: "my file.yaml", ReproArgs: []string{"--set", "behaviour.replay=0.5"},
-		NewTarget: func(obs driver.Observer) (driver.Target, error) { return newFake(obs), nil }})
+		NewTarget: func(obs driver.Observer) (driver.Target, error) { return drivertest.New(obs), nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,8 +349,8 @@ func TestAbandonedCallsAreNotEnded(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := res.Summary.Counts
-	if c.CallsAbandoned == 0 || c.CallsEnded == 0 || c.CallsAbandoned+c.CallsEnded != 30 || ft.endsCount != c.CallsEnded {
-		t.Errorf("counts %+v ends %d", c, ft.endsCount)
+	if c.CallsAbandoned == 0 || c.CallsEnded == 0 || c.CallsAbandoned+c.CallsEnded != 30 || ft.Ends() != c.CallsEnded {
+		t.Errorf("counts %+v ends %d", c, ft.Ends())
 	}
 	if res.Summary.Verdict != reports.VerdictPass {
 		t.Errorf("verdict %s: %+v", res.Summary.Verdict, res.Summary.Violations)
@@ -368,7 +369,7 @@ func TestUncheckedInvariantsDoNotFailTheRun(t *testing.T) {
 	sc := smallScenario(10)
 	sc.Behaviour.ProbeOther = 0
 	sc.Invariants = []string{oracle.ReplayAccessControl}
-	res, err, _ := fakeRun(t, context.Background(), sc, func(f *fakeTarget) { f.leakList = true })
+	res, err, _ := fakeRun(t, context.Background(), sc, func(f *drivertest.Fake) { f.LeakList = true })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,8 +385,8 @@ func TestRefusedJoinsAreEndedAndFailTheRun(t *testing.T) {
 	if !errors.Is(err, ErrTarget) || res.ExitCode != ExitTarget {
 		t.Fatalf("err %v exit %d", err, res.ExitCode)
 	}
-	if c := res.Summary.Counts; c.CallsFailed != 4 || ft.endsCount != 4 {
-		t.Errorf("failed %d ended %d, want 4 and 4", c.CallsFailed, ft.endsCount)
+	if c := res.Summary.Counts; c.CallsFailed != 4 || ft.Ends() != 4 {
+		t.Errorf("failed %d ended %d, want 4 and 4", c.CallsFailed, ft.Ends())
 	}
 	if !strings.Contains(res.Summary.Error, "join") {
 		t.Errorf("error does not name the join: %s", res.Summary.Error)
@@ -400,7 +401,7 @@ func TestUnwritableReportIsExit3(t *testing.T) {
 	var once sync.Once
 	res, err := Run(context.Background(), RunConfig{Scenario: smallScenario(2), ReportDir: dir,
 		NewTarget: func(obs driver.Observer) (driver.Target, error) {
-			return newFake(func(o driver.Observation) {
+			return drivertest.New(func(o driver.Observation) {
 				// On the first request, replace the directory by a file.
 				once.Do(func() {
 					if err := os.RemoveAll(dir); err != nil {
@@ -427,12 +428,12 @@ func TestViolationOutranksInterrupt(t *testing.T) {
 	sc.Behaviour.ProbeOther = 0
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var ft *fakeTarget
+	var ft *drivertest.Fake
 	res, err := Run(ctx, RunConfig{
 		Scenario: sc, ReportDir: filepath.Join(t.TempDir(), "report"), Grace: 2 * time.Second, ReproBudget: -1,
 		NewTarget: func(obs driver.Observer) (driver.Target, error) {
-			ft = newFake(obs)
-			ft.leakList, ft.endDelay = true, 20*time.Millisecond
+			ft = drivertest.New(obs)
+			ft.LeakList, ft.EndDelay = true, 20*time.Millisecond
 			return ft, nil
 		},
 		ProgressEvery: 20 * time.Millisecond,
@@ -467,7 +468,7 @@ func TestViolationOutranksInterrupt(t *testing.T) {
 func TestViolationOutranksInfrastructureFailure(t *testing.T) {
 	sc := smallScenario(40)
 	sc.Behaviour.ProbeOther = 0
-	res, err, _ := fakeRun(t, context.Background(), sc, func(f *fakeTarget) { f.leakList, f.endFails = true, true })
+	res, err, _ := fakeRun(t, context.Background(), sc, func(f *drivertest.Fake) { f.LeakList, f.EndFails = true, true })
 	if !errors.Is(err, ErrTarget) {
 		t.Fatalf("err %v, want the target failure reported too", err)
 	}
@@ -499,7 +500,7 @@ func TestUnwritableReportDirIsRefusedBeforeTraffic(t *testing.T) {
 	requests := 0
 	res, err := Run(context.Background(), RunConfig{Scenario: smallScenario(3), ReportDir: filepath.Join(file, "report"),
 		NewTarget: func(obs driver.Observer) (driver.Target, error) {
-			return newFake(func(driver.Observation) { requests++ }), nil
+			return drivertest.New(func(driver.Observation) { requests++ }), nil
 		}})
 	if !errors.Is(err, ErrConfig) || !errors.Is(err, reports.ErrReportDir) || res != nil {
 		t.Fatalf("err %v result %v, want a configuration error naming the report directory", err, res)

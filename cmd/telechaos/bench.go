@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"telechaos/bench"
 	"telechaos/harness"
+	"telechaos/internal/bench"
 )
 
 const benchUsage = `usage: telechaos bench [--quick] [--out FILE] [--only SECTION,...] [--no-install]

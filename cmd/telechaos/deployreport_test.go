@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"telechaos/harness/deploy"
+	"telechaos/internal/dockertest"
 	"telechaos/reports"
 )
 
@@ -15,7 +16,7 @@ import (
 // (nothing pulled), exits 2 naming the image and make image, and still
 // writes its report.
 func TestDeployMissingImageWritesReport(t *testing.T) {
-	deploy.RequireDocker(t)
+	dockertest.Require(t, deploy.DockerAvailable)
 	dir := filepath.Join(t.TempDir(), "rep")
 	const img = "telechaos-test/no-such-image:never-built"
 	code, stdout, stderr := runCLI(t, "run", "--deploy", img, "--users", "1", "--media=false", "--report", dir)

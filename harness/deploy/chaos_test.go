@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"telechaos/harness/chaos"
+	"telechaos/internal/dockertest"
 )
 
 func TestContainerFaultChecks(t *testing.T) {
@@ -46,7 +47,7 @@ func TestContainerFaultNeedsProxy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("Docker: slow; make test runs it")
 	}
-	RequireDocker(t)
+	dockertest.Require(t, DockerAvailable)
 	d := runClinic(t)
 	env := chaos.Env{Target: d.ChaosTarget()}
 	for _, kind := range FaultKinds {

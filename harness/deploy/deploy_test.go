@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"telechaos/internal/dockertest"
+
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 )
@@ -61,7 +63,7 @@ func testImage(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("Docker image and containers: slow; make test runs it")
 	}
-	RequireDocker(t)
+	dockertest.Require(t, DockerAvailable)
 	imageOnce.Do(func() {
 		// BuildClinicImage bounds each stage by ImageBuildTimeout; a
 		// cold build on a loaded machine can take many minutes.

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -60,25 +59,6 @@ func DockerAvailable(ctx context.Context) error {
 		return err
 	}
 	return cli.Close()
-}
-
-// RequireDocker skips tb when no engine answers, unless CI=true, where a
-// missing engine is a broken setup and fails the test instead.
-func RequireDocker(tb testing.TB) {
-	tb.Helper()
-	requireDocker(tb, DockerAvailable(context.Background()), os.Getenv("CI"))
-}
-
-func requireDocker(tb testing.TB, err error, ci string) {
-	tb.Helper()
-	if err == nil {
-		return
-	}
-	if ci == "true" {
-		tb.Fatalf("docker is required when CI=true: %v", err)
-		return // Fatalf does not return; this is for test doubles
-	}
-	tb.Skipf("skipping: %v (set CI=true to make this a failure)", err)
 }
 
 // managedLabels are the labels of a resource created by this process.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"telechaos/internal/dockertest"
 )
 
 func TestImageBuildTimeoutFromEnv(t *testing.T) {
@@ -58,7 +60,7 @@ func TestBudgetErrNamesStageAndBudget(t *testing.T) {
 // With a budget too short for any build, BuildClinicImage fails at the go
 // build and says so, with the budget and how to raise it.
 func TestBuildClinicImageBudgetExceeded(t *testing.T) {
-	RequireDocker(t)
+	dockertest.Require(t, DockerAvailable)
 	t.Setenv(EnvImageBuildTimeout, "1ms")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

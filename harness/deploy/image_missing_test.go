@@ -7,13 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"telechaos/internal/dockertest"
+
 	"github.com/moby/moby/client"
 )
 
 // A missing image is refused before anything is created, naming the image
 // and how to build it; the engine is never asked to pull it.
 func TestRunMissingImageNeverPulls(t *testing.T) {
-	RequireDocker(t)
+	dockertest.Require(t, DockerAvailable)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const img = "telechaos-test/no-such-image:never-built"

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"telechaos/internal/dockertest"
+
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
@@ -175,7 +177,7 @@ func TestSweepRemovesOnlyStale(t *testing.T) {
 	if testing.Short() {
 		t.Skip("Docker: slow; make test runs it")
 	}
-	RequireDocker(t)
+	dockertest.Require(t, DockerAvailable)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cli, err := newClient(ctx)
@@ -258,46 +260,4 @@ func buildLabelOnlyImage(ctx context.Context, t *testing.T, cli *testcontainers.
 		t.Fatalf("build %s: %v", tag, err)
 	}
 	return tag
-}
-
-// fakeTB records what requireDocker decided instead of ending the test.
-type fakeTB struct {
-	testing.TB
-	skipped, failed string
-}
-
-func (f *fakeTB) Helper()                        {}
-func (f *fakeTB) Skipf(format string, a ...any)  { f.skipped = fmt.Sprintf(format, a...) }
-func (f *fakeTB) Fatalf(format string, a ...any) { f.failed = fmt.Sprintf(format, a...) }
-
-// TestRequireDockerDecision: without an engine a test skips, unless CI=true
-// where it fails; with an engine it runs. (testcontainers falls back to
-// /var/run/docker.sock when DOCKER_HOST is broken, so "no engine" cannot be
-// staged from outside on a machine that has one.)
-func TestRequireDockerDecision(t *testing.T) {
-	noEngine := fmt.Errorf("%w: dial unix /var/run/docker.sock: no such file", ErrNoDocker)
-	for _, tc := range []struct {
-		name          string
-		err           error
-		ci            string
-		skip, fail    bool
-		wantInMessage string
-	}{
-		{"engine", nil, "", false, false, ""},
-		{"engine in CI", nil, "true", false, false, ""},
-		{"no engine", noEngine, "", true, false, "set CI=true"},
-		{"no engine, CI=1 is not CI=true", noEngine, "1", true, false, "no docker engine"},
-		{"no engine in CI", noEngine, "true", false, true, "docker is required when CI=true"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := &fakeTB{TB: t}
-			requireDocker(f, tc.err, tc.ci)
-			if (f.skipped != "") != tc.skip || (f.failed != "") != tc.fail {
-				t.Fatalf("skipped=%q failed=%q, want skip=%v fail=%v", f.skipped, f.failed, tc.skip, tc.fail)
-			}
-			if msg := f.skipped + f.failed; !strings.Contains(msg, tc.wantInMessage) {
-				t.Errorf("message %q lacks %q", msg, tc.wantInMessage)
-			}
-		})
-	}
 }

@@ -101,8 +101,6 @@ func TestPureVocabularyAndReports(t *testing.T) {
 var clinicImporters = []string{
 	"telechaos/harness/embedded", // the embedded target: the one meant to stay
 	"telechaos/cmd/clinic",       // the clinic's own binary
-	"telechaos/bench",
-	"telechaos/cmd/telechaos",
 	"telechaos/harness",
 	"telechaos/harness/props",
 	"telechaos/harness/trace",

@@ -33,6 +33,7 @@ import (
 	"telechaos/harness/chaos"
 	"telechaos/harness/deploy"
 	"telechaos/harness/driver"
+	"telechaos/internal/dockertest"
 	"telechaos/reports"
 	"telechaos/scenarios"
 )
@@ -393,13 +394,13 @@ func (s *Session) Close(ctx context.Context) error {
 
 // Run starts a gate from a test: the deployment's cleanup is registered with
 // tb.Cleanup at once (before any error is looked at), Docker is required
-// (deploy.RequireDocker: a skip without an engine, a failure under CI=true),
+// (dockertest.Require: a skip without an engine, a failure under CI=true),
 // and the report goes to tb.ArtifactDir() unless cfg.ReportDir says
 // otherwise. It returns the result and the run's error (a target or
 // infrastructure failure); a violation is not an error: read ExitCode.
 func Run(ctx context.Context, tb testing.TB, cfg Config) (*Result, error) {
 	tb.Helper()
-	deploy.RequireDocker(tb)
+	dockertest.Require(tb, deploy.DockerAvailable)
 	if cfg.ReportDir == "" {
 		cfg.ReportDir = tb.ArtifactDir()
 	}

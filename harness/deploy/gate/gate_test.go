@@ -12,6 +12,7 @@ import (
 	"telechaos/harness"
 	"telechaos/harness/chaos"
 	"telechaos/harness/deploy"
+	"telechaos/internal/dockertest"
 	"telechaos/scenarios"
 )
 
@@ -48,7 +49,7 @@ func testImage(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("Docker image and containers: slow; make test runs it")
 	}
-	deploy.RequireDocker(t)
+	dockertest.Require(t, deploy.DockerAvailable)
 	imageOnce.Do(func() {
 		// No limit of the test's own: BuildClinicImage bounds each stage by
 		// its build budget (TELECHAOS_IMAGE_BUILD_TIMEOUT), which a loaded

@@ -7,7 +7,7 @@ import (
 	"io"
 	"log/slog"
 
-	"telechaos/clinic"
+	"telechaos/harness/embedded"
 )
 
 // ServeClinic runs the reference clinic in this process until ctx ends: the
@@ -27,15 +27,10 @@ func ServeClinic(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "serve-clinic: --data is required")
 		return 2
 	}
-	srv, err := clinic.Start(ctx, clinic.Config{Addr: *addr, DataDir: *data, UDPPort: *udp,
+	err := embedded.Serve(ctx, embedded.ServeOptions{Addr: *addr, DataDir: *data, UDPPort: *udp,
 		AdvertisedIP: "127.0.0.1", ListenIP: "127.0.0.1", Seed: 1, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		fmt.Fprintf(stderr, "serve-clinic: %v\n", err)
-		return 1
-	}
-	<-ctx.Done()
-	if err := srv.Close(); err != nil {
-		fmt.Fprintf(stderr, "serve-clinic: close: %v\n", err)
 		return 1
 	}
 	return 0
