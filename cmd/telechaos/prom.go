@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"telechaos/harness"
+	"telechaos/harness/metrics"
 	"telechaos/harness/promverdict"
 	"telechaos/scenarios"
 )
@@ -74,7 +75,7 @@ func printPromVerdict(w io.Writer, v *promverdict.Result) {
 	for _, a := range v.Also {
 		printWrapped(w, "also: ", a)
 	}
-	fmt.Fprintf(w, "operations ok %g  denied %g  error %g\n", v.Operations[harness.OutcomeOK], v.Operations[harness.OutcomeDenied], v.Operations[harness.OutcomeError])
+	fmt.Fprintf(w, "operations ok %g  denied %g  error %g\n", v.Operations[metrics.OutcomeOK], v.Operations[metrics.OutcomeDenied], v.Operations[metrics.OutcomeError])
 	printInvariants(w, v.Invariants, func(inv string) float64 { return v.Violations[inv] }, v.Judgement)
 	if v.Ignored > 0 {
 		fmt.Fprintf(w, "  (%g violations of invariants the scenario does not judge)\n", v.Ignored)

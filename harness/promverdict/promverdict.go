@@ -36,7 +36,7 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/harness"
+	"telechaos/harness/metrics"
 	"telechaos/models"
 	"telechaos/reports"
 	"telechaos/scenarios"
@@ -246,7 +246,7 @@ func threshold(ctx context.Context, pc *client, t scenarios.Threshold, last func
 		switch {
 		case strings.HasPrefix(t.Metric, "latency."):
 			op := strings.TrimPrefix(t.Metric, "latency.")
-			if !slices.Contains(harness.LatencyOps, op) {
+			if !slices.Contains(metrics.LatencyOps, op) {
 				return fmt.Errorf("unknown op %q", op)
 			}
 			if rt.Stat == "" {
@@ -280,7 +280,7 @@ func threshold(ctx context.Context, pc *client, t scenarios.Threshold, last func
 			}
 			rt.Value = v[0].value
 		case t.Metric == "error_rate":
-			okN, errN := ops[harness.OutcomeOK], ops[harness.OutcomeError]
+			okN, errN := ops[metrics.OutcomeOK], ops[metrics.OutcomeError]
 			if okN+errN == 0 {
 				return errors.New("no samples")
 			}

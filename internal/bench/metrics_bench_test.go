@@ -6,24 +6,24 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"telechaos/harness"
+	"telechaos/harness/metrics"
 	"telechaos/models"
 )
 
 // BenchmarkMetricsLatency: one timed operation (histogram + threshold sample),
 // the metrics cost of a request.
 func BenchmarkMetricsLatency(b *testing.B) {
-	m := harness.NewMetrics(prometheus.NewRegistry())
+	m := metrics.NewMetrics(prometheus.NewRegistry())
 	b.ReportAllocs()
 	for b.Loop() {
-		m.Latency(harness.LatList, 3*time.Millisecond)
+		m.Latency(metrics.LatList, 3*time.Millisecond)
 	}
 }
 
 // BenchmarkMetricsFrame: one media frame counted (sent and received), the
 // metrics cost per frame on the media hot path.
 func BenchmarkMetricsFrame(b *testing.B) {
-	m := harness.NewMetrics(prometheus.NewRegistry())
+	m := metrics.NewMetrics(prometheus.NewRegistry())
 	b.ReportAllocs()
 	for b.Loop() {
 		m.Sent(models.Audio)
@@ -34,11 +34,11 @@ func BenchmarkMetricsFrame(b *testing.B) {
 // BenchmarkMetricsLatencyParallel: the same from every P (one mutex guards the
 // samples).
 func BenchmarkMetricsLatencyParallel(b *testing.B) {
-	m := harness.NewMetrics(prometheus.NewRegistry())
+	m := metrics.NewMetrics(prometheus.NewRegistry())
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			m.Latency(harness.LatList, 3*time.Millisecond)
+			m.Latency(metrics.LatList, 3*time.Millisecond)
 		}
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"telechaos/harness"
+	hmetrics "telechaos/harness/metrics"
 	"telechaos/harness/driver"
 	"telechaos/scenarios"
 )
@@ -199,8 +200,8 @@ func mediaStep(ctx context.Context, n int, ramp, callLen time.Duration, prof *os
 		st.LiveLossPct = round(100*(1-float64(c.FramesReceivedLive)/float64(c.FramesSent)), 3)
 	}
 	st.LossPct = max(st.RecordLossPct, st.LiveLossPct)
-	st.SwitchP95ms = ms(res.Metrics.LatencyStats(harness.LatSwitch).P95)
-	st.JoinP95ms = ms(res.Metrics.LatencyStats(harness.LatJoin).P95)
+	st.SwitchP95ms = ms(res.Metrics.LatencyStats(hmetrics.LatSwitch).P95)
+	st.JoinP95ms = ms(res.Metrics.LatencyStats(hmetrics.LatJoin).P95)
 	st.Violations = len(res.Violations)
 	st.FirstErrors = pk.errs.errs
 	switch {
