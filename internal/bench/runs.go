@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"telechaos/harness"
-	hmetrics "telechaos/harness/metrics"
 	"telechaos/harness/driver"
+	hmetrics "telechaos/harness/metrics"
 	"telechaos/scenarios"
 )
 
