@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"telechaos/harness/target"
 )
 
 // Restartable is a target the harness can restart: the embedded clinic now,
@@ -15,13 +17,11 @@ type Restartable interface {
 	Restart(ctx context.Context, crash bool) (newURL string, err error)
 }
 
-// Stoppable is a Restartable that can stay down for a while (ClinicFault's
-// down time): Stop, then Start later.
-type Stoppable interface {
-	Restartable
-	Stop(ctx context.Context, crash bool) error
-	Start(ctx context.Context) (newURL string, err error)
-}
+// Stoppable is a target that can stay down for a while (ClinicFault's down
+// time): Stop, then Start later. It is the target registry's one control
+// interface; a ClinicFault's Restartable that is also a Stoppable is
+// stopped and started through it.
+type Stoppable = target.Control
 
 // Process fault kinds.
 const (
