@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"telechaos/harness/target"
 )
 
 // Restartable is a target the harness can restart: the embedded clinic now,
@@ -18,10 +16,14 @@ type Restartable interface {
 }
 
 // Stoppable is a target that can stay down for a while (ClinicFault's down
-// time): Stop, then Start later. It is the target registry's one control
-// interface; a ClinicFault's Restartable that is also a Stoppable is
-// stopped and started through it.
-type Stoppable = target.Control
+// time): Stop, then Start later. Its method set is target.Control's, the
+// target registry's one control interface (harness/target), so either is
+// the other; it is not an alias only because chaos cannot import target
+// while scenarios imports chaos (scenarios -> chaos -> target -> scenarios).
+type Stoppable interface {
+	Stop(ctx context.Context, crash bool) error
+	Start(ctx context.Context) (newURL string, err error)
+}
 
 // Process fault kinds.
 const (

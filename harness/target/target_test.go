@@ -9,8 +9,15 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"telechaos/harness/chaos"
 	"telechaos/harness/driver"
 	"telechaos/harness/target"
+)
+
+// The chaos package's Stoppable is the same interface as Control.
+var (
+	_ chaos.Stoppable = target.Control(nil)
+	_ target.Control  = chaos.Stoppable(nil)
 )
 
 // fakeControl counts stops and starts.
