@@ -99,7 +99,7 @@ type Options struct {
 // Opened is an open target. Close releases it (the embedded clinic stops,
 // its temporary data directory goes).
 type Opened struct {
-	// Ref is the reference it was opened from.
+	// Ref is the reference it was opened from (set by Open).
 	Ref string
 	// Target is the driver the harness talks to.
 	Target driver.Target
@@ -300,8 +300,6 @@ func Open(ctx context.Context, ref string, opts Options) (*Opened, error) {
 		op.Close()
 		return nil, fmt.Errorf("target %q: the %T opener returned no target", ref, o)
 	}
-	if op.Ref == "" {
-		op.Ref = ref
-	}
+	op.Ref = ref // an opener that opened another reference underneath still answers for ref
 	return op, nil
 }
