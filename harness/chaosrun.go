@@ -14,11 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"telechaos/clinic"
 	"telechaos/harness/chaos"
 	"telechaos/harness/driver"
-	"telechaos/harness/embedded"
 	"telechaos/harness/oracle"
+	"telechaos/harness/target"
 	"telechaos/reports"
 )
 
@@ -27,7 +26,8 @@ import (
 //   - fronts the target's HTTP with chaos.HTTPProxy (always, for the embedded
 //     clinic: a restart changes its ports and the proxy's front stays put),
 //   - opens the clients' UDP sockets through chaos.MediaImpairment.Net,
-//   - restarts the embedded clinic through embedded.Clinic,
+//   - restarts the target through its target.Control (the embedded
+//     clinic's is embedded.Clinic),
 //   - reports events (join, switch, end, fetch) to the Scheduler just before
 //     the request, and counts coverage after each answer under the faults
 //     active then,
@@ -92,8 +92,10 @@ type chaosRun struct {
 	clientNames map[string]bool
 	media       *chaos.MediaImpairment
 	proxy       *chaos.HTTPProxy
-	clinic      *embedded.Clinic
-	cnt         chaosCounters
+	// control stops and starts the opened target (nil: the harness
+	// cannot); its restarts become a repro trace's target ops.
+	control target.Control
+	cnt     chaosCounters
 
 	// restarts names the external faults that restart the target.
 	restarts map[string]bool
@@ -347,10 +349,11 @@ func (r *run) allowance(sent, intoOutage int, start, end time.Time) (int, string
 }
 
 // setupChaos builds the profile's faults, and RunConfig.Chaos's, against
-// what the run has. srv is the embedded clinic (nil otherwise); upstream is
-// the target's URL ("" for NewTarget). It returns the URL the HTTP driver
-// must use ("" when there is no proxy).
-func (r *run) setupChaos(srv *clinic.Server, cfg clinic.Config, upstream string, closers *[]func()) (string, error) {
+// what the run has. ctl is the opened target's Control (nil when the
+// harness cannot stop it: a URL, NewTarget); upstream is the target's URL
+// ("" for NewTarget or a target without one). It returns the URL the HTTP
+// driver must use (upstream when there is no proxy).
+func (r *run) setupChaos(ctl target.Control, upstream string, closers *[]func()) (string, error) {
 	c := newChaosRun()
 	ext := r.cfg.Chaos
 	if ext == nil {
@@ -373,9 +376,9 @@ func (r *run) setupChaos(srv *clinic.Server, cfg clinic.Config, upstream string,
 		*closers = append(*closers, func() { px.Close() })
 	}
 	env := chaos.Env{Proxy: px, Target: ext.Target, Recorder: rec, Seed: r.seed}
-	if srv != nil {
-		c.clinic = embedded.Adopt(srv, cfg)
-		env.Target = c.clinic
+	if ctl != nil {
+		c.control = ctl
+		env.Target = target.WithRestart(ctl)
 	}
 	if r.sc.Media {
 		m, err := chaos.NewMediaImpairment(r.seed, chaos.MediaOptions{})

@@ -30,7 +30,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	neturl "net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,11 +38,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"telechaos/clinic"
 	"telechaos/harness/driver"
 	"telechaos/harness/metrics"
 	"telechaos/harness/oracle"
-	"telechaos/internal/tmpdir"
+	"telechaos/harness/target"
 	"telechaos/models"
 	"telechaos/reports"
 	"telechaos/scenarios"
@@ -323,6 +321,11 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	// The target's scheme is registered and its opener takes the bugs (only
+	// the embedded clinic has any).
+	if err := target.Validate(targetName(sc.Target), target.Options{Bugs: sc.Bugs}); err != nil {
+		return nil, fmt.Errorf("%w: scenario %s: %w", ErrConfig, sc.Name, err)
+	}
 	exec, err := NewExecutor(sc.Executor)
 	if err != nil {
 		return nil, fmt.Errorf("%w: scenario %s: %w", ErrConfig, sc.Name, err)
@@ -419,8 +422,8 @@ func NewRunID(seed uint64) string {
 	return fmt.Sprintf("%s-s%d", time.Now().UTC().Format("20060102-150405.000"), seed)
 }
 
-// setup starts the embedded clinic (or dials the URL), checks the target's
-// health, builds the media factory and registers the clinicians. The returned
+// setup opens the target (target.Open: the embedded clinic, a URL, a
+// registered scheme; or RunConfig.NewTarget), checks the target's health, builds the media factory and registers the clinicians. The returned
 // cleanup is always safe to call.
 func (r *run) setup(ctx context.Context) (func(), error) {
 	var closers []func()
@@ -439,13 +442,13 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		closers = append(closers, func() { srv.Close() })
 		r.log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	}
-	var target driver.Target
+	var tgt driver.Target
 	// mediaHost is the target's own host: the only place, with its network,
 	// that ICE checks may go (empty: loopback, the driver's default).
 	var mediaHost string
 	if r.cfg.NewTarget != nil {
 		if r.cfg.Chaos != nil && r.wantsChaos() {
-			if _, err := r.setupChaos(nil, clinic.Config{}, "", &closers); err != nil {
+			if _, err := r.setupChaos(nil, "", &closers); err != nil {
 				return cleanup, err
 			}
 		}
@@ -453,69 +456,43 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		if err != nil {
 			return cleanup, fmt.Errorf("%w: target: %w", ErrTarget, err)
 		}
-		target = t
+		tgt = t
 	} else {
-		url := r.sc.Target
-		var srv *clinic.Server
-		var ccfg clinic.Config
-		if url == "" || url == TargetEmbedded {
-			dir := r.cfg.DataDir
-			if dir == "" {
-				// A run killed with SIGKILL leaves its directory; the next
-				// run removes it (tmpdir sweeps those of dead owners).
-				d, rm, err := tmpdir.New("telechaos-clinic-")
-				if err != nil {
-					return cleanup, fmt.Errorf("%w: clinic data directory: %w", ErrTarget, err)
-				}
-				dir = d
-				closers = append(closers, rm)
-			}
-			clog := r.cfg.ClinicLogger
-			if clog == nil {
-				clog = slog.New(slog.DiscardHandler)
-			}
-			ccfg = clinic.Config{Addr: "127.0.0.1:0", DataDir: dir, UDPPort: 0,
-				AdvertisedIP: "127.0.0.1", Bugs: r.sc.Bugs, Seed: r.sc.Seed, Logger: clog}
-			s, err := clinic.Start(ctx, ccfg)
-			if err != nil {
-				return cleanup, fmt.Errorf("%w: start embedded clinic: %w", ErrTarget, err)
-			}
-			srv = s
-			url = srv.URL()
+		// The scenario's target through the target registry: the embedded
+		// clinic (package harness/embedded), a URL, or a registered scheme.
+		op, err := target.Open(ctx, targetName(r.sc.Target), target.Options{
+			HTTP: driver.HTTPOptions{Observer: r.observe, Timeout: 15 * time.Second},
+			Bugs: r.sc.Bugs, BugSeed: r.sc.Seed, DataDir: r.cfg.DataDir, Logger: r.cfg.ClinicLogger,
+		})
+		if errors.Is(err, target.ErrBadRef) {
+			return cleanup, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
-		if u, err := neturl.Parse(url); err == nil {
-			mediaHost = u.Hostname()
+		if err != nil {
+			return cleanup, fmt.Errorf("%w: %w", ErrTarget, err)
 		}
-		hasChaos := r.wantsChaos()
-		switch {
-		case srv != nil && hasChaos:
-			// A restart replaces the server: close whichever runs at the end.
-			closers = append(closers, func() {
-				if r.chaos != nil && r.chaos.clinic != nil {
-					r.chaos.clinic.Close()
-					return
-				}
-				srv.Close()
-			})
-		case srv != nil:
-			closers = append(closers, func() { srv.Close() })
-		}
-		if hasChaos {
-			front, err := r.setupChaos(srv, ccfg, url, &closers)
+		// Closed after the proxy (closers run in reverse): a restart may
+		// have replaced the embedded clinic's server, Close stops the
+		// current one.
+		closers = append(closers, func() { op.Close() })
+		mediaHost = op.MediaHost
+		tgt = op.Target
+		if r.wantsChaos() {
+			front, err := r.setupChaos(op.Control, op.URL, &closers)
 			if err != nil {
 				return cleanup, err
 			}
-			url = front
+			if front != "" && front != op.URL {
+				h, err := driver.NewHTTP(front, driver.HTTPOptions{Observer: r.observe, Timeout: 15 * time.Second})
+				if err != nil {
+					return cleanup, fmt.Errorf("%w: target %s: %w", ErrConfig, front, err)
+				}
+				tgt = h
+			}
 		}
-		h, err := driver.NewHTTP(url, driver.HTTPOptions{Observer: r.observe, Timeout: 15 * time.Second})
-		if err != nil {
-			return cleanup, fmt.Errorf("%w: target %s: %w", ErrConfig, url, err)
-		}
-		target = h
 	}
-	r.target = target
+	r.target = tgt
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err := target.Health(hctx)
+	err := tgt.Health(hctx)
 	cancel()
 	if err != nil {
 		return cleanup, fmt.Errorf("%w: health check: %w", ErrTarget, err)
@@ -556,7 +533,7 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		r.media = f
 	}
 	for _, slot := range r.cfg.Shard.ClinicianSlots(r.sc.Population.Patients, r.sc.Population.Clinicians) {
-		s, err := target.Register(ctx, models.Clinician)
+		s, err := tgt.Register(ctx, models.Clinician)
 		if err != nil {
 			return cleanup, fmt.Errorf("%w: register clinician: %w", ErrTarget, err)
 		}

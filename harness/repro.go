@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,10 +23,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"telechaos/clinic/bugs"
 	"telechaos/harness/chaos"
 	"telechaos/harness/driver"
+	"telechaos/harness/embedded"
 	"telechaos/harness/oracle"
+	"telechaos/harness/target"
 	"telechaos/harness/trace"
 	"telechaos/models"
 )
@@ -420,11 +420,21 @@ func (r *run) buildTrace(v oracle.Violation, concurrent, wide bool) (*trace.Trac
 	return tr, nil
 }
 
-// targetFaults are the run's faults that crashed or restarted the embedded
-// clinic, as target ops in the order they struck (none for other targets: a
-// URL target cannot be crashed by a trace).
+// replayable says whether a trace can be replayed against ref when the run
+// talked to a target of RunConfig.NewTarget's: ref must name that system
+// itself (a URL or another registered scheme's reference), not the embedded
+// clinic the run did not start.
+func replayable(ref string) bool {
+	return ref != "" && ref != TargetEmbedded && target.Check(ref) == nil
+}
+
+// targetFaults are the run's faults that crashed or restarted the target,
+// as target ops in the order they struck. Only a target the run opened with
+// a Control has them (the embedded clinic, a registered driver's): a trace
+// replay opens the same reference and gets its Control again; a URL target
+// cannot be crashed by a trace.
 func (r *run) targetFaults() []builtOp {
-	if r.chaos == nil || targetName(r.sc.Target) != TargetEmbedded {
+	if r.chaos == nil || r.chaos.control == nil || r.cfg.NewTarget != nil {
 		return nil
 	}
 	var out []builtOp
@@ -666,65 +676,24 @@ func hasGroups(tr *trace.Trace) bool {
 }
 
 // probabilistic returns the smallest firing probability below 1 among bugs
-// and the id that has it, or false when every bug fires always.
-func probabilistic(specs []string) (bugs.ID, float64, bool) {
-	set, err := bugs.Parse(specs, 0)
-	if err != nil {
-		return "", 0, false
-	}
-	minP, minID := 1.0, bugs.ID("")
-	for _, part := range strings.Split(set.String(), ",") {
-		name, p, ok := strings.Cut(part, ":")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(p, 64)
-		if err == nil && v < minP {
-			minP, minID = v, bugs.ID(name)
-		}
-	}
-	return minID, minP, minP < 1
+// and the id that has it, or false when every bug fires always (what the
+// embedded clinic's catalogue says: embedded.Info).
+func probabilistic(specs []string) (string, float64, bool) {
+	info := embedded.Info(specs)
+	return info.MinID, info.MinP, info.Probabilistic
 }
 
 // fireSeed searches bug seeds (offline: no execution) for one whose first
-// firing decisions all fire, so that a short sequential trace sees the
-// probabilistic bugs fire every time they are consulted. The clinic draws one
-// number per decision of any bug with probability < 1, so a seed whose draws
-// are all below the smallest probability fires whichever bug asks. It returns
-// the seed with the longest such run (at most seedRunWanted) and its length.
+// seedRunWanted firing decisions all fire (embedded.FireSeed), so that a
+// short sequential trace sees the probabilistic bugs fire every time they
+// are consulted. It returns the seed with the longest such run and its
+// length.
 func fireSeed(specs []string, from uint64) (seed uint64, run int) {
-	id, _, ok := probabilistic(specs)
-	if !ok {
-		return from, math.MaxInt
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for s := from; s < from+seedSearch; s++ {
-		if s&1023 == 0 && time.Now().After(deadline) {
-			break
-		}
-		set, err := bugs.Parse(specs, s)
-		if err != nil {
-			return from, 0
-		}
-		n := 0
-		for n < seedRunWanted && set.Fire(id) {
-			n++
-		}
-		if n > run {
-			seed, run = s, n
-			if n == seedRunWanted {
-				break
-			}
-		}
-	}
-	return seed, run
+	return embedded.FireSeed(specs, from, seedSearch, seedRunWanted)
 }
 
 // racy reports whether a bug of specs only shows under concurrency.
-func racy(specs []string) bool {
-	set, err := bugs.Parse(specs, 0)
-	return err == nil && set.Enabled(bugs.SwitchRace)
-}
+func racy(specs []string) bool { return embedded.Info(specs).Concurrent }
 
 // writeReproTraces minimises the run's distinct violations (up to
 // reproMaxTraces invariants) into repro-N.trace files in the report directory
@@ -734,7 +703,7 @@ func (r *run) writeReproTraces(ctx context.Context, res *Result) {
 	if r.cfg.ReportDir == "" || r.cfg.ReproBudget < 0 || len(res.Violations) == 0 || ctx.Err() != nil || res.Summary == nil {
 		return
 	}
-	if r.cfg.NewTarget != nil && !strings.HasPrefix(r.sc.Target, "http") {
+	if r.cfg.NewTarget != nil && !replayable(r.sc.Target) {
 		return // an opaque target: nothing to replay a trace against
 	}
 	// The scenario's expected invariant first, then the others in order.

@@ -12,6 +12,7 @@ import (
 
 	"telechaos/harness/chaos"
 	"telechaos/harness/driver"
+	"telechaos/harness/embedded"
 	"telechaos/harness/oracle"
 	"telechaos/harness/trace"
 	"telechaos/models"
@@ -37,6 +38,7 @@ func crashRun(t *testing.T, rec *chaos.Recorder, crashAt time.Time, after time.D
 	r := &run{sc: &scenarios.Scenario{Name: "crash", Seed: 7, Target: TargetEmbedded, Bugs: []string{"lost-on-crash:1"}}, ledger: ledger}
 	r.chaos = newChaosRun()
 	r.chaos.rec = rec
+	r.chaos.control = &embedded.Clinic{} // what setupChaos keeps of the embedded target (never called here)
 	at := func(s float64) time.Time { return crashAt.Add(after + time.Duration(s*float64(time.Second))) }
 	log := func(op driver.Op, user, subject string, from, to float64, status int) {
 		r.oplog.add(ledger, driver.Observation{Op: op, User: user, Subject: subject, Start: at(from), End: at(to), Status: status})
@@ -114,9 +116,10 @@ func TestBuildTraceInsertsCrash(t *testing.T) {
 			t.Errorf("a crash before the consultation was booked went into the trace: %q", opStrings(tr))
 		}
 	}
-	// A URL target gets no target ops: it cannot be crashed.
+	// A URL target gets no target ops: it has no Control, a trace cannot
+	// crash it.
 	r, v = crashRun(t, rec, crashAt, 0)
-	r.sc.Target = "http://127.0.0.1:1"
+	r.sc.Target, r.chaos.control = "http://127.0.0.1:1", nil
 	if tr, err = r.buildTrace(v, false, false); err != nil || strings.Contains(strings.Join(opStrings(tr), ";"), "crash_target") {
 		t.Errorf("URL target: %q, %v", opStrings(tr), err)
 	}

@@ -141,7 +141,7 @@ func (s *Scenario) Validate() error {
 	if strings.TrimSpace(s.Name) == "" {
 		bad("name", "required")
 	}
-	if s.Target != Embedded && s.Target != "" { // "" (a Go-built scenario): embedded
+	if s.Target != Embedded && s.Target != "" && !registeredTarget(s.Target) { // "" (a Go-built scenario): embedded
 		u, err := url.Parse(s.Target)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("target", "want %q or an http(s) base URL, got %q", Embedded, s.Target)

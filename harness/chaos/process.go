@@ -17,10 +17,12 @@ type Restartable interface {
 	Restart(ctx context.Context, crash bool) (newURL string, err error)
 }
 
-// Stoppable is a Restartable that can stay down for a while (ClinicFault's
-// down time): Stop, then Start later.
+// Stoppable is a target that can stay down for a while (ClinicFault's down
+// time): Stop, then Start later. Its method set is target.Control's, the
+// target registry's one control interface (harness/target), so either is
+// the other; it is not an alias only because chaos cannot import target
+// while scenarios imports chaos (scenarios -> chaos -> target -> scenarios).
 type Stoppable interface {
-	Restartable
 	Stop(ctx context.Context, crash bool) error
 	Start(ctx context.Context) (newURL string, err error)
 }

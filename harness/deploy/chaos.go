@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"telechaos/harness/chaos"
+	"telechaos/harness/target"
 )
 
 // Container fault kinds (chaos window parameter "kind").
@@ -36,14 +37,18 @@ const stopTimeout = 10 * time.Second
 // running state (a start while it still runs would be a no-op).
 const exitWait = 20 * time.Second
 
-// Target adapts a Deployment to chaos.Stoppable, so the chaos package's
-// ClinicFault (and anything else written against Restartable) can restart a
-// container as it restarts the embedded clinic. URLs it returns are the
+// Target adapts a Deployment to target.Control (and chaos.Restartable), so
+// the chaos package's ClinicFault, and anything else written against the
+// control interface, can stop, start and restart a container as it does the
+// embedded clinic. URLs it returns are the
 // container's own published address, which changes across restarts; front it
 // with a chaos.HTTPProxy to keep one stable URL.
 type Target struct{ d *Deployment }
 
-var _ chaos.Stoppable = (*Target)(nil)
+var (
+	_ target.Control    = (*Target)(nil)
+	_ chaos.Restartable = (*Target)(nil)
+)
 
 // ChaosTarget returns d as a chaos target (chaos.Env.Target).
 func (d *Deployment) ChaosTarget() *Target { return &Target{d: d} }

@@ -1,32 +1,42 @@
 // Package embedded is the embedded target: the reference clinic started in
 // the harness's own process, which it can stop, crash and start again on the
-// same data. It is the harness side's one door to the clinic's code (with
-// the packages listed in internal/archtest that still open it directly):
+// same data. It is the harness side's one door to the clinic's code:
 // everything else reaches the clinic over HTTP and WebRTC, as it would any
-// target.
+// target, and opens it through the target registry (scheme "embedded",
+// registered by this package), or asks this package what the clinic's bug
+// catalogue means (bugs.go).
 package embedded
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"telechaos/clinic"
 )
 
+// Config configures an embedded clinic (the clinic's own configuration:
+// address, data directory, media port and IPs, bugs, seed, logger).
+type Config = clinic.Config
+
 // Clinic owns an in-process clinic and restarts it on the same data
-// directory with the same configuration. Safe for concurrent use.
+// directory with the same configuration. Safe for concurrent use. It is a
+// target.Control (and a chaos.Restartable).
 type Clinic struct {
 	mu       sync.Mutex
 	cfg      clinic.Config
 	srv      *clinic.Server // nil while stopped
 	restarts int
+	keepAddr bool
 }
 
 // Start starts a clinic with cfg (cfg.DataDir is required: it is what
-// survives restarts).
-func Start(ctx context.Context, cfg clinic.Config) (*Clinic, error) {
+// survives restarts). Restarts listen anew on cfg.Addr (with port 0, on a
+// new port); see KeepAddr.
+func Start(ctx context.Context, cfg Config) (*Clinic, error) {
 	srv, err := clinic.Start(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -37,6 +47,18 @@ func Start(ctx context.Context, cfg clinic.Config) (*Clinic, error) {
 // Adopt wraps a clinic the runner already started with cfg.
 func Adopt(srv *clinic.Server, cfg clinic.Config) *Clinic {
 	return &Clinic{cfg: cfg, srv: srv}
+}
+
+// KeepAddr makes every restart listen on the HTTP address the clinic has
+// now, so a client's base URL holds across restarts (a start that loses
+// the just-released port to a race tries again for a short while).
+func (c *Clinic) KeepAddr() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.srv != nil {
+		c.cfg.Addr = strings.TrimPrefix(c.srv.URL(), "http://")
+	}
+	c.keepAddr = true
 }
 
 // Server is the running clinic, nil while stopped.
@@ -93,13 +115,23 @@ func (c *Clinic) Start(ctx context.Context) (string, error) {
 	if c.srv != nil {
 		return c.srv.URL(), nil
 	}
-	srv, err := clinic.Start(ctx, c.cfg)
-	if err != nil {
-		return "", fmt.Errorf("restart clinic: %w", err)
+	attempts := 1
+	if c.keepAddr {
+		attempts = 5 // the address was just released: a race for the port is retried
 	}
-	c.srv = srv
-	c.restarts++
-	return srv.URL(), nil
+	var err error
+	for i := 0; i < attempts; i++ {
+		var srv *clinic.Server
+		if srv, err = clinic.Start(ctx, c.cfg); err == nil {
+			c.srv = srv
+			c.restarts++
+			return srv.URL(), nil
+		}
+		if i+1 < attempts && sleepCtx(ctx, 100*time.Millisecond) != nil {
+			break
+		}
+	}
+	return "", fmt.Errorf("restart clinic: %w", err)
 }
 
 // Restart is Stop then Start.
@@ -114,3 +146,14 @@ func (c *Clinic) Restart(ctx context.Context, crash bool) (string, error) {
 
 // Close stops the clinic gracefully for good.
 func (c *Clinic) Close() error { return c.Stop(context.Background(), false) }
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -12,16 +12,15 @@ package props
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"time"
 
 	"pgregory.net/rapid"
 
-	"telechaos/clinic"
 	"telechaos/harness/driver"
 	"telechaos/harness/oracle"
+	"telechaos/harness/target"
 	"telechaos/harness/trace"
 	"telechaos/models"
 )
@@ -36,7 +35,10 @@ const (
 
 // Config configures the properties.
 type Config struct {
-	Bugs    []string // clinic bug specs (ID or ID:P)
+	// Target is the target reference each check opens through the target
+	// registry (package harness/target); "" = a fresh embedded clinic.
+	Target  string
+	Bugs    []string // clinic bug specs (ID or ID:P), for the embedded target
 	BugSeed uint64
 	Media   *driver.MediaFactory // shared across checks; required
 	DataDir string               // parent of each check's clinic data directory ("" = os.TempDir())
@@ -136,9 +138,7 @@ func (c *mCons) has(u string) bool { return u == c.patient || u == c.clinician }
 type Machine struct {
 	cfg    Config
 	ctx    context.Context
-	srv    *clinic.Server
-	dir    string
-	target *driver.HTTPTarget
+	opened *target.Opened
 	ledger *models.Ledger
 	or     *oracle.Oracle
 	sess   *trace.Session
@@ -148,8 +148,8 @@ type Machine struct {
 	consults []*mCons
 }
 
-// NewMachine starts a fresh embedded clinic for one check; t.Cleanup closes
-// it.
+// NewMachine opens a fresh target for one check (Config.Target through the
+// target registry, default an embedded clinic); t.Cleanup closes it.
 func NewMachine(t *rapid.T, cfg Config) *Machine {
 	if cfg.MaxUsers <= 0 {
 		cfg.MaxUsers = 5
@@ -158,21 +158,21 @@ func NewMachine(t *rapid.T, cfg Config) *Machine {
 		cfg.MaxConsults = 4
 	}
 	m := &Machine{cfg: cfg, ctx: t.Context()}
-	srv, dir, err := trace.StartClinic(m.ctx, cfg.Bugs, cfg.BugSeed, trace.Options{DataDir: cfg.DataDir})
-	if err != nil {
-		t.Fatalf("start clinic: %v", err)
+	ref := cfg.Target
+	if ref == "" {
+		ref = trace.TargetEmbedded
 	}
-	m.srv, m.dir = srv, dir
-	t.Cleanup(m.close)
-	m.target, err = driver.NewHTTP(srv.URL(), driver.HTTPOptions{})
+	op, err := target.Open(m.ctx, ref, target.Options{Bugs: cfg.Bugs, BugSeed: cfg.BugSeed, TempDir: cfg.DataDir, KeepAddr: true})
 	if err != nil {
-		t.Fatalf("driver: %v", err)
+		t.Fatalf("open target: %v", err)
 	}
+	m.opened = op
 	m.ledger = models.NewLedger()
 	m.or = oracle.New(m.ledger, oracle.Options{})
-	m.sess = trace.NewSession(m.target, cfg.Media, m.ledger, m.or)
+	m.sess = trace.NewSession(op.Target, cfg.Media, m.ledger, m.or)
+	t.Cleanup(m.close)
 	m.run = &Run{Trace: &trace.Trace{Header: trace.Header{
-		Version: trace.Version, Scenario: "props-sequential", Target: trace.TargetEmbedded,
+		Version: trace.Version, Scenario: "props-sequential", Target: ref,
 		Bugs: slices.Clone(cfg.Bugs), BugSeed: cfg.BugSeed, Created: time.Now().UTC().Truncate(time.Second),
 	}}}
 	if cfg.PreRegister {
@@ -186,9 +186,7 @@ func NewMachine(t *rapid.T, cfg Config) *Machine {
 
 func (m *Machine) close() {
 	m.sess.Close()
-	m.target.Close()
-	m.srv.Close()
-	os.RemoveAll(m.dir)
+	m.opened.Close()
 }
 
 // Run returns what the check did so far.

@@ -113,7 +113,7 @@ func ConcurrentProperty(cfg Config, rec *Recorder) func(*rapid.T) {
 		var out trace.Outcome
 		for range max(cfg.Tries, 1) {
 			var err error
-			out, err = trace.RunOnce(t.Context(), tr, trace.Options{Media: cfg.Media, DataDir: cfg.DataDir})
+			out, err = trace.RunOnce(t.Context(), tr, trace.Options{Target: cfg.Target, Media: cfg.Media, DataDir: cfg.DataDir})
 			if err != nil {
 				t.Fatalf("execute: %v", err)
 			}

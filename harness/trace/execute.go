@@ -6,17 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	neturl "net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"telechaos/clinic"
 	"telechaos/harness/driver"
-	"telechaos/harness/embedded"
 	"telechaos/harness/oracle"
+	"telechaos/harness/target"
 	"telechaos/models"
 )
 
@@ -31,8 +28,8 @@ const opTimeout = 30 * time.Second
 // violations. err is an *ExecError listing the ops that failed (violations
 // found meanwhile are returned too); media may be nil for traces without
 // join.
-// Target ops fail (ErrNeedsEmbedded): RunOnce gives its session the embedded
-// clinic's TargetControl.
+// Target ops fail (ErrNeedsEmbedded): RunOnce gives its session the opened
+// target's Control.
 func Execute(ctx context.Context, tr *Trace, target driver.Target, media *driver.MediaFactory, ledger *models.Ledger, or *oracle.Oracle) ([]oracle.Violation, error) {
 	return execute(ctx, tr, NewSession(target, media, ledger, or), or)
 }
@@ -267,13 +264,14 @@ func (g *groupSlots) release() {
 
 // Options configure RunOnce, Repro and Minimise.
 type Options struct {
-	// Target overrides the trace's target: "embedded" or a base URL.
+	// Target overrides the trace's target: a reference the target
+	// registry opens ("embedded", a base URL, a registered scheme).
 	Target string
 	// Media is the WebRTC client factory; nil: one is made (and shared by the
 	// executions of one call).
 	Media *driver.MediaFactory
 	// DataDir is where embedded clinics get their temporary data directories
-	// (default os.TempDir()); each is removed after its execution.
+	// (default the system's); each is removed after its execution.
 	DataDir string
 	// ClinicLogger receives the embedded clinic's logs; default discard.
 	ClinicLogger *slog.Logger
@@ -306,38 +304,43 @@ func Matches(expect string, vs []oracle.Violation) bool {
 var ErrTarget = errors.New("target unavailable")
 
 // CheckTarget reports whether tr can run against targetRef ("": the trace's
-// own): its target ops (crash_target, restart_target) need the embedded
-// target. The error wraps ErrNeedsEmbedded and names the first such op.
+// own) before anything runs: the reference names a registered target
+// scheme (an error wrapping target.ErrBadRef if not) and, if tr has target
+// ops (crash_target, restart_target), a target the harness can stop and
+// start (the embedded clinic, or a registered driver with a Control; an
+// http(s) URL cannot): the error then wraps ErrNeedsEmbedded and names the
+// first such op.
 func CheckTarget(tr *Trace, targetRef string) error {
 	if targetRef == "" {
 		targetRef = tr.Target
 	}
-	if targetRef == TargetEmbedded {
-		return nil
+	ok, err := target.Controllable(targetRef)
+	if err != nil {
+		return err
 	}
-	for i, op := range tr.Ops {
-		if op.Op.Target() {
-			return fmt.Errorf("op %d: %s %w: replay the trace with --target %s, not %s", i, op.Op, ErrNeedsEmbedded, TargetEmbedded, targetRef)
-		}
+	if i := firstTargetOp(tr); i >= 0 && !ok {
+		return fmt.Errorf("op %d: %s %w: replay the trace with --target %s, not %s", i, tr.Ops[i].Op, ErrNeedsEmbedded, TargetEmbedded, targetRef)
 	}
 	return nil
 }
 
-// newMedia is the media factory for replaying tr against targetRef ("": the
-// trace's own): ICE checks go only to the target's host and its network
-// (driver.DefaultAllowedRemote); the embedded clinic is on loopback, the
-// driver's default.
-func newMedia(ctx context.Context, tr *Trace, targetRef string) (*driver.MediaFactory, error) {
-	if targetRef == "" {
-		targetRef = tr.Target
-	}
-	var mo driver.MediaOptions
-	if targetRef != TargetEmbedded {
-		u, err := neturl.Parse(targetRef)
-		if err != nil || u.Hostname() == "" {
-			return nil, fmt.Errorf("target %q is not a URL with a host", targetRef)
+func firstTargetOp(tr *Trace) int {
+	for i, op := range tr.Ops {
+		if op.Op.Target() {
+			return i
 		}
-		allowed, err := driver.DefaultAllowedRemote(ctx, u.Hostname())
+	}
+	return -1
+}
+
+// newMedia is the media factory for a target whose media host is host:
+// ICE checks go only to that host and its network
+// (driver.DefaultAllowedRemote); "" (no host known): loopback, the
+// driver's default.
+func newMedia(ctx context.Context, host string) (*driver.MediaFactory, error) {
+	var mo driver.MediaOptions
+	if host != "" {
+		allowed, err := driver.DefaultAllowedRemote(ctx, host)
 		if err != nil {
 			return nil, err
 		}
@@ -346,57 +349,69 @@ func newMedia(ctx context.Context, tr *Trace, targetRef string) (*driver.MediaFa
 	return driver.NewMediaFactory(mo)
 }
 
-// RunOnce executes tr once with a fresh ledger and oracle, against a fresh
-// embedded clinic (the trace's bugs and bug seed, a temporary data directory
-// removed after; its target ops crash and restart it) or, for a URL target,
-// against that target with new users. A trace with target ops and a URL
-// target is refused before anything runs (CheckTarget).
+// RunOnce executes tr once with a fresh ledger and oracle against the
+// target opts.Target (default the trace's own) opened through the target
+// registry (package harness/target): "embedded" is a fresh embedded clinic
+// with the trace's bugs and bug seed on a temporary data directory removed
+// after, a URL the running system with new users, another scheme whatever
+// its registered driver opens. The trace's target ops stop and start the
+// target through its Control; a trace with target ops and a target without
+// one is refused before anything runs (CheckTarget).
 func RunOnce(ctx context.Context, tr *Trace, opts Options) (Outcome, error) {
+	out, _, err := runOnce(ctx, tr, opts)
+	return out, err
+}
+
+// runOnce is RunOnce; it also returns the media factory it used (made here
+// when opts.Media is nil and the trace joins calls), for Repro to share.
+func runOnce(ctx context.Context, tr *Trace, opts Options) (Outcome, *driver.MediaFactory, error) {
 	targetRef := opts.Target
 	if targetRef == "" {
 		targetRef = tr.Target
 	}
 	if err := CheckTarget(tr, targetRef); err != nil {
-		return Outcome{}, err
+		return Outcome{}, nil, err
+	}
+	start := time.Now()
+	op, err := target.Open(ctx, targetRef, target.Options{
+		HTTP: driver.HTTPOptions{Timeout: 15 * time.Second},
+		Bugs: tr.Bugs, BugSeed: tr.BugSeed, TempDir: opts.DataDir, Logger: opts.ClinicLogger,
+		// The trace's client keeps its base URL across target ops.
+		KeepAddr: true,
+	})
+	if errors.Is(err, target.ErrBadRef) {
+		return Outcome{}, nil, err
+	}
+	if err != nil {
+		return Outcome{}, nil, fmt.Errorf("%w: %w", ErrTarget, err)
+	}
+	defer op.Close()
+	if i := firstTargetOp(tr); i >= 0 && op.Control == nil {
+		return Outcome{}, nil, fmt.Errorf("op %d: %s %w: target %s cannot be stopped by telechaos", i, tr.Ops[i].Op, ErrNeedsEmbedded, targetRef)
 	}
 	media := opts.Media
 	if media == nil && needsMedia(tr) {
-		m, err := newMedia(ctx, tr, targetRef)
+		m, err := newMedia(ctx, op.MediaHost)
 		if err != nil {
-			return Outcome{}, fmt.Errorf("%w: media: %w", ErrTarget, err)
+			return Outcome{}, nil, fmt.Errorf("%w: media: %w", ErrTarget, err)
 		}
 		media = m
 	}
-	start := time.Now()
-	url := targetRef
-	var ec *embedded.Clinic
-	if targetRef == TargetEmbedded {
-		c, dir, err := startRestartable(ctx, tr.Bugs, tr.BugSeed, opts)
-		if err != nil {
-			return Outcome{}, err
-		}
-		defer func() {
-			c.Close()
-			os.RemoveAll(dir)
-		}()
-		ec, url = c, c.URL()
-	}
-	target, err := driver.NewHTTP(url, driver.HTTPOptions{Timeout: 15 * time.Second})
-	if err != nil {
-		return Outcome{}, fmt.Errorf("%w: %w", ErrTarget, err)
-	}
-	defer target.Close()
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = target.Health(hctx)
+	err = op.Target.Health(hctx)
 	cancel()
 	if err != nil {
-		return Outcome{}, fmt.Errorf("%w: %s: %w", ErrTarget, url, err)
+		where := op.URL
+		if where == "" {
+			where = targetRef
+		}
+		return Outcome{}, media, fmt.Errorf("%w: %s: %w", ErrTarget, where, err)
 	}
 	ledger := models.NewLedger()
 	or := oracle.New(ledger, oracle.Options{})
-	s := NewSession(target, media, ledger, or)
-	if ec != nil {
-		s.SetTargetControl(&embeddedControl{clinic: ec, target: target})
+	s := NewSession(op.Target, media, ledger, or)
+	if op.Control != nil {
+		s.SetTargetControl(&sessionControl{ctl: op.Control, target: op.Target, url: op.URL})
 	}
 	vs, err := execute(ctx, tr, s, or)
 	out := Outcome{Violations: vs, Reproduced: Matches(tr.Expect, vs), Stats: or.Stats(), Duration: time.Since(start)}
@@ -405,89 +420,61 @@ func RunOnce(ctx context.Context, tr *Trace, opts Options) (Outcome, error) {
 		out.OpErrors = ee
 	}
 	if !out.Reproduced && errors.Is(err, driver.ErrUnreachable) {
-		return out, fmt.Errorf("%w: %w", ErrTarget, err)
+		return out, media, fmt.Errorf("%w: %w", ErrTarget, err)
 	}
-	return out, nil
+	return out, media, nil
 }
 
-// StartClinic starts an embedded reference clinic with bugs in a new
-// temporary directory under opts.DataDir. The caller closes the server and
-// removes dir.
-func StartClinic(ctx context.Context, bugs []string, seed uint64, opts Options) (srv *clinic.Server, dir string, err error) {
-	srv, _, dir, err = startClinic(ctx, bugs, seed, opts)
-	return srv, dir, err
+// sessionControl is the TargetControl a session's target ops use: the
+// opened target's Control, with the client's side of a restart (dead
+// keep-alive connections dropped, the target answering again before the
+// next op).
+type sessionControl struct {
+	ctl    target.Control
+	target driver.Target
+	url    string // the base URL the driver uses ("": not HTTP)
 }
 
-func startClinic(ctx context.Context, bugs []string, seed uint64, opts Options) (*clinic.Server, clinic.Config, string, error) {
-	dir, err := os.MkdirTemp(opts.DataDir, "telechaos-trace-*")
-	if err != nil {
-		return nil, clinic.Config{}, "", fmt.Errorf("%w: data directory: %w", ErrTarget, err)
-	}
-	cfg := clinic.Config{Addr: "127.0.0.1:0", DataDir: dir, Bugs: bugs, Seed: seed, Logger: opts.ClinicLogger}
-	srv, err := clinic.Start(ctx, cfg)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, clinic.Config{}, "", fmt.Errorf("%w: start embedded clinic: %w", ErrTarget, err)
-	}
-	return srv, cfg, dir, nil
-}
-
-// startRestartable starts an embedded clinic (see StartClinic) that target
-// ops can crash and start again on the same data directory and the same HTTP
-// address (the port the first start got), so the driver's base URL holds.
-func startRestartable(ctx context.Context, bugs []string, seed uint64, opts Options) (*embedded.Clinic, string, error) {
-	srv, cfg, dir, err := startClinic(ctx, bugs, seed, opts)
-	if err != nil {
-		return nil, "", err
-	}
-	cfg.Addr = strings.TrimPrefix(srv.URL(), "http://")
-	return embedded.Adopt(srv, cfg), dir, nil
-}
-
-// embeddedControl is the TargetControl of an embedded clinic.
-type embeddedControl struct {
-	clinic *embedded.Clinic
-	target *driver.HTTPTarget
-}
-
-// restartTimeout bounds a start after a target op, until /healthz answers.
+// restartTimeout bounds a start after a target op, until the target answers.
 const restartTimeout = 15 * time.Second
 
-func (e *embeddedControl) Stop(ctx context.Context, crash bool) error {
-	err := e.clinic.Stop(ctx, crash)
+func (e *sessionControl) Stop(ctx context.Context, crash bool) error {
+	err := e.ctl.Stop(ctx, crash)
 	// Keep-alive connections to the old server are dead: drop them, so the
-	// next request dials the new one (HTTPTarget.Close only closes idle
-	// connections; the target stays usable).
-	e.target.Close()
+	// next request dials the new one.
+	e.closeIdle()
 	return err
 }
 
-func (e *embeddedControl) Start(ctx context.Context) error {
+func (e *sessionControl) Start(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, restartTimeout)
 	defer cancel()
-	var err error
-	// The address was just released: a start that loses a race for the
-	// port tries again.
-	for attempt := 0; ; attempt++ {
-		if _, err = e.clinic.Start(ctx); err == nil || attempt == 4 {
-			break
-		}
-		if serr := sleepCtx(ctx, 100*time.Millisecond); serr != nil {
-			break
-		}
-	}
+	url, err := e.ctl.Start(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrTarget, err)
 	}
-	e.target.Close()
+	if e.url != "" && url != "" && strings.TrimRight(url, "/") != strings.TrimRight(e.url, "/") {
+		// The driver cannot follow: its opener must keep the address
+		// (target.Options.KeepAddr).
+		return fmt.Errorf("%w: the target came back at %s, not at %s", ErrTarget, url, e.url)
+	}
+	e.closeIdle()
 	for {
 		herr := e.target.Health(ctx)
 		if herr == nil {
 			return nil
 		}
 		if serr := sleepCtx(ctx, 50*time.Millisecond); serr != nil {
-			return fmt.Errorf("%w: restarted clinic not healthy: %w", ErrTarget, herr)
+			return fmt.Errorf("%w: restarted target not healthy: %w", ErrTarget, herr)
 		}
+	}
+}
+
+// closeIdle drops the HTTP driver's idle connections (HTTPTarget.Close only
+// does that; the target stays usable).
+func (e *sessionControl) closeIdle() {
+	if h, ok := e.target.(*driver.HTTPTarget); ok {
+		h.Close()
 	}
 }
 

@@ -133,14 +133,12 @@ func Minimise(ctx context.Context, tr *Trace, opts MinOptions) (*Trace, MinStats
 	}
 	opts.Tries = max(opts.Tries, 1)
 	if opts.Fails == nil {
-		if opts.Media == nil && needsMedia(tr) {
-			if m, err := newMedia(ctx, tr, opts.Target); err == nil {
-				opts.Media = m
-			}
-		}
 		o := opts.Options
 		opts.Fails = func(ctx context.Context, c *Trace) (bool, error) {
-			out, err := RunOnce(ctx, c, o)
+			out, m, err := runOnce(ctx, c, o)
+			if o.Media == nil {
+				o.Media = m // the candidates share the first one's factory
+			}
 			return out.Reproduced, err
 		}
 	}

@@ -12,11 +12,14 @@ type ReproOptions struct {
 }
 
 // Repro replays the trace in file opts.Times times (each against a fresh
-// embedded clinic, or the --target URL with new users) and counts the
-// executions that showed the trace's expected violation. A bad trace is a
-// *ParseError naming the line; a trace with target ops (crash_target,
-// restart_target) and a URL --target wraps ErrNeedsEmbedded; an unreachable
-// target wraps ErrTarget, with the executions done so far counted.
+// embedded clinic, the --target URL with new users, or whatever target a
+// registered scheme opens: see RunOnce) and counts the executions that
+// showed the trace's expected violation. A bad trace is a *ParseError
+// naming the line; a target reference no scheme opens wraps
+// target.ErrBadRef; a trace with target ops (crash_target, restart_target)
+// and a --target that cannot be stopped (a URL) wraps ErrNeedsEmbedded; an
+// unreachable target wraps ErrTarget, with the executions done so far
+// counted.
 func Repro(ctx context.Context, file string, opts ReproOptions) (reproduced, total int, err error) {
 	tr, err := ParseFileContext(ctx, file)
 	if err != nil {
@@ -26,18 +29,14 @@ func Repro(ctx context.Context, file string, opts ReproOptions) (reproduced, tot
 		return 0, 0, fmt.Errorf("%s: %w", file, err)
 	}
 	times := max(opts.Times, 1)
-	if opts.Media == nil && needsMedia(tr) {
-		m, err := newMedia(ctx, tr, opts.Target)
-		if err != nil {
-			return 0, 0, fmt.Errorf("%w: media: %w", ErrTarget, err)
-		}
-		opts.Media = m
-	}
 	for range times {
 		if err := ctx.Err(); err != nil {
 			return reproduced, total, fmt.Errorf("repro: %w", err)
 		}
-		out, err := RunOnce(ctx, tr, opts.Options)
+		out, m, err := runOnce(ctx, tr, opts.Options)
+		if opts.Media == nil {
+			opts.Media = m // the executions share the first one's factory
+		}
 		if err != nil {
 			return reproduced, total, fmt.Errorf("repro run %d: %w", total+1, err)
 		}

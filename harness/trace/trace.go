@@ -70,7 +70,9 @@ import (
 	"syscall"
 	"time"
 
-	"telechaos/clinic/bugs"
+	// The embedded target: what a header's bugs mean, and the "embedded"
+	// scheme registered for RunOnce (traces default to it).
+	"telechaos/harness/embedded"
 	"telechaos/models"
 )
 
@@ -141,7 +143,7 @@ type Header struct {
 	Version  int       `json:"telechaos_trace"`
 	Scenario string    `json:"scenario,omitempty"`
 	Seed     uint64    `json:"seed"`
-	Target   string    `json:"target"` // "embedded" or a base URL
+	Target   string    `json:"target"` // "embedded", a base URL or another registered target reference
 	Bugs     []string  `json:"bugs,omitempty"`
 	BugSeed  uint64    `json:"bug_seed"`
 	Expect   string    `json:"expect,omitempty"` // the invariant id the trace shows violated
@@ -457,7 +459,7 @@ func (tr *Trace) header(l *line) error {
 		return fmt.Errorf("%w: target (\"embedded\" or a URL)", ErrMissingField)
 	}
 	h.Target = *l.Target
-	if _, err := bugs.Parse(h.Bugs, 0); err != nil {
+	if err := embedded.CheckBugs(h.Bugs); err != nil {
 		return fmt.Errorf("%w: bugs: %v", ErrBadField, err)
 	}
 	if l.BugSeed != nil {
