@@ -158,3 +158,25 @@ func TestScenarioSpecImportsOnlyTheVocabulary(t *testing.T) {
 		t.Errorf("found %d spec packages, scenarios depends on %v: the rule above would prove nothing", found, ours(pkgs[specRoot].Deps))
 	}
 }
+
+// testingImporters are the non-test packages that may import "testing":
+// helpers whose API is for tests. Anything else that imports it drags the
+// test framework (and its flags) into the binaries.
+var testingImporters = []string{
+	"telechaos/internal/dockertest", // Require(tb): skip without Docker, fail in CI
+	"telechaos/harness/deploy/gate", // the release gate as a go test API (gate.Run(t, ...))
+}
+
+func TestOnlyTestHelpersImportTesting(t *testing.T) {
+	pkgs := list(t)
+	for path, p := range pkgs {
+		if slices.Contains(p.Imports, "testing") && !slices.Contains(testingImporters, path) {
+			t.Errorf("%s imports testing in non-test code: move the helper to a _test.go file or a test-helper package (%v)", path, testingImporters)
+		}
+	}
+	for _, want := range testingImporters {
+		if p, ok := pkgs[want]; !ok || !slices.Contains(p.Imports, "testing") {
+			t.Errorf("%s no longer imports testing (or is gone): remove it from testingImporters", want)
+		}
+	}
+}
