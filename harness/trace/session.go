@@ -92,8 +92,7 @@ type Session struct {
 	users    map[string]*driver.Session
 	consults map[string]*consState
 	lists    map[string][]driver.ReplaySummary // user symbol -> last list
-	closed   bool
-	ctl      TargetControl // nil: target ops fail with ErrNeedsEmbedded
+	ctl      TargetControl                     // nil: target ops fail with ErrNeedsEmbedded
 
 	// down counts target ops in progress: frames sent meanwhile go into the
 	// void and are allowed as lost (see end).
@@ -222,7 +221,6 @@ func (s *Session) LastList(sym string) []driver.ReplaySummary {
 // peer. Idempotent.
 func (s *Session) Close() {
 	s.mu.Lock()
-	s.closed = true
 	cs := s.consStates()
 	s.mu.Unlock()
 	var wg sync.WaitGroup
