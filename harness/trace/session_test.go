@@ -3,13 +3,13 @@ package trace
 import (
 	"context"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
 	"telechaos/harness/client"
 	"telechaos/harness/driver"
 	"telechaos/harness/oracle"
+	"telechaos/harness/target"
 	"telechaos/models"
 )
 
@@ -26,29 +26,21 @@ func (b breakingTarget) FetchMedia(ctx context.Context, s driver.Session, rid, t
 }
 
 // execOn runs tr's ops (its bugs ignored: the correct clinic) against
-// wrap(the clinic's target) through a Session, and returns the oracle.
+// wrap(an embedded clinic's target) through a Session, and returns the oracle.
 func execOn(t *testing.T, tr *Trace, wrap func(driver.Target) driver.Target) (*oracle.Oracle, *ExecError) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	srv, dir, err := StartClinic(ctx, nil, 1, Options{DataDir: t.TempDir()})
+	op, err := target.Open(ctx, TargetEmbedded, target.Options{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		srv.Close()
-		os.RemoveAll(dir)
-	}()
-	target, err := driver.NewHTTP(srv.URL(), driver.HTTPOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer target.Close()
+	defer op.Close()
 	ledger := models.NewLedger()
 	or := oracle.New(ledger, oracle.Options{})
-	var tg driver.Target = target
+	tg := op.Target
 	if wrap != nil {
-		tg = wrap(target)
+		tg = wrap(tg)
 	}
 	_, err = execute(ctx, tr, NewSession(tg, media(t), ledger, or), or)
 	var ee *ExecError
