@@ -2,7 +2,6 @@ package trace
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,30 +11,17 @@ import (
 	"time"
 
 	"telechaos/harness/chaos"
+	"telechaos/harness/client"
 	"telechaos/harness/driver"
 	"telechaos/harness/oracle"
 	"telechaos/models"
 )
 
-// Frame sizes: one frame per RTP packet. Audio stays <= 254 bytes: pion's Ogg
-// writer corrupts a final page holding a larger packet.
+// Frame sizes: one frame per RTP packet, the client's (harness/client), so a
+// trace sends what a run's virtual users send.
 const (
-	AudioFrameSize = 60
-	VideoFrameSize = 200
-)
-
-// Session tunables.
-const (
-	connectTimeout = 15 * time.Second
-	notReadyWait   = 3 * time.Second // how long a send waits for a just-negotiated track
-	// drain lets frames in flight reach the target before an end, so what the
-	// target acknowledges (and records) does not depend on scheduling luck.
-	drain = 80 * time.Millisecond
-	// settle: after a send op, frames reach the target and its recorder
-	// (tracks open on their first packet) before the next op, so that one
-	// sequence of ops does the same thing every time (rapid only shrinks
-	// reproducible failures, and a trace must replay).
-	settle = 40 * time.Millisecond
+	AudioFrameSize = client.AudioFrameSize
+	VideoFrameSize = client.VideoFrameSize
 )
 
 // ErrUnbound: an op names a symbol whose defining op did not succeed.
@@ -92,11 +78,13 @@ func (e *ExecError) Unwrap() []error {
 
 // Session binds a trace's symbols to real ids and runs ops one at a time or
 // concurrently. Execute drives one over a whole trace; the sequential property
-// drives one op by op. Safe for concurrent use by ops on different symbols.
+// drives one op by op. What each op does (its requests, frames and checks) is
+// harness/client's, the same client a run's virtual users use; the session
+// binds symbols and schedules. Safe for concurrent use by ops on different
+// symbols.
 type Session struct {
 	target driver.Target
-	media  *driver.MediaFactory
-	ledger *models.Ledger
+	cl     *client.Client
 	or     *oracle.Oracle
 
 	mu       sync.Mutex
@@ -104,8 +92,7 @@ type Session struct {
 	users    map[string]*driver.Session
 	consults map[string]*consState
 	lists    map[string][]driver.ReplaySummary // user symbol -> last list
-	closed   bool
-	ctl      TargetControl // nil: target ops fail with ErrNeedsEmbedded
+	ctl      TargetControl                     // nil: target ops fail with ErrNeedsEmbedded
 
 	// down counts target ops in progress: frames sent meanwhile go into the
 	// void and are allowed as lost (see end).
@@ -113,41 +100,39 @@ type Session struct {
 }
 
 type consState struct {
-	c          models.Consultation
+	call       *client.Call
 	pSym, cSym string
 
-	mu        sync.Mutex
-	peers     map[string]*peerState // user symbol -> current peer
-	sent      bool                  // frames sent since the last end
-	ended     bool
-	endedAt   time.Time
-	recording string
-	tracks    []driver.TrackInfo
-
-	joined bool // a join op has fired
-	// frames counts what each participant's client sent (real user id,
-	// kind), every segment; down those sent while a target op was in
-	// progress.
-	frames, down map[[2]string]int
+	mu sync.Mutex
 	// reached names the target ops that reached the call (after its first
-	// join, before its end): its end is judged against frames.
+	// join, before its end): its end is judged against the frames sent.
 	reached []Kind
 	cut     Kind // the target op that cut the peers ("" once rejoined)
 }
 
-type peerState struct {
-	peer       *driver.Peer
-	mu         sync.Mutex
-	seqA, seqV uint32
+// sessionHooks are a trace's side of the client: every request once (a
+// trace replays what happened, it does not retry), frames sent during a
+// target op counted as sent while the target was down, notes as evidence.
+type sessionHooks struct {
+	client.NopHooks
+	s *Session
+}
+
+func (h sessionHooks) TargetDown() bool { return h.s.down.Load() > 0 }
+
+func (h sessionHooks) NoteErr(user, step string, err error) {
+	h.s.or.NoteOp(user, step+": "+err.Error())
 }
 
 // NewSession starts a session. media may be nil when no op needs WebRTC.
 func NewSession(target driver.Target, media *driver.MediaFactory, ledger *models.Ledger, or *oracle.Oracle) *Session {
-	return &Session{
-		target: target, media: media, ledger: ledger, or: or,
+	s := &Session{
+		target: target, or: or,
 		roles: map[string]models.Role{}, users: map[string]*driver.Session{}, consults: map[string]*consState{},
 		lists: map[string][]driver.ReplaySummary{},
 	}
+	s.cl = client.New(target, media, ledger, or, client.Options{Hooks: sessionHooks{s: s}})
+	return s
 }
 
 // SetTargetControl lets the session's target ops crash and restart the
@@ -184,7 +169,7 @@ func (s *Session) ConsultationID(sym string) (string, bool) {
 	if c == nil {
 		return "", false
 	}
-	return c.c.ID, true
+	return c.call.Cons.ID, true
 }
 
 // Recording returns the recording id the target acknowledged for a
@@ -196,9 +181,7 @@ func (s *Session) Recording(sym string) (string, bool) {
 	if c == nil {
 		return "", false
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.recording, c.ended
+	return c.call.Recording()
 }
 
 // Symbolize replaces the real ids of users, consultations and recordings in
@@ -216,15 +199,13 @@ func (s *Session) Symbolize(text string) string {
 	}
 	s.mu.Unlock()
 	for sym, c := range cs {
-		pairs = append(pairs, c.c.ID, sym)
-		c.mu.Lock()
-		if c.recording != "" {
-			pairs = append(pairs, c.recording, "rec("+sym+")")
+		pairs = append(pairs, c.call.Cons.ID, sym)
+		if rid, ended := c.call.Recording(); ended && rid != "" {
+			pairs = append(pairs, rid, "rec("+sym+")")
 		}
-		for _, t := range c.tracks {
+		for _, t := range c.call.Tracks() {
 			pairs = append(pairs, t.ID, "track("+sym+"/"+t.Owner+"/"+t.Kind+")")
 		}
-		c.mu.Unlock()
 	}
 	return strings.NewReplacer(pairs...).Replace(text)
 }
@@ -236,31 +217,31 @@ func (s *Session) LastList(sym string) []driver.ReplaySummary {
 	return slices.Clone(s.lists[sym])
 }
 
-// Close closes every peer. Idempotent.
+// Close judges the live media of the calls not ended yet and closes every
+// peer. Idempotent.
 func (s *Session) Close() {
 	s.mu.Lock()
-	s.closed = true
+	cs := s.consStates()
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.call.JudgeLive(context.Background())
+			c.call.ClosePeers()
+		}()
+	}
+	wg.Wait()
+}
+
+// consStates lists the consultations; s.mu is held.
+func (s *Session) consStates() []*consState {
 	cs := make([]*consState, 0, len(s.consults))
 	for _, c := range s.consults {
 		cs = append(cs, c)
 	}
-	s.mu.Unlock()
-	for _, c := range cs {
-		c.closePeers()
-	}
-}
-
-func (c *consState) closePeers() {
-	c.mu.Lock()
-	ps := c.peers
-	c.peers = map[string]*peerState{}
-	c.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, p := range ps {
-		wg.Add(1)
-		go func() { defer wg.Done(); p.peer.Close() }()
-	}
-	wg.Wait()
+	return cs
 }
 
 // Do runs one op to completion.
@@ -336,11 +317,10 @@ func (s *Session) register(ctx context.Context, sym string) error {
 	if done {
 		return nil
 	}
-	u, err := s.target.Register(ctx, role)
+	u, err := s.cl.Register(ctx, role)
 	if err != nil {
 		return fmt.Errorf("register %s: %w", sym, err)
 	}
-	s.ledger.AddUser(u.ID, role)
 	s.or.NoteOp(u.ID, "register "+string(role))
 	s.mu.Lock()
 	s.users[sym] = &u
@@ -359,208 +339,108 @@ func (s *Session) book(ctx context.Context, op Op) error {
 	if dup {
 		return fmt.Errorf("%w: consultation %s booked twice", ErrBadField, op.Consult)
 	}
-	b, err := s.target.Book(ctx, *p, cl.ID)
+	c, err := s.cl.Book(ctx, *p, cl.ID)
 	if err != nil {
-		return fmt.Errorf("book: %w", err)
-	}
-	c := models.Consultation{ID: b.ConsultationID, AppointmentID: b.AppointmentID, Patient: p.ID, Clinician: cl.ID}
-	if err := s.ledger.AddConsultation(c); err != nil {
-		return fmt.Errorf("book: %w", err)
+		return err
 	}
 	s.or.NoteOp(p.ID, "book "+c.ID+" with "+cl.ID)
 	s.mu.Lock()
-	s.consults[op.Consult] = &consState{c: c, pSym: op.User, cSym: op.With, peers: map[string]*peerState{},
-		frames: map[[2]string]int{}, down: map[[2]string]int{}}
+	s.consults[op.Consult] = &consState{call: s.cl.NewCall(c), pSym: op.User, cSym: op.With}
 	s.mu.Unlock()
 	return nil
 }
 
-func (s *Session) prepareJoin(ctx context.Context, u driver.Session, c *consState, op Op) (func(context.Context) error, error) {
-	if s.media == nil {
-		return nil, errors.New("join: no media factory")
-	}
-	cid := c.c.ID
-	peer, err := s.media.NewPeer(func(_ models.Kind, payload []byte, at time.Time) {
-		s.or.CheckLive(u.ID, cid, payload, at)
-	})
+func (s *Session) prepareJoin(ctx context.Context, u driver.Session, c *consState, _ Op) (func(context.Context) error, error) {
+	p := c.call.Participant(u)
+	o, err := p.PrepareJoin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("join: %w", err)
 	}
-	offer, err := peer.OfferAudio(ctx)
-	if err != nil {
-		peer.Close()
-		return nil, fmt.Errorf("join: %w", err)
-	}
-	ps := &peerState{peer: peer}
-	// The new peer replaces the user's previous one at once (a rejoin), so
-	// Close finds it whatever happens next.
 	c.mu.Lock()
-	prev := c.peers[op.User]
-	c.peers[op.User] = ps
 	c.cut = ""
 	c.mu.Unlock()
-	if prev != nil {
-		prev.peer.Close()
-	}
+	cid := c.call.Cons.ID
 	return func(ctx context.Context) error {
-		c.mu.Lock()
-		c.joined = true
-		c.mu.Unlock()
 		s.or.NoteOp(u.ID, "join "+cid)
-		answer, _, err := s.target.Join(ctx, u, cid, offer)
-		if err != nil {
+		if err := p.FireJoin(ctx, o); err != nil {
 			return fmt.Errorf("join: %w", err)
 		}
-		if err := peer.Accept(answer); err != nil {
-			return fmt.Errorf("join: %w", err)
-		}
-		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
-		defer cancel()
-		if err := peer.WaitConnected(cctx); err != nil {
+		if err := p.WaitConnected(ctx); err != nil {
 			return fmt.Errorf("join: %w", err)
 		}
 		return nil
 	}, nil
 }
 
-func (c *consState) peer(sym string) (*peerState, error) {
+// joined returns u's participant in c if it has a peer now.
+func (c *consState) joined(sym string, u driver.Session) (*client.Participant, error) {
+	p := c.call.Lookup(u.ID)
+	if p != nil && p.Peer() != nil {
+		return p, nil
+	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	p := c.peers[sym]
-	if p == nil && c.cut != "" {
-		return nil, fmt.Errorf("%w: %s's peer in %s was cut by %s (join again)", ErrUnbound, sym, c.c.ID, c.cut)
+	cut := c.cut
+	c.mu.Unlock()
+	if cut != "" {
+		return nil, fmt.Errorf("%w: %s's peer in %s was cut by %s (join again)", ErrUnbound, sym, c.call.Cons.ID, cut)
 	}
-	if p == nil {
-		return nil, fmt.Errorf("%w: %s has not joined %s", ErrUnbound, sym, c.c.ID)
-	}
-	return p, nil
+	return nil, fmt.Errorf("%w: %s has not joined %s", ErrUnbound, sym, c.call.Cons.ID)
 }
 
 func (s *Session) prepareSwitch(ctx context.Context, u driver.Session, c *consState, op Op) (func(context.Context) error, error) {
-	p, err := c.peer(op.User)
+	p, err := c.joined(op.User, u)
 	if err != nil {
 		return nil, fmt.Errorf("switch: %w", err)
 	}
-	offer, err := p.peer.OfferVideo(ctx)
+	o, err := p.PrepareSwitch(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("switch: %w", err)
 	}
 	return func(ctx context.Context) error {
-		s.or.NoteOp(u.ID, "switch "+c.c.ID)
-		answer, err := s.target.SwitchVideo(ctx, u, c.c.ID, offer)
-		if err != nil {
-			return fmt.Errorf("switch: %w", err)
-		}
-		if err := p.peer.Accept(answer); err != nil {
+		s.or.NoteOp(u.ID, "switch "+c.call.Cons.ID)
+		if err := p.FireSwitch(ctx, o, false); err != nil {
 			return fmt.Errorf("switch: %w", err)
 		}
 		return nil
 	}, nil
 }
 
-// send sends n watermarked frames, one per RTP packet. A just-negotiated
-// track may not be bound yet: the send waits a little for it.
+// send sends n watermarked frames, one per RTP packet, as one burst (see
+// client.Participant.SendBurst).
 func (s *Session) send(u driver.Session, c *consState, op Op) error {
-	p, err := c.peer(op.User)
+	p, err := c.joined(op.User, u)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op.Op, err)
 	}
-	ctag, stag := models.TagOf(c.c.ID), models.TagOf(u.ID)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	c.mu.Lock()
-	c.sent = true
-	c.mu.Unlock()
-	s.or.NoteOp(u.ID, fmt.Sprintf("%s %d frames in %s", op.Op, op.N, c.c.ID))
-	deadline := time.Now().Add(notReadyWait)
+	s.or.NoteOp(u.ID, fmt.Sprintf("%s %d frames in %s", op.Op, op.N, c.call.Cons.ID))
 	kind := models.Video
 	if op.Op == OpSendAudio {
 		kind = models.Audio
 	}
-	k := [2]string{u.ID, string(kind)}
-	for range op.N {
-		var frame []byte
-		var write func([]byte) error
-		if op.Op == OpSendAudio {
-			p.seqA++
-			frame = models.AudioFrame(models.Tag{Consultation: ctag, Sender: stag, Seq: p.seqA}, AudioFrameSize)
-			write = p.peer.SendAudio
-		} else {
-			p.seqV++
-			frame = models.VideoFrame(models.Tag{Consultation: ctag, Sender: stag, Seq: p.seqV}, VideoFrameSize)
-			write = p.peer.SendVideo
-		}
-		for {
-			err := write(frame)
-			if err == nil {
-				down := s.down.Load() > 0
-				c.mu.Lock()
-				c.frames[k]++
-				if down {
-					c.down[k]++
-				}
-				c.mu.Unlock()
-				break
-			}
-			if !errors.Is(err, driver.ErrNotReady) || time.Now().After(deadline) {
-				return fmt.Errorf("%s: %w", op.Op, err)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
+	if err := p.SendBurst(kind, op.N); err != nil {
+		return fmt.Errorf("%s: %w", op.Op, err)
 	}
-	time.Sleep(settle)
 	return nil
 }
 
 func (s *Session) end(ctx context.Context, u driver.Session, c *consState) error {
-	c.mu.Lock()
-	sent := c.sent
-	c.sent = false
-	c.mu.Unlock()
-	if sent {
-		t := time.NewTimer(drain)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("end: %w", ctx.Err())
-		}
-	}
-	s.or.NoteOp(u.ID, "end "+c.c.ID)
-	res, err := s.target.End(ctx, u, c.c.ID)
-	if err != nil {
+	call := c.call
+	if err := call.Drain(ctx); err != nil {
 		return fmt.Errorf("end: %w", err)
 	}
-	if res.RecordingID == "" {
-		return fmt.Errorf("end: %w: no recording id", driver.ErrGarbage)
-	}
-	now := time.Now()
-	if err := s.ledger.BindRecording(c.c.ID, res.RecordingID); err != nil {
-		// One recording id for two consultations: the list checks judge it.
-		s.or.NoteOp(u.ID, "bind: "+err.Error())
+	s.or.NoteOp(u.ID, "end "+call.Cons.ID)
+	if _, err := call.End(ctx, u); err != nil {
+		return err
 	}
 	c.mu.Lock()
-	if c.joined && s.down.Load() > 0 && !slices.Contains(c.reached, Kind("target down")) {
+	if call.Joined() && s.down.Load() > 0 && !slices.Contains(c.reached, Kind("target down")) {
 		c.reached = append(c.reached, "target down") // a target op raced the end
 	}
-	reached := len(c.reached) > 0
 	c.mu.Unlock()
-	if reached {
-		s.or.ExpectTracks(c.c.ID, res.RecordingID, c.trackExpects(res.Tracks), now)
-	} else {
-		acked := make([]oracle.AckedTrack, 0, len(res.Tracks))
-		for _, t := range res.Tracks {
-			acked = append(acked, oracle.AckedTrack{Owner: t.Owner, Kind: t.Kind, Segment: t.Segment, Frames: t.Frames})
-		}
-		s.or.ExpectRecording(c.c.ID, res.RecordingID, acked, now)
-	}
-	c.mu.Lock()
-	if !c.ended {
-		c.ended, c.endedAt, c.recording, c.tracks = true, now, res.RecordingID, res.Tracks
-	}
-	c.mu.Unlock()
+	call.Expect(c.allowance())
 	// The target closed its side; ours go too.
-	c.closePeers()
+	call.JudgeLive(ctx)
+	call.ClosePeers()
 	return nil
 }
 
@@ -571,10 +451,7 @@ func (s *Session) end(ctx context.Context, u driver.Session, c *consState) error
 func (s *Session) targetOp(ctx context.Context, k Kind) error {
 	s.mu.Lock()
 	ctl := s.ctl
-	cs := make([]*consState, 0, len(s.consults))
-	for _, c := range s.consults {
-		cs = append(cs, c)
-	}
+	cs := s.consStates()
 	s.mu.Unlock()
 	if ctl == nil {
 		return fmt.Errorf("%s %w", k, ErrNeedsEmbedded)
@@ -582,28 +459,28 @@ func (s *Session) targetOp(ctx context.Context, k Kind) error {
 	s.down.Add(1)
 	defer s.down.Add(-1)
 	var hit []*consState
-	sent := false
+	pending := false
 	for _, c := range cs {
-		c.mu.Lock()
-		if c.joined && !c.ended {
+		if c.call.Joined() && !c.call.Ended() {
 			hit = append(hit, c)
+			c.mu.Lock()
 			if !slices.Contains(c.reached, k) {
 				c.reached = append(c.reached, k)
 			}
-			sent = sent || c.sent
+			c.mu.Unlock()
+			pending = pending || c.call.Pending()
 		}
-		c.mu.Unlock()
 	}
-	if sent {
+	if pending {
 		// As before an end: the frames in flight reach the target first, so
 		// what the op costs a correct target does not depend on scheduling.
-		if err := sleepCtx(ctx, drain); err != nil {
+		if err := sleepCtx(ctx, client.DrainTime); err != nil {
 			return fmt.Errorf("%s: %w", k, err)
 		}
 	}
 	for _, c := range hit {
-		s.or.NoteOp(c.c.Patient, string(k)+" during "+c.c.ID)
-		s.or.NoteOp(c.c.Clinician, string(k)+" during "+c.c.ID)
+		s.or.NoteOp(c.call.Cons.Patient, string(k)+" during "+c.call.Cons.ID)
+		s.or.NoteOp(c.call.Cons.Clinician, string(k)+" during "+c.call.Cons.ID)
 	}
 	stopErr := ctl.Stop(ctx, k == OpCrashTarget)
 	// The target's side of the calls is gone: ours go too (after the stop,
@@ -612,7 +489,7 @@ func (s *Session) targetOp(ctx context.Context, k Kind) error {
 		c.mu.Lock()
 		c.cut = k
 		c.mu.Unlock()
-		c.closePeers()
+		c.call.ClosePeers()
 	}
 	if err := ctl.Start(ctx); err != nil {
 		return fmt.Errorf("%s: %w", k, errors.Join(stopErr, err))
@@ -623,55 +500,41 @@ func (s *Session) targetOp(ctx context.Context, k Kind) error {
 	return nil
 }
 
-// trackExpects states what each participant's media must amount to in the
-// recording of a call a target op reached, as a run does for calls a clinic
-// fault reached: what the target acknowledged (acked, its answer to end) and
-// what the client sent, less the baseline and the frames sent while a target
-// op was in progress.
-func (c *consState) trackExpects(acked []driver.TrackInfo) []oracle.TrackExpect {
-	ack := map[[2]string]int{}
-	for _, t := range acked {
-		ack[[2]string{t.Owner, t.Kind}] += t.Frames
-	}
+// allowance is the loss the target ops that reached the call explain, as a
+// run allows for the clinic faults that reached its calls: the baseline and
+// the frames sent while a target op was in progress. nil (judged against the
+// acknowledgement only) when none reached it.
+func (c *consState) allowance() client.Allowance {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	names := make([]string, len(c.reached))
 	for i, k := range c.reached {
 		names[i] = string(k)
 	}
-	slices.Sort(names)
-	var out []oracle.TrackExpect
-	for _, owner := range []string{c.c.Patient, c.c.Clinician} {
-		for _, kind := range []models.Kind{models.Audio, models.Video} {
-			k := [2]string{owner, string(kind)}
-			sent, a, down := c.frames[k], ack[k], c.down[k]
-			if sent == 0 && a <= 0 {
-				continue
-			}
-			base := chaos.BaselineAllowed(sent)
-			why := fmt.Sprintf("baseline %d + faults %d (%s)", base, down, strings.Join(names, ", "))
-			if down > 0 {
-				why += fmt.Sprintf(", %d of them sent while the target was down", down)
-			}
-			out = append(out, oracle.TrackExpect{Owner: owner, Kind: string(kind), Acked: a, Sent: sent, Allowed: min(base+down, sent), Why: why})
-		}
+	c.mu.Unlock()
+	if len(names) == 0 {
+		return nil
 	}
-	return out
+	slices.Sort(names)
+	return func(t client.Track) (int, string) {
+		base := chaos.BaselineAllowed(t.Sent)
+		why := fmt.Sprintf("baseline %d + faults %d (%s)", base, t.SentDown, strings.Join(names, ", "))
+		if t.SentDown > 0 {
+			why += fmt.Sprintf(", %d of them sent while the target was down", t.SentDown)
+		}
+		return min(base+t.SentDown, t.Sent), why
+	}
 }
 
 func (s *Session) list(ctx context.Context, op Op) error {
 	s.mu.Lock()
 	u := s.users[op.User]
-	cs := make([]*consState, 0, len(s.consults))
-	for _, c := range s.consults {
-		cs = append(cs, c)
-	}
+	cs := s.consStates()
 	s.mu.Unlock()
 	if u == nil {
 		return fmt.Errorf("list: %w: user %s (not registered)", ErrUnbound, op.User)
 	}
 	start := time.Now()
-	items, err := s.target.ListReplays(ctx, *u)
+	items, err := s.cl.List(ctx, *u)
 	if err != nil {
 		return fmt.Errorf("list: %w", err)
 	}
@@ -679,23 +542,12 @@ func (s *Session) list(ctx context.Context, op Op) error {
 	s.mu.Lock()
 	s.lists[op.User] = items
 	s.mu.Unlock()
-	li := make([]oracle.ListItem, len(items))
-	listed := map[string]bool{}
-	for k, it := range items {
-		li[k] = oracle.ListItem{RecordingID: it.ID, ConsultationID: it.ConsultationID, Participants: it.Participants}
-		listed[it.ID] = true
-	}
-	s.or.CheckList(u.ID, li, time.Now())
+	s.cl.OpenOffered(ctx, *u, items)
 	// The contract: after an end the recording is listed for both
 	// participants. A list that began after an acknowledged end and misses it
 	// is reported to the durability check.
 	for _, c := range cs {
-		c.mu.Lock()
-		ended, endedAt, rid := c.ended, c.endedAt, c.recording
-		c.mu.Unlock()
-		if ended && endedAt.Before(start) && c.c.Has(u.ID) && !listed[rid] {
-			s.or.Delivered(u.ID, c.c.ID, false, nil, time.Now())
-		}
+		c.call.Unlisted(u.ID, items, start)
 	}
 	return nil
 }
@@ -703,114 +555,31 @@ func (s *Session) list(ctx context.Context, op Op) error {
 // replay fetches the recording's metadata and, with media, every track: the
 // content checks and, for a participant, the durability evidence.
 func (s *Session) replay(ctx context.Context, u driver.Session, c *consState, media bool) error {
-	c.mu.Lock()
-	rid, ended := c.recording, c.ended
-	c.mu.Unlock()
+	rid, ended := c.call.Recording()
 	if !ended {
-		return fmt.Errorf("replay: %w: consultation %s has no acknowledged end", ErrUnbound, c.c.ID)
-	}
-	rep, err := s.target.GetReplay(ctx, u, rid)
-	if err != nil {
-		return fmt.Errorf("replay: %w", err)
+		return fmt.Errorf("replay: %w: consultation %s has no acknowledged end", ErrUnbound, c.call.Cons.ID)
 	}
 	s.or.NoteOp(u.ID, "replay "+rid)
-	meta := oracle.ReplayMeta{ID: rep.ID, ConsultationID: rep.ConsultationID, Participants: rep.Participants}
-	for _, t := range rep.Tracks {
-		meta.Tracks = append(meta.Tracks, oracle.TrackMeta{ID: t.ID, Owner: t.Owner, Kind: t.Kind, Segment: t.Segment, Frames: t.Frames})
-	}
-	s.or.CheckReplay(u.ID, meta, time.Now())
-	if !media {
-		return nil
-	}
-	ctag := models.TagOf(c.c.ID)
-	senders := map[uint64]string{models.TagOf(c.c.Patient): c.c.Patient, models.TagOf(c.c.Clinician): c.c.Clinician}
-	tagged := map[[2]string]int{}
-	var errs []error
-	for _, t := range rep.Tracks {
-		b, err := s.target.FetchMedia(ctx, u, rid, t.ID)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("fetch track %s: %w", t.ID, err))
-			continue
-		}
-		frames, err := ReadTrack(t, b)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("track %s of %s: %w: %w", t.ID, rid, driver.ErrGarbage, err))
-			continue
-		}
-		s.or.CheckFrames(u.ID, rid, t.ID, frames, time.Now())
-		for _, f := range frames {
-			tag, _, err := models.FindTag(f)
-			if err != nil || tag.Consultation != ctag {
-				continue
-			}
-			if who, ok := senders[tag.Sender]; ok {
-				tagged[[2]string{who, string(tag.Kind)}]++
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
-	if c.c.Has(u.ID) {
-		s.or.Delivered(u.ID, c.c.ID, true, tagged, time.Now())
+	if err := s.cl.Replay(ctx, u, c.call.Cons, rid, media); err != nil {
+		return fmt.Errorf("replay: %w", err)
 	}
 	return nil
 }
 
-// ReadTrack splits a track's bytes into frames by its container.
-func ReadTrack(t driver.TrackInfo, b []byte) ([][]byte, error) {
-	switch {
-	case t.Format == "ogg" || (t.Format == "" && t.Kind == string(models.Audio)):
-		return driver.ReadOgg(b)
-	case t.Format == "ivf" || (t.Format == "" && t.Kind == string(models.Video)):
-		return driver.ReadIVF(b)
-	}
-	return nil, fmt.Errorf("unknown track format %q", t.Format)
-}
+// ReadTrack splits a track's bytes into frames by its container (see
+// client.ReadTrack).
+func ReadTrack(t driver.TrackInfo, b []byte) ([][]byte, error) { return client.ReadTrack(t, b) }
 
 // probe fetches a recording (once ended), its consultation and a track, by the
 // real ids of somebody else's consultation: each must be denied.
 func (s *Session) probe(ctx context.Context, u driver.Session, c *consState) error {
-	c.mu.Lock()
-	rid, ended := c.recording, c.ended
-	tracks := slices.Clone(c.tracks)
-	c.mu.Unlock()
-	s.or.NoteOp(u.ID, "probe "+c.c.ID)
-	judge := func(rid string, err error, n int) error {
-		if err == nil {
-			s.or.CheckProbe(u.ID, rid, c.c.ID, 200, n, time.Now())
-			return nil
-		}
-		if code := driver.StatusCode(err); code != 0 {
-			s.or.CheckProbe(u.ID, rid, c.c.ID, code, 0, time.Now())
-			return nil
-		}
-		if errors.Is(err, driver.ErrGarbage) {
-			s.or.CheckProbe(u.ID, rid, c.c.ID, 200, 1, time.Now())
-			return nil
-		}
-		return fmt.Errorf("probe: %w", err) // no answer says nothing about access control
-	}
-	var errs []error
-	ci, err := s.target.Consultation(ctx, u, c.c.ID)
-	n := 0
-	if err == nil {
-		b, _ := json.Marshal(ci)
-		n = len(b)
-	}
-	errs = append(errs, judge("", err, n))
-	if ended {
-		rep, err := s.target.GetReplay(ctx, u, rid)
-		n := 0
-		if err == nil {
-			b, _ := json.Marshal(rep)
-			n = len(b)
-		}
-		errs = append(errs, judge(rid, err, n))
-		if len(tracks) > 0 {
-			b, err := s.target.FetchMedia(ctx, u, rid, tracks[0].ID)
-			errs = append(errs, judge(rid, err, len(b)))
+	pt := client.ProbeTarget{Consultation: c.call.Cons.ID}
+	if rid, ended := c.call.Recording(); ended {
+		pt.Recording = rid
+		for _, t := range c.call.Tracks() {
+			pt.Tracks = append(pt.Tracks, t.ID)
 		}
 	}
-	return errors.Join(errs...)
+	s.or.NoteOp(u.ID, "probe "+c.call.Cons.ID)
+	return s.cl.Probe(ctx, u, pt, 0)
 }
