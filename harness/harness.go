@@ -423,8 +423,9 @@ func NewRunID(seed uint64) string {
 }
 
 // setup opens the target (target.Open: the embedded clinic, a URL, a
-// registered scheme; or RunConfig.NewTarget), checks the target's health, builds the media factory and registers the clinicians. The returned
-// cleanup is always safe to call.
+// registered scheme; or RunConfig.NewTarget), checks its health, builds the
+// media factory and registers the clinicians. The returned cleanup is
+// always safe to call.
 func (r *run) setup(ctx context.Context) (func(), error) {
 	var closers []func()
 	cleanup := func() {

@@ -406,11 +406,10 @@ func (r *run) buildTrace(v oracle.Violation, concurrent, wide bool) (*trace.Trac
 		Version: trace.Version, Scenario: r.sc.Name, Seed: r.sc.Seed, Target: targetName(r.sc.Target),
 		BugSeed: r.sc.Seed, Expect: v.Invariant, Created: time.Now().UTC(),
 	}
-	if tr.Target == TargetEmbedded {
-		// The embedded clinic ran with the scenario's bugs seeded by the run
-		// seed (setup's clinic.Config).
-		tr.Bugs = slices.Clone(r.sc.Bugs)
-	}
+	// The target was opened with the scenario's bugs seeded by the run seed
+	// (setup's target.Options; only the embedded clinic, or a registered
+	// driver, takes any): a replay opens it with the same.
+	tr.Bugs = slices.Clone(r.sc.Bugs)
 	if len(tr.Ops) == 0 {
 		return nil, fmt.Errorf("%w: no logged ops of the users involved", ErrNoRepro)
 	}

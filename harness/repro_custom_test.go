@@ -84,3 +84,79 @@ func TestReproCustomTarget(t *testing.T) {
 		t.Errorf("repro opened the custom target %d times, want 3", got)
 	}
 }
+
+// crashLabControl counts the stops of the test's controllable custom target.
+type crashLabControl struct {
+	target.Control
+	stops atomic.Int32
+}
+
+func (c *crashLabControl) Stop(ctx context.Context, crash bool) error {
+	c.stops.Add(1)
+	return c.Control.Stop(ctx, crash)
+}
+
+var crashLabStops atomic.Int32
+
+// A registered driver whose targets the harness can crash: its Control is
+// what the scenario's clinic-crash faults and the trace's crash_target ops
+// act through.
+func init() {
+	target.MustRegister("harnesstest-crashlab", target.OpenerFunc(func(ctx context.Context, ref string, opts target.Options) (*target.Opened, error) {
+		op, err := target.Open(ctx, TargetEmbedded, opts) // the scenario's bugs, as the run passes them
+		if err != nil {
+			return nil, err
+		}
+		ctl := &crashLabControl{Control: op.Control}
+		return &target.Opened{Target: op.Target, URL: op.URL, MediaHost: op.MediaHost, Control: ctl,
+			OnClose: func() error { crashLabStops.Add(ctl.stops.Load()); return op.Close() }}, nil
+	}))
+}
+
+// bug-lost-on-crash against a registered controllable target: the faults
+// crash it through its Control, and the repro trace carries crash_target
+// ops that replay through the same driver.
+func TestReproCustomTargetCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real WebRTC calls, target crashes and minimisation")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	const ref = "harnesstest-crashlab://rack-2"
+	sc := loadBuiltin(t, "bug-lost-on-crash")
+	sc.Target = ref
+	dir := filepath.Join(t.TempDir(), "report")
+	before := crashLabStops.Load()
+	res, err := Run(ctx, RunConfig{Scenario: sc, ReportDir: dir, ReproBudget: 40 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != ExitViolation || !res.Summary.ExpectMet {
+		t.Fatalf("exit %d, verdict %s", res.ExitCode, res.Summary.Verdict)
+	}
+	if crashLabStops.Load() == before {
+		t.Error("the faults never stopped the custom target through its Control")
+	}
+	file := filepath.Join(dir, "repro-1.trace")
+	tr, err := trace.ParseFile(file)
+	if err != nil {
+		t.Fatalf("repro-1.trace: %v (summary repro traces %q)", err, res.Summary.ReproTraces)
+	}
+	crashes := 0
+	for _, op := range tr.Ops {
+		if op.Op == trace.OpCrashTarget {
+			crashes++
+		}
+	}
+	if crashes == 0 || tr.Target != ref || len(tr.Bugs) != 1 {
+		t.Errorf("trace %+v has %d crash_target ops: want >= 1, target %s, the scenario's bug", tr.Header, crashes, ref)
+	}
+	m, err := driver.NewMediaFactory(driver.MediaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, total, err := trace.Repro(ctx, file, trace.ReproOptions{Options: trace.Options{Media: m, DataDir: t.TempDir()}, Times: 2})
+	if err != nil || n != 2 || total != 2 {
+		t.Errorf("repro: reproduced %d/%d, err %v", n, total, err)
+	}
+}

@@ -44,11 +44,6 @@ func Start(ctx context.Context, cfg Config) (*Clinic, error) {
 	return &Clinic{cfg: cfg, srv: srv}, nil
 }
 
-// Adopt wraps a clinic the runner already started with cfg.
-func Adopt(srv *clinic.Server, cfg clinic.Config) *Clinic {
-	return &Clinic{cfg: cfg, srv: srv}
-}
-
 // KeepAddr makes every restart listen on the HTTP address the clinic has
 // now, so a client's base URL holds across restarts (a start that loses
 // the just-released port to a race tries again for a short while).
