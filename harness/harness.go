@@ -38,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"telechaos/harness/chaos"
 	"telechaos/harness/driver"
 	"telechaos/harness/metrics"
 	"telechaos/harness/oracle"
@@ -218,8 +219,11 @@ type run struct {
 	evN           sync.Map // EventKind -> *atomic.Int64
 	tlMu          sync.Mutex
 	timeline      []reports.Sample
-	chaos         *chaosRun // nil without a fault profile
-	oplog         opLog     // per-user recent ops, for repro traces
+	chaos         *chaos.Runtime // nil without a fault profile
+	// control stops and starts the opened target (nil: the harness cannot);
+	// its restarts become a repro trace's target ops.
+	control target.Control
+	oplog   opLog // per-user recent ops, for repro traces
 	// clinicianSlots[k] is the round-robin slot of clinicians[k] (shard.go).
 	clinicianSlots []int
 }
@@ -393,7 +397,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	} else {
 		runErr = r.execute(ctx, exec)
 	}
-	r.stopChaos()
+	r.chaos.Stop()
 	r.or.Finish(time.Now())
 	r.finish(ctx, res, runErr)
 	r.writeReproTraces(ctx, res) // minimised repro-N.trace files, before the report names them
@@ -523,8 +527,8 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		if r.chaos != nil {
 			// A dead target must be noticed in seconds, not pion's 25 s.
 			mo.ICEDisconnectedTimeout, mo.ICEFailedTimeout = 2*time.Second, 4*time.Second
-			if r.chaos.media != nil {
-				mo.Net = r.chaos.media.Net()
+			if r.chaos.Media() != nil {
+				mo.Net = r.chaos.Media().Net()
 			}
 		}
 		f, err := driver.NewMediaFactory(mo)
@@ -543,11 +547,11 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		r.clinicianSlots = append(r.clinicianSlots, slot)
 	}
 	if r.chaos != nil {
-		if err := r.chaos.sched.Start(ctx); err != nil {
+		if err := r.chaos.Start(ctx); err != nil {
 			return cleanup, fmt.Errorf("%w: chaos: %w", ErrTarget, err)
 		}
 		// Heal before the clinic and the proxy close (closers run in reverse).
-		closers = append(closers, r.stopChaos)
+		closers = append(closers, r.chaos.Stop)
 	}
 	return cleanup, nil
 }

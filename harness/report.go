@@ -34,7 +34,7 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 		Interrupted: errors.Is(runErr, context.Canceled) || ctx.Err() != nil,
 	}
 	if r.chaos != nil {
-		in.Chaos = r.fillChaos
+		in.Chaos = r.chaos.Fill
 		res.Chaos = r.chaosReport()
 	}
 	d := verdict.Summarize(in)

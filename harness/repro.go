@@ -433,12 +433,12 @@ func replayable(ref string) bool {
 // replay opens the same reference and gets its Control again; a URL target
 // cannot be crashed by a trace.
 func (r *run) targetFaults() []builtOp {
-	if r.chaos == nil || r.chaos.control == nil || r.cfg.NewTarget != nil {
+	if r.chaos == nil || r.control == nil || r.cfg.NewTarget != nil {
 		return nil
 	}
 	var out []builtOp
-	for _, w := range r.chaos.rec.Windows() {
-		if !r.chaos.restartsTarget(w) {
+	for _, w := range r.chaos.Windows() {
+		if !r.chaos.RestartsTarget(w) {
 			continue
 		}
 		k := trace.OpCrashTarget

@@ -23,7 +23,7 @@ import (
 // clinic crashed (a real window of rec), only p rejoined, the end's answer
 // was lost (a 502, then 409 to the retry), then p fetched the recording.
 // after shifts every logged op: 10s puts the whole call after the crash.
-func crashRun(t *testing.T, rec *chaos.Recorder, crashAt time.Time, after time.Duration) (*run, oracle.Violation) {
+func crashRun(t *testing.T, rt *chaos.Runtime, crashAt time.Time, after time.Duration) (*run, oracle.Violation) {
 	t.Helper()
 	ledger := models.NewLedger()
 	ledger.AddUser("p", models.Patient)
@@ -36,9 +36,8 @@ func crashRun(t *testing.T, rec *chaos.Recorder, crashAt time.Time, after time.D
 		t.Fatal(err)
 	}
 	r := &run{sc: &scenarios.Scenario{Name: "crash", Seed: 7, Target: TargetEmbedded, Bugs: []string{"lost-on-crash:1"}}, ledger: ledger}
-	r.chaos = newChaosRun()
-	r.chaos.rec = rec
-	r.chaos.control = &embedded.Clinic{} // what setupChaos keeps of the embedded target (never called here)
+	r.chaos = rt
+	r.control = &embedded.Clinic{} // what setupChaos keeps of the embedded target (never called here)
 	at := func(s float64) time.Time { return crashAt.Add(after + time.Duration(s*float64(time.Second))) }
 	log := func(op driver.Op, user, subject string, from, to float64, status int) {
 		r.oplog.add(ledger, driver.Observation{Op: op, User: user, Subject: subject, Start: at(from), End: at(to), Status: status})
@@ -71,14 +70,15 @@ func opStrings(tr *trace.Trace) []string {
 // the consultation. A crash before every consultation of the trace is left
 // out.
 func TestBuildTraceInsertsCrash(t *testing.T) {
-	rec, err := chaos.NewRecorder(nil)
+	rt, _, _, err := chaos.NewRuntime(chaos.RuntimeConfig{})
+	rec := rt.Recorder()
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := rec.Begin("clinic-crash", map[string]string{chaos.ParamKind: chaos.KindClinicCrash}, "at 5s")
 	crashAt := time.Now()
 	rec.End(id, nil)
-	r, v := crashRun(t, rec, crashAt, 0)
+	r, v := crashRun(t, rt, crashAt, 0)
 	tr, err := r.buildTrace(v, false, false)
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func TestBuildTraceInsertsCrash(t *testing.T) {
 		t.Errorf("built trace does not parse: %v", err)
 	}
 	// The same call logged after the crash: nothing was in progress.
-	r, v = crashRun(t, rec, crashAt, 10*time.Second)
+	r, v = crashRun(t, rt, crashAt, 10*time.Second)
 	tr, err = r.buildTrace(v, false, false)
 	if err != nil {
 		t.Fatal(err)
@@ -118,8 +118,8 @@ func TestBuildTraceInsertsCrash(t *testing.T) {
 	}
 	// A URL target gets no target ops: it has no Control, a trace cannot
 	// crash it.
-	r, v = crashRun(t, rec, crashAt, 0)
-	r.sc.Target, r.chaos.control = "http://127.0.0.1:1", nil
+	r, v = crashRun(t, rt, crashAt, 0)
+	r.sc.Target, r.control = "http://127.0.0.1:1", nil
 	if tr, err = r.buildTrace(v, false, false); err != nil || strings.Contains(strings.Join(opStrings(tr), ";"), "crash_target") {
 		t.Errorf("URL target: %q, %v", opStrings(tr), err)
 	}

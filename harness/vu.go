@@ -43,12 +43,12 @@ func (r *run) patient(ctx context.Context, i int) {
 	probePick := rng.Uint64()
 	var crng *rand.Rand // client faults draw here, never from the plan's stream
 	if r.chaos != nil {
-		crng = chaosSeed(r.seed, i)
+		crng = chaos.ClientSeed(r.seed, i)
 	}
 	errored := false
 	defer func() {
 		if errored && r.chaos != nil {
-			r.chaos.cnt.usersErrored.Add(1)
+			r.chaos.Count.UsersErrored.Add(1)
 		}
 	}()
 
@@ -151,7 +151,7 @@ func (r *run) settleRecording(cons models.Consultation, call *client.Call) {
 func (r *run) allowanceOf(call *client.Call) client.Allowance {
 	start, end := call.StartedAt(), call.EndedAt()
 	return func(t client.Track) (int, string) {
-		allowed, why := r.allowance(t.Sent, t.SentDown, start, end)
+		allowed, why := r.chaos.Allowance(t.Sent, t.SentDown, start, end)
 		k := [2]string{t.Owner, string(t.Kind)}
 		return pathAllowance(t.Sent, map[[2]string]int{k: t.PeerLive}, k, allowed, why)
 	}
@@ -240,7 +240,7 @@ func (r *run) mediaCall(ctx context.Context, cl *client.Client, plan models.Plan
 	// switch-during-ice: the re-offer goes out right after join's answer,
 	// before the connection is up.
 	duringICE := func() {
-		if plan.SwitchVideo && r.decide(chaos.SwitchDuringICE, crng) {
+		if plan.SwitchVideo && r.chaos.Decide(chaos.SwitchDuringICE, crng) {
 			switched = true
 			call.Switch(ctx, parts, false)
 		}
@@ -268,14 +268,14 @@ func (r *run) mediaCall(ctx context.Context, cl *client.Client, plan models.Plan
 			r.cnt.framesSentEnded.Add(sent)
 		}
 	}()
-	restartC := r.restartSignal()
+	restartC := r.chaos.RestartSignal()
 	restarted := "" // the clinic fault the call survived
 	// reconnect: the patient's app drops its connection once, somewhere in
 	// the middle of the call, and joins again with a new one.
 	reconnectAt := time.Duration(-1)
 	if r.chaos != nil {
 		at := plan.CallLength * time.Duration(25+crng.IntN(50)) / 100
-		if r.decide(chaos.Reconnect, crng) {
+		if r.chaos.Decide(chaos.Reconnect, crng) {
 			reconnectAt = at
 		}
 	}
@@ -284,11 +284,11 @@ func (r *run) mediaCall(ctx context.Context, cl *client.Client, plan models.Plan
 	rejoin := func(who []*client.Participant) error {
 		switchWG.Wait()
 		if r.chaos != nil {
-			r.chaos.cnt.rejoins.Add(1)
+			r.chaos.Count.Rejoins.Add(1)
 		}
 		if err := call.Rejoin(ctx, who); err != nil {
 			if r.chaos != nil {
-				r.chaos.cnt.rejoinFailed.Add(1)
+				r.chaos.Count.RejoinFailed.Add(1)
 			}
 			return err
 		}
@@ -311,7 +311,7 @@ loop:
 		}
 		if plan.SwitchVideo && !switched && el >= plan.SwitchAt {
 			switched = true
-			double := r.decide(chaos.DoubleSwitch, crng)
+			double := r.chaos.Decide(chaos.DoubleSwitch, crng)
 			switchWG.Add(1)
 			go func() {
 				defer switchWG.Done()
@@ -326,12 +326,12 @@ loop:
 		case <-restartC:
 			// The clinic restarted: these peers talk to nobody. Both join
 			// again with new PeerConnections, as real apps do.
-			restarted = r.lastRestart()
+			restarted = r.chaos.LastRestart()
 			if err := rejoin(parts); err != nil {
 				return out, err
 			}
-			r.hitAfter(chaos.PathRejoin, restarted)
-			restartC = r.restartSignal()
+			r.chaos.HitAfter(chaos.PathRejoin, restarted)
+			restartC = r.chaos.RestartSignal()
 			n = int(time.Since(start) / client.AudioInterval)
 		case <-ctx.Done():
 			return out, ctx.Err()
@@ -342,10 +342,10 @@ loop:
 		}
 	}
 	switchWG.Wait()
-	if plan.Abandon || (!r.interrupted() && r.decide(chaos.Abandon, crng)) {
+	if plan.Abandon || (!r.interrupted() && r.chaos.Decide(chaos.Abandon, crng)) {
 		out.abandoned = true
 		r.cnt.callsAbandoned.Add(1)
-		r.hit(chaos.PathAbandon)
+		r.chaos.Hit(chaos.PathAbandon)
 		return out, nil
 	}
 	// The frames in flight reach the target before the end, and before a
@@ -354,7 +354,7 @@ loop:
 		return out, err
 	}
 	// switch-racing-end: the switch and the end go out together.
-	if plan.SwitchVideo && !switched && r.decide(chaos.SwitchRacingEnd, crng) {
+	if plan.SwitchVideo && !switched && r.chaos.Decide(chaos.SwitchRacingEnd, crng) {
 		switched = true
 		switchWG.Add(1)
 		go func() {
@@ -366,12 +366,12 @@ loop:
 		return out, err
 	}
 	if restarted != "" {
-		r.hitAfter(chaos.PathRecovery, restarted)
+		r.chaos.HitAfter(chaos.PathRecovery, restarted)
 	}
 	// retry: the app sends end again (it never saw the answer); the target
 	// must say it has ended, and nothing else may change.
-	if r.decide(chaos.Retry, crng) {
-		r.hit(chaos.PathRetry)
+	if r.chaos.Decide(chaos.Retry, crng) {
+		r.chaos.Hit(chaos.PathRetry)
 		if err := call.EndAgain(ctx, ps); err != nil {
 			r.noteErr("retried end", err)
 		}
@@ -398,7 +398,7 @@ func (r *run) probe(ctx context.Context, cl *client.Client, s driver.Session, pi
 // milestones and counters.
 type vuHooks struct{ r *run }
 
-func (h vuHooks) Retry(ctx context.Context, fn func() error) error { return h.r.retry(ctx, fn) }
+func (h vuHooks) Retry(ctx context.Context, fn func() error) error { return h.r.chaos.Retry(ctx, fn) }
 
 // Reconnect: under chaos a connect failure a fault explains (the clinic
 // restarting under the join, ICE cut) is retried twice, once the clinic is up.
@@ -408,8 +408,8 @@ func (h vuHooks) Reconnect(ctx context.Context, attempt int, err error) bool {
 		return false
 	}
 	r.noteErr("connect (retrying)", err)
-	r.chaos.cnt.retries.Add(1)
-	r.waitUp(ctx, 15*time.Second)
+	r.chaos.Count.Retries.Add(1)
+	r.chaos.WaitUp(ctx, 15*time.Second)
 	return true
 }
 
@@ -417,7 +417,7 @@ func (h vuHooks) Reconnect(ctx context.Context, attempt int, err error) bool {
 // such failures are not counted against the target.
 func (h vuHooks) StoppedByUs(ctx context.Context) bool { return h.r.interrupted() || ctx.Err() != nil }
 
-func (h vuHooks) TargetDown() bool { return h.r.targetDown() }
+func (h vuHooks) TargetDown() bool { return h.r.chaos.TargetDown() }
 
 func (h vuHooks) NoteErr(_, step string, err error) { h.r.noteErr(step, err) }
 
@@ -425,40 +425,40 @@ func (h vuHooks) Event(e client.Event) {
 	r := h.r
 	switch e.Kind {
 	case client.EventJoining:
-		r.chaosEvent(chaos.EventJoin)
+		r.chaos.Event(chaos.EventJoin)
 	case client.EventJoined:
-		r.hit(chaos.PathJoin)
+		r.chaos.Hit(chaos.PathJoin)
 		if e.Segment > 1 {
-			r.hit(chaos.PathRejoin)
+			r.chaos.Hit(chaos.PathRejoin)
 		}
 	case client.EventSwitching:
 		r.event(EventSwitching, e.User, e.Consultation, "")
-		r.chaosEvent(chaos.EventSwitch)
+		r.chaos.Event(chaos.EventSwitch)
 	case client.EventSwitched:
 		r.cnt.switches.Add(1)
-		r.hit(chaos.PathSwitch)
+		r.chaos.Hit(chaos.PathSwitch)
 		r.event(EventSwitched, e.User, e.Consultation, "")
 	case client.EventEnding:
 		r.event(EventEnding, e.User, e.Consultation, "")
-		r.chaosEvent(chaos.EventEnd)
+		r.chaos.Event(chaos.EventEnd)
 	case client.EventEndAckLost:
 		if r.chaos != nil {
-			r.chaos.cnt.endAckLost.Add(1)
+			r.chaos.Count.EndAckLost.Add(1)
 		}
 	case client.EventEnded:
 		r.cnt.callsEnded.Add(1)
-		r.hit(chaos.PathEnd)
+		r.chaos.Hit(chaos.PathEnd)
 		r.event(EventEnded, e.User, e.Consultation, e.Recording)
 	case client.EventListed:
 		r.cnt.replaysListed.Add(1)
 	case client.EventReplayFetched:
 		r.cnt.replaysFetched.Add(1)
 		r.event(EventFetching, e.User, e.Consultation, e.Recording)
-		r.chaosEvent(chaos.EventFetch)
+		r.chaos.Event(chaos.EventFetch)
 	case client.EventTrackFetched:
 		r.cnt.tracksFetched.Add(1)
 	case client.EventFetched:
-		r.hit(chaos.PathFetch)
+		r.chaos.Hit(chaos.PathFetch)
 	case client.EventProbe:
 		// Probe requests and their (expected) denials stay out of the
 		// error rate.

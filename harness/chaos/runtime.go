@@ -490,3 +490,11 @@ func (rt *Runtime) Skipped() int64 {
 	}
 	return rt.sched.Skipped()
 }
+
+// Recorder is the runtime's record of fault windows (nil without faults).
+func (rt *Runtime) Recorder() *Recorder {
+	if rt == nil {
+		return nil
+	}
+	return rt.rec
+}
