@@ -40,6 +40,7 @@ import (
 
 	"telechaos/harness/chaos"
 	"telechaos/harness/driver"
+	"telechaos/harness/executor"
 	"telechaos/harness/metrics"
 	"telechaos/harness/oracle"
 	"telechaos/harness/target"
@@ -334,7 +335,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: scenario %s: %w", ErrConfig, sc.Name, err)
 	}
-	if err := cfg.Shard.check(sc.Population.Patients); err != nil {
+	if err := cfg.Shard.Check(sc.Population.Patients); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if cfg.ReportDir != "" {
@@ -344,7 +345,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
-	exec = cfg.Shard.executor(exec)
+	exec = cfg.Shard.Apply(exec)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -577,7 +578,7 @@ func (r *run) execute(ctx context.Context, exec Executor) error {
 		defer cancel()
 	}
 	sh := r.cfg.Shard // the whole run unless sharded; exec is the shard's
-	l := newLauncher(work, sh.Patients(sc.Population.Patients), exec.Slots(sc.Population.Patients), r.stopping, r.shardPatient, func() {
+	l := executor.NewPool(work, sh.Patients(sc.Population.Patients), exec.Slots(sc.Population.Patients), r.stopping, r.shardPatient, func() {
 		r.met.Dropped.Inc()
 		r.cnt.dropped.Add(1)
 	})
@@ -595,7 +596,7 @@ func (r *run) execute(ctx context.Context, exec Executor) error {
 	go func() {
 		defer close(done)
 		exec.Run(arrivals, l)
-		l.wg.Wait()
+		l.Done()
 	}()
 	ticker := time.NewTicker(r.cfg.ProgressEvery)
 	defer ticker.Stop()

@@ -1,186 +1,30 @@
 package harness
 
-// Sharding (docs/design.md section 11): one run's population split over N processes
-// (a Kubernetes Indexed Job, or N shells) that share a target and a run id.
-//
-// Shard I of N takes the patients with global index i ≡ I (mod N). Patient
-// i's plan stays seeded by the run seed and its GLOBAL index, so the union of
-// the shards draws exactly the users and decisions of the unsharded run. The
-// arrival schedule is split the same way: shard I starts global arrival
-// I+kN at the offset the unsharded executor gives arrival I+kN, so each shard
-// runs at rate/N (ramping stages' targets /N) and the N shards together make
-// the unsharded schedule; closed VUs and max_in_flight are divided (the
-// remainder goes to the lowest shards).
-//
-// Clinicians: patient i books with round-robin slot i mod C, as unsharded,
-// but each shard registers its OWN clinician for each slot its patients use,
-// so users of different shards never share a consultation and each shard's
-// oracle sees every participant of its calls. What that changes vs unsharded:
-// up to N×C clinician users instead of C (summary counts.clinicians adds up to
-// more), and a clinician's replay list holds only its shard's patients (the
-// patients of slot c split by i mod N). List-scope bugs still show: a shard's
-// clinician has every patient i ≡ I (mod N), i ≡ c (mod C), i.e. about
-// P/lcm(N,C) of them; with lcm(N,C) > P/2 no clinician has two patients and
-// list-scope cannot be seen: keep P >= 2·lcm(N,C).
-//
-// Probes draw from the shard's own recordings, so cross-shard access
-// (a patient of shard 0 fetching a recording of shard 1) is not probed.
-// Closing that gap needs a shared id pool (harvested recording ids written to
-// a file or ConfigMap by a first-pass shard and loaded by all); see
-// deploy/k8s/README.md.
-
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/client_golang/prometheus/push"
-	dto "github.com/prometheus/client_model/go"
-	"google.golang.org/protobuf/proto"
 
 	"telechaos/harness/driver"
 	"telechaos/harness/executor"
+	"telechaos/harness/metrics"
 )
 
-// ErrShard: a --shard or --shards value is malformed or out of range.
-var ErrShard = errors.New("invalid shard")
+// Sharding splits one run's population over N processes: see
+// executor.Shard (docs/design.md section 11).
+type Shard = executor.Shard
+
+// Sharding's names, re-exported for the CLI and for Go callers of Run.
+var (
+	ErrShard     = executor.ErrShard
+	ParseShard   = executor.ParseShard
+	ShardFromEnv = executor.ShardFromEnv
+)
 
 // EnvShardIndex is the variable a Kubernetes Indexed Job sets in each pod.
-const EnvShardIndex = "JOB_COMPLETION_INDEX"
-
-// Shard is one slice of a sharded run: Index in [0, Count). The zero value
-// (and Count 1) is the whole run.
-type Shard struct{ Index, Count int }
-
-// ParseShard reads "I/N".
-func ParseShard(s string) (Shard, error) {
-	a, b, ok := strings.Cut(strings.TrimSpace(s), "/")
-	if !ok {
-		return Shard{}, fmt.Errorf("%w %q: want I/N, e.g. 0/4", ErrShard, s)
-	}
-	i, err1 := strconv.Atoi(a)
-	n, err2 := strconv.Atoi(b)
-	if err1 != nil || err2 != nil {
-		return Shard{}, fmt.Errorf("%w %q: I and N must be integers", ErrShard, s)
-	}
-	if n < 1 {
-		return Shard{}, fmt.Errorf("%w %q: N must be >= 1", ErrShard, s)
-	}
-	sh := Shard{Index: i, Count: n}
-	return sh, sh.Validate()
-}
-
-// ShardFromEnv is shard $JOB_COMPLETION_INDEX of count (the Indexed Job form).
-func ShardFromEnv(count int) (Shard, error) {
-	v, ok := os.LookupEnv(EnvShardIndex)
-	if !ok || v == "" {
-		return Shard{}, fmt.Errorf("%w: --shards %d needs %s in the environment (set by an Indexed Job) or use --shard I/N", ErrShard, count, EnvShardIndex)
-	}
-	i, err := strconv.Atoi(v)
-	if err != nil {
-		return Shard{}, fmt.Errorf("%w: %s=%q is not an integer", ErrShard, EnvShardIndex, v)
-	}
-	sh := Shard{Index: i, Count: count}
-	return sh, sh.Validate()
-}
-
-// Validate checks 0 <= Index < Count.
-func (s Shard) Validate() error {
-	if s.Count == 0 && s.Index == 0 {
-		return nil
-	}
-	if s.Count < 1 {
-		return fmt.Errorf("%w %d/%d: N must be >= 1", ErrShard, s.Index, s.Count)
-	}
-	if s.Index < 0 || s.Index >= s.Count {
-		return fmt.Errorf("%w %d/%d: I must be in [0, %d)", ErrShard, s.Index, s.Count, s.Count)
-	}
-	return nil
-}
-
-// Sharded reports whether s is a proper slice (N > 1).
-func (s Shard) Sharded() bool { return s.Count > 1 }
-
-func (s Shard) n() int { return max(s.Count, 1) }
-
-// String is "I/N" ("" for the whole run).
-func (s Shard) String() string {
-	if !s.Sharded() {
-		return ""
-	}
-	return fmt.Sprintf("%d/%d", s.Index, s.Count)
-}
-
-// Patients is how many of total patients the shard runs.
-func (s Shard) Patients(total int) int {
-	if total <= s.Index {
-		return 0
-	}
-	return (total - s.Index + s.n() - 1) / s.n()
-}
-
-// Global is the global index of the shard's k-th patient.
-func (s Shard) Global(k int) int { return s.Index + k*s.n() }
-
-// Split is the shard's part of n (VUs, max_in_flight): n/N, plus one for
-// the first n mod N shards; at least 1 when n > 0.
-func (s Shard) Split(n int) int { return executor.Split(n, s.Index, s.n()) }
-
-// ClinicianSlots are the round-robin slots (of clinicians, at least 1) that
-// the shard's patients book with, in order; unsharded, every slot.
-func (s Shard) ClinicianSlots(patients, clinicians int) []int {
-	c := max(clinicians, 1)
-	if !s.Sharded() {
-		out := make([]int, c)
-		for i := range out {
-			out[i] = i
-		}
-		return out
-	}
-	seen := make([]bool, c)
-	var out []int
-	for k := range s.Patients(patients) {
-		slot := s.Global(k) % c
-		if !seen[slot] {
-			seen[slot] = true
-			out = append(out, slot)
-		}
-		if len(out) == c {
-			break
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// check reports a shard that cannot run the scenario.
-func (s Shard) check(patients int) error {
-	if err := s.Validate(); err != nil {
-		return err
-	}
-	if s.Sharded() && s.Patients(patients) == 0 {
-		return fmt.Errorf("%w %s: population.patients %d leaves this shard no patient (want patients >= shards)", ErrShard, s, patients)
-	}
-	return nil
-}
-
-// executor is e restricted to the shard's arrivals and slots (each
-// executor knows how: Executor.Shard).
-func (s Shard) executor(e Executor) Executor {
-	if !s.Sharded() {
-		return e
-	}
-	return e.Shard(s.Index, s.Count)
-}
+const EnvShardIndex = executor.EnvShardIndex
 
 // shardPatient runs the shard's k-th patient under its global index.
 func (r *run) shardPatient(ctx context.Context, k int) { r.patient(ctx, r.cfg.Shard.Global(k)) }
@@ -194,76 +38,26 @@ func (r *run) clinicianFor(i int) driver.Session {
 	return r.clinicians[i%len(r.clinicians)] // not reached: every used slot is registered
 }
 
-// ShardLabels are the constant labels a run's scraped metrics carry: run_id,
-// and shard ("I") when sharded.
-func ShardLabels(runID string, s Shard) prometheus.Labels {
-	l := prometheus.Labels{"run_id": runID}
+// shardIndex is the run's shard for metrics labels and pushes (-1: unsharded).
+func shardIndex(s Shard) int {
 	if s.Sharded() {
-		l["shard"] = strconv.Itoa(s.Index)
+		return s.Index
 	}
-	return l
+	return -1
 }
 
-// metricsHandler serves the run's registry with ShardLabels added to every
-// series. The labels are added at scrape time, not on the registry: Push
-// groups by run_id (and shard), and the Pushgateway refuses metrics that
-// already carry a grouping label.
+// ShardLabels are the constant labels a run's scraped metrics carry: run_id,
+// and shard when sharded.
+func ShardLabels(runID string, s Shard) prometheus.Labels {
+	return metrics.RunLabels(runID, shardIndex(s))
+}
+
+// metricsHandler serves the run's registry with ShardLabels on every series.
 func (r *run) metricsHandler() http.Handler {
-	// The harness process's own health (goroutines, heap, RSS, fds) beside
-	// the run's figures: a load generator that is itself starved skews
-	// every latency it reports. Kept out of the run's registry, so pushes
-	// and merges carry the run's figures only.
-	rt := prometheus.NewRegistry()
-	rt.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	g := labelGatherer{g: prometheus.Gatherers{r.cfg.Registry, rt}, labels: ShardLabels(r.cfg.RunID, r.cfg.Shard)}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{Registry: r.cfg.Registry}))
-	return mux
+	return metrics.Handler(r.cfg.Registry, ShardLabels(r.cfg.RunID, r.cfg.Shard))
 }
 
-// labelGatherer adds constant labels to every metric of g.
-type labelGatherer struct {
-	g      prometheus.Gatherer
-	labels prometheus.Labels
-}
-
-func (lg labelGatherer) Gather() ([]*dto.MetricFamily, error) {
-	fams, err := lg.g.Gather()
-	keys := make([]string, 0, len(lg.labels))
-	for k := range lg.labels {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, f := range fams {
-		for _, m := range f.Metric {
-			for _, k := range keys {
-				if slices.ContainsFunc(m.Label, func(p *dto.LabelPair) bool { return p.GetName() == k }) {
-					continue
-				}
-				m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(k), Value: proto.String(lg.labels[k])})
-			}
-			slices.SortFunc(m.Label, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
-		}
-	}
-	return fams, err
-}
-
-// PushShard is Push for one shard: grouped by run_id, scenario and shard, so
-// the shards of one run do not overwrite each other's group.
+// PushShard is metrics.Push for one shard of a run (Push when unsharded).
 func PushShard(ctx context.Context, url string, g prometheus.Gatherer, runID, scenario string, s Shard) error {
-	if !s.Sharded() {
-		return Push(ctx, url, g, runID, scenario)
-	}
-	if url == "" || runID == "" || scenario == "" {
-		return fmt.Errorf("%w: URL, run id and scenario are needed", ErrPush)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	p := push.New(url, PushJob).Gatherer(g).
-		Grouping("run_id", runID).Grouping("scenario", scenario).Grouping("shard", strconv.Itoa(s.Index)).
-		Client(&http.Client{Timeout: 15 * time.Second})
-	if err := p.PushContext(ctx); err != nil {
-		return fmt.Errorf("%w to %s: %w", ErrPush, url, err)
-	}
-	return nil
+	return metrics.PushShard(ctx, url, g, runID, scenario, shardIndex(s))
 }

@@ -1,4 +1,4 @@
-package harness
+package executor
 
 import (
 	"errors"
@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness/executor"
 	"telechaos/scenarios"
 )
 
@@ -45,14 +44,14 @@ func TestShardsPartitionPopulationAndSchedule(t *testing.T) {
 	ramp := newExec(t, scenarios.Executor{Type: scenarios.RampingArrivalRate, Rate: 1, MaxInFlight: 10, Stages: []scenarios.Stage{
 		{Duration: scenarios.Duration{Duration: 10 * time.Second}, Target: 9},
 		{Duration: scenarios.Duration{Duration: 5 * time.Second}, Target: 2}}})
-	whole := ramp.(executor.Scheduled)
+	whole := ramp.(Scheduled)
 	for _, total := range []int{1, 7, 16, 101} {
 		for _, n := range []int{1, 2, 3, 5} {
 			var all []int
 			slots := 0
 			for i := range n {
 				s := Shard{i, n}
-				x, ok := s.executor(ramp).(executor.Scheduled)
+				x, ok := s.Apply(ramp).(Scheduled)
 				if !ok {
 					t.Fatalf("shard %v: ramping executor lost its schedule", s)
 				}
@@ -64,7 +63,7 @@ func TestShardsPartitionPopulationAndSchedule(t *testing.T) {
 						t.Errorf("shard %v arrival %d: %v %v, unsharded arrival %d: %v %v", s, k, off, ok, g, wantOff, wantOK)
 					}
 				}
-				slots += s.executor(ramp).Slots(total)
+				slots += s.Apply(ramp).Slots(total)
 			}
 			slices.Sort(all)
 			if len(all) != total || (total > 0 && all[total-1] != total-1) || len(slices.Compact(all)) != total {
@@ -99,7 +98,7 @@ func TestClinicianSlots(t *testing.T) {
 	if got := (Shard{0, 2}).ClinicianSlots(16, 3); !slices.Equal(got, []int{0, 1, 2}) {
 		t.Errorf("shard 0/2 of 3 clinicians: %v", got)
 	}
-	if err := (Shard{3, 4}).check(3); !errors.Is(err, ErrShard) {
+	if err := (Shard{3, 4}).Check(3); !errors.Is(err, ErrShard) {
 		t.Errorf("shard 3/4 of 3 patients: err %v, want ErrShard", err)
 	}
 }
