@@ -76,7 +76,7 @@ func (r *run) setupChaos(ctl target.Control, upstream string, closers *[]func())
 	case err != nil:
 		return "", fmt.Errorf("%w: chaos: %w", ErrTarget, err)
 	}
-	r.chaos = rt
+	r.chaos, r.vu.Chaos = rt, rt
 	return front, nil
 }
 
@@ -110,7 +110,7 @@ func (r *run) chaosReport() *ChaosReport {
 	cr := &ChaosReport{
 		Rejoins: c.Count.Rejoins.Load(), RejoinFailed: c.Count.RejoinFailed.Load(), Retries: c.Count.Retries.Load(),
 		Restarts: c.Count.Restarts.Load(), EndAckLost: c.Count.EndAckLost.Load(), ClientFaults: c.Count.ClientFaults.Load(),
-		UsersErrored: c.Count.UsersErrored.Load(), CallsFailed: r.cnt.callsFailed.Load(),
+		UsersErrored: c.Count.UsersErrored.Load(), CallsFailed: r.cnt.CallsFailed.Load(),
 		Events: c.Events(), Skipped: c.Skipped(), Losses: r.or.Losses(),
 	}
 	if m := c.Media(); m != nil {

@@ -39,8 +39,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"telechaos/harness/chaos"
+	"telechaos/harness/client"
 	"telechaos/harness/driver"
 	"telechaos/harness/executor"
+	"telechaos/harness/load"
 	"telechaos/harness/metrics"
 	"telechaos/harness/oracle"
 	"telechaos/harness/target"
@@ -144,29 +146,21 @@ type Progress struct {
 // shows.
 const recentOps = 16
 
-// EventKind names a call milestone.
-type EventKind string
+// Call milestones (see load.Event), reported to RunConfig.OnEvent.
+type (
+	EventKind = load.EventKind
+	Event     = load.Event
+)
 
 // Call milestones reported to RunConfig.OnEvent.
 const (
-	EventConnected EventKind = "connected" // both participants' media connected
-	EventSwitching EventKind = "switching" // about to renegotiate to video
-	EventSwitched  EventKind = "switched"  // both participants switched
-	EventEnding    EventKind = "ending"    // about to end the call
-	EventEnded     EventKind = "ended"     // the target acknowledged the end
-	EventFetching  EventKind = "fetching"  // a participant is about to fetch a replay's tracks
+	EventConnected = load.EventConnected // both participants' media connected
+	EventSwitching = load.EventSwitching // about to renegotiate to video
+	EventSwitched  = load.EventSwitched  // both participants switched
+	EventEnding    = load.EventEnding    // about to end the call
+	EventEnded     = load.EventEnded     // the target acknowledged the end
+	EventFetching  = load.EventFetching  // a participant is about to fetch a replay's tracks
 )
-
-// Event is one call milestone. N counts events of this kind in the run (1 for
-// the first), so a hook can act "at the Nth switch".
-type Event struct {
-	Kind         EventKind
-	N            int64
-	User         string // the patient for call events, the viewer for fetching
-	Consultation string
-	Recording    string // for EventEnded and EventFetching
-	At           time.Time
-}
 
 // Result is a finished run.
 type Result struct {
@@ -185,14 +179,6 @@ type Result struct {
 // Verdict is the summary's verdict.
 func (r *Result) Verdict() string { return r.Summary.Verdict }
 
-// counters are the run's figures (the Prometheus metrics carry fewer labels).
-type counters struct {
-	patients, consultations, callsConnected, callsEnded, callsAbandoned, callsFailed   atomic.Int64
-	switches, replaysListed, replaysFetched, tracksFetched, probes, probesSkipped      atomic.Int64
-	framesSent, framesAcked, framesReceived, dropped, ops, opErrors, violations        atomic.Int64
-	unreachable, usersActive, callsActive, probeRequests, probeDenied, framesSentEnded atomic.Int64
-}
-
 // run is one run's state shared by the virtual users.
 type run struct {
 	cfg    RunConfig
@@ -208,88 +194,26 @@ type run struct {
 	ledger        *models.Ledger
 	or            *oracle.Oracle
 	met           *metrics.Metrics
-	pool          *probePool
-	clinicians    []driver.Session
-	cnt           counters
-	start         time.Time
-	firstViol     atomic.Int64 // nanos since start + 1; 0 = none
-	stopping      chan struct{}
-	stopOnce      sync.Once
-	errMu         sync.Mutex
-	lastErrs      []string
-	evN           sync.Map // EventKind -> *atomic.Int64
-	tlMu          sync.Mutex
-	timeline      []reports.Sample
-	chaos         *chaos.Runtime // nil without a fault profile
+	// vu is the load stage (virtual users); cnt its counters, which the
+	// observer, the summary, thresholds and progress share.
+	vu        *load.Users
+	cnt       *load.Counters
+	start     time.Time
+	firstViol atomic.Int64 // nanos since start + 1; 0 = none
+	stopping  chan struct{}
+	stopOnce  sync.Once
+	tlMu      sync.Mutex
+	timeline  []reports.Sample
+	chaos     *chaos.Runtime // nil without a fault profile
 	// control stops and starts the opened target (nil: the harness cannot);
 	// its restarts become a repro trace's target ops.
 	control target.Control
 	oplog   opLog // per-user recent ops, for repro traces
-	// clinicianSlots[k] is the round-robin slot of clinicians[k] (shard.go).
-	clinicianSlots []int
 }
 
-func (r *run) interrupted() bool {
-	select {
-	case <-r.stopping:
-		return true
-	default:
-		return false
-	}
-}
+func (r *run) interrupted() bool { return r.vu.Interrupted() }
 
 func (r *run) stop() { r.stopOnce.Do(func() { close(r.stopping) }) }
-
-// event reports a call milestone to the hook, if any.
-func (r *run) event(kind EventKind, user, consultation, recording string) {
-	if r.cfg.OnEvent == nil {
-		return
-	}
-	c, _ := r.evN.LoadOrStore(kind, new(atomic.Int64))
-	n := c.(*atomic.Int64).Add(1)
-	r.cfg.OnEvent(Event{Kind: kind, N: n, User: user, Consultation: consultation, Recording: recording, At: time.Now()})
-}
-
-// noteErr logs a failed step and keeps the last few for the summary.
-func (r *run) noteErr(step string, err error) {
-	if errors.Is(err, driver.ErrUnreachable) {
-		r.cnt.unreachable.Add(1)
-	}
-	r.log.Debug("step failed", "step", step, "err", err)
-	r.errMu.Lock()
-	defer r.errMu.Unlock()
-	if len(r.lastErrs) < 5 {
-		r.lastErrs = append(r.lastErrs, step+": "+err.Error())
-	}
-}
-
-func (r *run) sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// think pauses between steps unless the run is being interrupted.
-func (r *run) think(ctx context.Context, d time.Duration) {
-	if d <= 0 || r.interrupted() {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	case <-r.stopping:
-	}
-}
 
 // observe is the driver's Observer: every request feeds the metrics (counts
 // and the timed ops' latencies) and the op log, which is both the repro
@@ -297,10 +221,10 @@ func (r *run) think(ctx context.Context, d time.Duration) {
 func (r *run) observe(o driver.Observation) {
 	r.met.Observe(o)
 	logged := r.oplog.add(r.ledger, o)
-	r.cnt.ops.Add(1)
+	r.cnt.Ops.Add(1)
 	ok := o.Err == nil && (o.Status == 0 || o.Status/100 == 2)
 	if !ok {
-		r.cnt.opErrors.Add(1)
+		r.cnt.OpErrors.Add(1)
 	}
 	// The op log is the oracle's evidence history (Options.History); only
 	// users it no longer has room for are noted in the oracle's own ring.
@@ -367,16 +291,19 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	r := &run{
 		cfg: cfg, sc: sc, seed: sc.Seed, beh: sc.ModelBehaviour(), settle: sc.Settle.Duration,
 		log: cfg.Logger.With("run", cfg.RunID), ledger: models.NewLedger(),
-		met: metrics.NewMetrics(cfg.Registry), pool: newProbePool(64), stopping: make(chan struct{}),
+		met: metrics.NewMetrics(cfg.Registry), stopping: make(chan struct{}),
 	}
 	if r.settle <= 0 {
 		r.settle = 10 * time.Second
 	}
+	r.vu = &load.Users{Seed: r.seed, Behaviour: r.beh, Settle: r.settle, Ledger: r.ledger, Metrics: r.met,
+		Log: r.log, OnEvent: cfg.OnEvent, Stopping: r.stopping, SlotCount: sc.Population.Clinicians}
+	r.cnt = &r.vu.Count
 	r.start = time.Now()
 	r.or = oracle.New(r.ledger, oracle.Options{
 		OnViolation: func(v oracle.Violation) {
 			r.met.Violation(v.Invariant)
-			r.cnt.violations.Add(1)
+			r.cnt.Violations.Add(1)
 			r.firstViol.CompareAndSwap(0, int64(time.Since(r.start))+1)
 			r.log.Warn("violation", "invariant", v.Invariant, "viewer", v.Viewer, "owner", v.Owner, "detail", v.Detail)
 		},
@@ -385,6 +312,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		RecentOps:           recentOps,
 		History:             func(user string) []oracle.OpNote { return r.oplog.history(user, recentOps) },
 	})
+	r.vu.Oracle = r.or
 
 	if err := cfg.Registry.Register(metrics.NewJudgementCollector(r.or.Stats)); err != nil {
 		return nil, fmt.Errorf("%w: register judgement metrics: %w", ErrConfig, err)
@@ -496,7 +424,7 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 			}
 		}
 	}
-	r.target = tgt
+	r.target, r.vu.Target = tgt, tgt
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err := tgt.Health(hctx)
 	cancel()
@@ -536,7 +464,7 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		if err != nil {
 			return cleanup, fmt.Errorf("%w: media: %w", ErrTarget, err)
 		}
-		r.media = f
+		r.media, r.vu.Media = f, f
 	}
 	for _, slot := range r.cfg.Shard.ClinicianSlots(r.sc.Population.Patients, r.sc.Population.Clinicians) {
 		s, err := tgt.Register(ctx, models.Clinician)
@@ -544,8 +472,8 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 			return cleanup, fmt.Errorf("%w: register clinician: %w", ErrTarget, err)
 		}
 		r.ledger.AddUser(s.ID, models.Clinician)
-		r.clinicians = append(r.clinicians, s)
-		r.clinicianSlots = append(r.clinicianSlots, slot)
+		r.vu.Clinicians = append(r.vu.Clinicians, s)
+		r.vu.Slots = append(r.vu.Slots, slot)
 	}
 	if r.chaos != nil {
 		if err := r.chaos.Start(ctx); err != nil {
@@ -580,7 +508,7 @@ func (r *run) execute(ctx context.Context, exec Executor) error {
 	sh := r.cfg.Shard // the whole run unless sharded; exec is the shard's
 	l := executor.NewPool(work, sh.Patients(sc.Population.Patients), exec.Slots(sc.Population.Patients), r.stopping, r.shardPatient, func() {
 		r.met.Dropped.Inc()
-		r.cnt.dropped.Add(1)
+		r.cnt.Dropped.Add(1)
 	})
 
 	// Hard bound: arrivals + the longest call + settle + slack, so a hung target
@@ -590,7 +518,7 @@ func (r *run) execute(ctx context.Context, exec Executor) error {
 	if hard <= 0 {
 		hard = time.Hour
 	}
-	hard += b.CallMax + 2*b.ThinkMax + r.settle + 2*connectTimeout + 30*time.Second
+	hard += b.CallMax + 2*b.ThinkMax + r.settle + 2*client.ConnectTimeout + 30*time.Second
 
 	done := make(chan struct{})
 	go func() {
@@ -651,34 +579,32 @@ func (r *run) execute(ctx context.Context, exec Executor) error {
 // infraVerdict turns a run where nothing worked into a target failure rather
 // than a silent pass.
 func (r *run) infraVerdict() error {
-	p := r.cnt.patients.Load()
-	failed := r.cnt.callsFailed.Load()
+	p := r.cnt.Patients.Load()
+	failed := r.cnt.CallsFailed.Load()
 	if p > 0 && failed == p {
-		r.errMu.Lock()
-		last := strings.Join(r.lastErrs, "; ")
-		r.errMu.Unlock()
+		last := strings.Join(r.vu.Errors(), "; ")
 		return fmt.Errorf("%w: all %d patients failed (%s)", ErrTarget, p, last)
 	}
 	return nil
 }
 
 func (r *run) progress(final bool) {
-	calls := r.cnt.callsConnected.Load()
+	calls := r.cnt.CallsConnected.Load()
 	if r.media == nil {
-		calls = r.cnt.callsEnded.Load()
+		calls = r.cnt.CallsEnded.Load()
 	}
 	st := r.or.Stats()
 	p := Progress{
 		Elapsed:        time.Since(r.start),
-		UsersActive:    r.cnt.usersActive.Load(),
-		Patients:       r.cnt.patients.Load(),
+		UsersActive:    r.cnt.UsersActive.Load(),
+		Patients:       r.cnt.Patients.Load(),
 		Calls:          calls,
-		CallsActive:    r.cnt.callsActive.Load(),
-		Switches:       r.cnt.switches.Load(),
-		ReplaysChecked: r.cnt.replaysFetched.Load(),
+		CallsActive:    r.cnt.CallsActive.Load(),
+		Switches:       r.cnt.Switches.Load(),
+		ReplaysChecked: r.cnt.ReplaysFetched.Load(),
 		FramesChecked:  st.FramesChecked + st.LiveFramesChecked,
-		Violations:     r.cnt.violations.Load(),
-		Dropped:        r.cnt.dropped.Load(),
+		Violations:     r.cnt.Violations.Load(),
+		Dropped:        r.cnt.Dropped.Load(),
 		Final:          final,
 	}
 	r.sample(p)
@@ -697,9 +623,9 @@ func (r *run) sample(p Progress) {
 	defer r.tlMu.Unlock()
 	r.timeline = append(r.timeline, reports.Sample{
 		T: p.Elapsed.Seconds(), UsersActive: p.UsersActive, CallsActive: p.CallsActive, Calls: p.Calls,
-		Ops: r.cnt.ops.Load(), OpErrors: r.cnt.opErrors.Load(), FramesChecked: p.FramesChecked,
+		Ops: r.cnt.Ops.Load(), OpErrors: r.cnt.OpErrors.Load(), FramesChecked: p.FramesChecked,
 		Violations: p.Violations, Dropped: p.Dropped,
-		FramesSent: r.cnt.framesSent.Load(), FramesReceived: r.cnt.framesReceived.Load(), Latency: r.met.LatencyWindow(),
+		FramesSent: r.cnt.FramesSent.Load(), FramesReceived: r.cnt.FramesReceived.Load(), Latency: r.met.LatencyWindow(),
 	})
 	if len(r.timeline) > maxSamples {
 		kept := r.timeline[:0]

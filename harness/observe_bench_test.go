@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"telechaos/harness/driver"
+	"telechaos/harness/load"
 	"telechaos/harness/metrics"
 	"telechaos/harness/oracle"
 	"telechaos/models"
@@ -37,7 +38,7 @@ func BenchmarkRunObserve(b *testing.B) {
 			name = "parallel"
 		}
 		b.Run(name, func(b *testing.B) {
-			r := &run{ledger: ledger, met: metrics.NewMetrics(prometheus.NewRegistry())}
+			r := &run{ledger: ledger, met: metrics.NewMetrics(prometheus.NewRegistry()), cnt: new(load.Counters)}
 			r.or = oracle.New(r.ledger, oracle.Options{RecentOps: recentOps,
 				History: func(user string) []oracle.OpNote { return r.oplog.history(user, recentOps) }})
 			b.ReportAllocs()

@@ -48,29 +48,29 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 // counts are the run's counters as the summary reports them (the oracle's
 // own counts are added by the verdict).
 func (r *run) counts() reports.Counts {
-	c := &r.cnt
+	c := r.cnt
 	return reports.Counts{
-		Users:              int(c.patients.Load()) + len(r.clinicians),
-		Patients:           int(c.patients.Load()),
-		Clinicians:         len(r.clinicians),
-		ArrivalsDropped:    int(c.dropped.Load()),
-		Consultations:      int(c.consultations.Load()),
-		CallsConnected:     int(c.callsConnected.Load()),
-		CallsEnded:         int(c.callsEnded.Load()),
-		CallsAbandoned:     int(c.callsAbandoned.Load()),
-		CallsFailed:        int(c.callsFailed.Load()),
-		Switches:           int(c.switches.Load()),
-		ReplaysListed:      int(c.replaysListed.Load()),
-		ReplaysFetched:     int(c.replaysFetched.Load()),
-		TracksFetched:      int(c.tracksFetched.Load()),
-		FramesSent:         c.framesSent.Load(),
-		FramesAcked:        c.framesAcked.Load(),
-		FramesReceivedLive: c.framesReceived.Load(),
-		Probes:             int(c.probes.Load()),
-		ProbesSkipped:      int(c.probesSkipped.Load()),
-		Operations:         int(c.ops.Load()),
-		OperationErrors:    int(c.opErrors.Load()),
-		ProbesDenied:       int(c.probeDenied.Load()),
+		Users:              int(c.Patients.Load()) + len(r.vu.Clinicians),
+		Patients:           int(c.Patients.Load()),
+		Clinicians:         len(r.vu.Clinicians),
+		ArrivalsDropped:    int(c.Dropped.Load()),
+		Consultations:      int(c.Consultations.Load()),
+		CallsConnected:     int(c.CallsConnected.Load()),
+		CallsEnded:         int(c.CallsEnded.Load()),
+		CallsAbandoned:     int(c.CallsAbandoned.Load()),
+		CallsFailed:        int(c.CallsFailed.Load()),
+		Switches:           int(c.Switches.Load()),
+		ReplaysListed:      int(c.ReplaysListed.Load()),
+		ReplaysFetched:     int(c.ReplaysFetched.Load()),
+		TracksFetched:      int(c.TracksFetched.Load()),
+		FramesSent:         c.FramesSent.Load(),
+		FramesAcked:        c.FramesAcked.Load(),
+		FramesReceivedLive: c.FramesReceived.Load(),
+		Probes:             int(c.Probes.Load()),
+		ProbesSkipped:      int(c.ProbesSkipped.Load()),
+		Operations:         int(c.Ops.Load()),
+		OperationErrors:    int(c.OpErrors.Load()),
+		ProbesDenied:       int(c.ProbeDenied.Load()),
 	}
 }
 

@@ -3,11 +3,9 @@ package harness
 import (
 	"context"
 	"net/http"
-	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"telechaos/harness/driver"
 	"telechaos/harness/executor"
 	"telechaos/harness/metrics"
 )
@@ -27,16 +25,7 @@ var (
 const EnvShardIndex = executor.EnvShardIndex
 
 // shardPatient runs the shard's k-th patient under its global index.
-func (r *run) shardPatient(ctx context.Context, k int) { r.patient(ctx, r.cfg.Shard.Global(k)) }
-
-// clinicianFor is the clinician patient i (global index) books with.
-func (r *run) clinicianFor(i int) driver.Session {
-	c := max(r.sc.Population.Clinicians, 1)
-	if k := slices.Index(r.clinicianSlots, i%c); k >= 0 {
-		return r.clinicians[k]
-	}
-	return r.clinicians[i%len(r.clinicians)] // not reached: every used slot is registered
-}
+func (r *run) shardPatient(ctx context.Context, k int) { r.vu.Patient(ctx, r.cfg.Shard.Global(k)) }
 
 // shardIndex is the run's shard for metrics labels and pushes (-1: unsharded).
 func shardIndex(s Shard) int {

@@ -14,19 +14,19 @@ func (r *run) evaluateThresholds() []reports.Threshold {
 
 // figures are the run's measurements that thresholds bound.
 func (r *run) figures() verdict.Figures {
-	calls := r.cnt.callsConnected.Load()
+	calls := r.cnt.CallsConnected.Load()
 	if r.media == nil {
-		calls = r.cnt.callsEnded.Load()
+		calls = r.cnt.CallsEnded.Load()
 	}
 	return verdict.Figures{
 		Latency: func(op, stat string) (time.Duration, int) {
 			s := r.met.LatencyStats(op)
 			return s.Stat(stat), s.Count
 		},
-		Requests:      r.cnt.ops.Load() - r.cnt.probeRequests.Load(),
-		RequestErrors: r.cnt.opErrors.Load() - r.cnt.probeDenied.Load(),
-		FramesSent:    r.cnt.framesSentEnded.Load(),
-		FramesAcked:   r.cnt.framesAcked.Load(),
+		Requests:      r.cnt.Ops.Load() - r.cnt.ProbeRequests.Load(),
+		RequestErrors: r.cnt.OpErrors.Load() - r.cnt.ProbeDenied.Load(),
+		FramesSent:    r.cnt.FramesSentEnded.Load(),
+		FramesAcked:   r.cnt.FramesAcked.Load(),
 		Calls:         calls,
 		Elapsed:       time.Since(r.start),
 	}

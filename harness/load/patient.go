@@ -1,4 +1,4 @@
-package harness
+package load
 
 import (
 	"context"
@@ -19,10 +19,6 @@ import (
 // properties; this file is the load policy around it: plans, think times,
 // retries, client faults, metrics and counters.
 
-// connectTimeout bounds ICE and DTLS after a join (the run's hard deadline
-// allows for two).
-const connectTimeout = client.ConnectTimeout
-
 // planSeed derives patient i's PRNG from the run seed: the seed and the scenario
 // fix every decision, whatever the order in which patients run.
 func planSeed(seed uint64, i int) *rand.Rand {
@@ -31,69 +27,69 @@ func planSeed(seed uint64, i int) *rand.Rand {
 
 // newClient is the op executor of one patient's lifecycle, with the run's
 // policy as its hooks.
-func (r *run) newClient() *client.Client {
-	return client.New(r.target, r.media, r.ledger, r.or, client.Options{Hooks: vuHooks{r}, Metrics: vuMetrics{r.met, &r.cnt}})
+func (u *Users) newClient() *client.Client {
+	return client.New(u.Target, u.Media, u.Ledger, u.Oracle, client.Options{Hooks: vuHooks{u}, Metrics: vuMetrics{u.Metrics, &u.Count}})
 }
 
-// patient runs the i-th patient's whole lifecycle. It never returns an error:
+// Patient runs the i-th patient's whole lifecycle. It never returns an error:
 // failures are counted, and what was checked before them stays checked.
-func (r *run) patient(ctx context.Context, i int) {
-	rng := planSeed(r.seed, i)
-	plan := r.beh.Draw(rng)
+func (u *Users) Patient(ctx context.Context, i int) {
+	rng := planSeed(u.Seed, i)
+	plan := u.Behaviour.Draw(rng)
 	probePick := rng.Uint64()
 	var crng *rand.Rand // client faults draw here, never from the plan's stream
-	if r.chaos != nil {
-		crng = chaos.ClientSeed(r.seed, i)
+	if u.Chaos != nil {
+		crng = chaos.ClientSeed(u.Seed, i)
 	}
 	errored := false
 	defer func() {
-		if errored && r.chaos != nil {
-			r.chaos.Count.UsersErrored.Add(1)
+		if errored && u.Chaos != nil {
+			u.Chaos.Count.UsersErrored.Add(1)
 		}
 	}()
 
-	r.met.UsersActive.Inc()
-	r.cnt.usersActive.Add(1)
+	u.Metrics.UsersActive.Inc()
+	u.Count.UsersActive.Add(1)
 	defer func() {
-		r.met.UsersActive.Dec()
-		r.cnt.usersActive.Add(-1)
+		u.Metrics.UsersActive.Dec()
+		u.Count.UsersActive.Add(-1)
 	}()
-	r.cnt.patients.Add(1)
+	u.Count.Patients.Add(1)
 
 	fail := func(step string, err error) {
-		r.cnt.callsFailed.Add(1)
-		r.noteErr(step, err)
+		u.Count.CallsFailed.Add(1)
+		u.NoteErr(step, err)
 		errored = true
 	}
-	cl := r.newClient()
+	cl := u.newClient()
 	ps, err := cl.Register(ctx, models.Patient)
 	if err != nil {
 		fail("register patient", err)
 		return
 	}
-	defer r.or.ForgetUser(ps.ID)
-	r.think(ctx, plan.Think)
+	defer u.Oracle.ForgetUser(ps.ID)
+	u.think(ctx, plan.Think)
 
-	doc := r.clinicianFor(i)
+	doc := u.clinicianFor(i)
 	cons, err := cl.Book(ctx, ps, doc.ID)
 	if err != nil {
 		fail("book", err)
 		return
 	}
-	r.cnt.consultations.Add(1)
-	r.think(ctx, plan.Think)
+	u.Count.Consultations.Add(1)
+	u.think(ctx, plan.Think)
 
 	var c *callOutcome
-	if r.media != nil {
-		c, err = r.mediaCall(ctx, cl, plan, ps, doc, cons, crng)
+	if u.Media != nil {
+		c, err = u.mediaCall(ctx, cl, plan, ps, doc, cons, crng)
 	} else {
-		c, err = r.apiCall(ctx, cl, plan, ps, cons)
+		c, err = u.apiCall(ctx, cl, plan, ps, cons)
 	}
 	if err != nil {
 		fail("call", err)
 	}
 	if c != nil && c.ended {
-		r.settleRecording(cons, c.call)
+		u.settleRecording(cons, c.call)
 	}
 	// Even when interrupted, look once (no polling) at a recording that
 	// ended: the checks that can still finish do.
@@ -106,10 +102,10 @@ func (r *run) patient(ctx context.Context, i int) {
 		// merges what the rounds delivered.
 		for round := range max(plan.Replays, 1) {
 			for _, viewer := range []driver.Session{ps, doc} {
-				if round > 0 && r.interrupted() {
+				if round > 0 && u.Interrupted() {
 					break
 				}
-				settle := r.settle
+				settle := u.Settle
 				if round > 0 {
 					settle = 0
 				}
@@ -119,8 +115,8 @@ func (r *run) patient(ctx context.Context, i int) {
 			}
 		}
 	}
-	if plan.ProbeOther && !r.interrupted() {
-		r.probe(ctx, cl, ps, probePick)
+	if plan.ProbeOther && !u.Interrupted() {
+		u.probe(ctx, cl, ps, probePick)
 	}
 }
 
@@ -134,24 +130,24 @@ type callOutcome struct {
 
 // settleRecording tells the oracle what the acknowledged recording must
 // hold, then offers it to other users' probes.
-func (r *run) settleRecording(cons models.Consultation, call *client.Call) {
+func (u *Users) settleRecording(cons models.Consultation, call *client.Call) {
 	rid, _ := call.Recording()
 	tracks := call.Tracks()
 	ids := make([]string, 0, len(tracks))
 	for _, t := range tracks {
 		ids = append(ids, t.ID)
-		r.cnt.framesAcked.Add(int64(t.Frames))
+		u.Count.FramesAcked.Add(int64(t.Frames))
 	}
-	call.Expect(r.allowanceOf(call))
-	r.pool.add(probeTarget{recording: rid, consultation: cons.ID, patient: cons.Patient, clinician: cons.Clinician, tracks: ids})
+	call.Expect(u.allowanceOf(call))
+	u.probes().add(probeTarget{recording: rid, consultation: cons.ID, patient: cons.Patient, clinician: cons.Clinician, tracks: ids})
 }
 
 // allowanceOf is the loss the faults that reached call explain, per track,
 // widened by what the live path lost (pathAllowance).
-func (r *run) allowanceOf(call *client.Call) client.Allowance {
+func (u *Users) allowanceOf(call *client.Call) client.Allowance {
 	start, end := call.StartedAt(), call.EndedAt()
 	return func(t client.Track) (int, string) {
-		allowed, why := r.chaos.Allowance(t.Sent, t.SentDown, start, end)
+		allowed, why := u.Chaos.Allowance(t.Sent, t.SentDown, start, end)
 		k := [2]string{t.Owner, string(t.Kind)}
 		return pathAllowance(t.Sent, map[[2]string]int{k: t.PeerLive}, k, allowed, why)
 	}
@@ -189,21 +185,21 @@ func pathAllowance(sent int, peerLive map[[2]string]int, k [2]string, allowed in
 // so the consultation is booked and ended without anyone joining. The target
 // still finalises (an empty) recording, which is listed, fetched and probed like
 // any other; live isolation and frame-level durability are not exercised.
-func (r *run) apiCall(ctx context.Context, cl *client.Client, plan models.Plan, ps driver.Session, cons models.Consultation) (*callOutcome, error) {
+func (u *Users) apiCall(ctx context.Context, cl *client.Client, plan models.Plan, ps driver.Session, cons models.Consultation) (*callOutcome, error) {
 	out := &callOutcome{call: cl.NewCall(cons)}
 	if plan.Abandon {
 		out.abandoned = true
-		r.cnt.callsAbandoned.Add(1)
+		u.Count.CallsAbandoned.Add(1)
 		return out, nil
 	}
-	if err := r.sleep(ctx, min(plan.CallLength, 200*time.Millisecond)); err != nil {
+	if err := u.sleep(ctx, min(plan.CallLength, 200*time.Millisecond)); err != nil {
 		return out, err
 	}
-	return out, r.end(ctx, ps, out)
+	return out, u.end(ctx, ps, out)
 }
 
 // end ends the call as s (see client.Call.End).
-func (r *run) end(ctx context.Context, s driver.Session, out *callOutcome) error {
+func (u *Users) end(ctx context.Context, s driver.Session, out *callOutcome) error {
 	out.endTried = true
 	if _, err := out.call.End(ctx, s); err != nil {
 		return err
@@ -217,7 +213,7 @@ func (r *run) end(ctx context.Context, s driver.Session, out *callOutcome) error
 // abandons) the call. Under chaos it also acts out the client faults drawn
 // from crng and has both participants rejoin with new peers when the clinic
 // restarts.
-func (r *run) mediaCall(ctx context.Context, cl *client.Client, plan models.Plan, ps, cs driver.Session, cons models.Consultation, crng *rand.Rand) (_ *callOutcome, err error) {
+func (u *Users) mediaCall(ctx context.Context, cl *client.Client, plan models.Plan, ps, cs driver.Session, cons models.Consultation, crng *rand.Rand) (_ *callOutcome, err error) {
 	call := cl.NewCall(cons)
 	out := &callOutcome{call: call}
 	parts := []*client.Participant{call.Participant(ps), call.Participant(cs)}
@@ -228,8 +224,8 @@ func (r *run) mediaCall(ctx context.Context, cl *client.Client, plan models.Plan
 		if err != nil && !out.endTried && ctx.Err() == nil {
 			ectx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
-			if endErr := r.end(ectx, ps, out); endErr != nil {
-				r.noteErr("end after failure", endErr)
+			if endErr := u.end(ectx, ps, out); endErr != nil {
+				u.NoteErr("end after failure", endErr)
 			}
 		}
 	}()
@@ -240,7 +236,7 @@ func (r *run) mediaCall(ctx context.Context, cl *client.Client, plan models.Plan
 	// switch-during-ice: the re-offer goes out right after join's answer,
 	// before the connection is up.
 	duringICE := func() {
-		if plan.SwitchVideo && r.chaos.Decide(chaos.SwitchDuringICE, crng) {
+		if plan.SwitchVideo && u.Chaos.Decide(chaos.SwitchDuringICE, crng) {
 			switched = true
 			call.Switch(ctx, parts, false)
 		}
@@ -250,13 +246,13 @@ func (r *run) mediaCall(ctx context.Context, cl *client.Client, plan models.Plan
 		return out, err
 	}
 	defer call.JudgeLive(ctx)
-	r.cnt.callsConnected.Add(1)
-	r.event(EventConnected, ps.ID, cons.ID, "")
-	r.met.CallsActive.Inc()
-	r.cnt.callsActive.Add(1)
+	u.Count.CallsConnected.Add(1)
+	u.event(EventConnected, ps.ID, cons.ID, "")
+	u.Metrics.CallsActive.Inc()
+	u.Count.CallsActive.Add(1)
 	defer func() {
-		r.met.CallsActive.Dec()
-		r.cnt.callsActive.Add(-1)
+		u.Metrics.CallsActive.Dec()
+		u.Count.CallsActive.Add(-1)
 	}()
 
 	start := time.Now()
@@ -265,17 +261,17 @@ func (r *run) mediaCall(ctx context.Context, cl *client.Client, plan models.Plan
 	var sent int64
 	defer func() {
 		if out.ended {
-			r.cnt.framesSentEnded.Add(sent)
+			u.Count.FramesSentEnded.Add(sent)
 		}
 	}()
-	restartC := r.chaos.RestartSignal()
+	restartC := u.Chaos.RestartSignal()
 	restarted := "" // the clinic fault the call survived
 	// reconnect: the patient's app drops its connection once, somewhere in
 	// the middle of the call, and joins again with a new one.
 	reconnectAt := time.Duration(-1)
-	if r.chaos != nil {
+	if u.Chaos != nil {
 		at := plan.CallLength * time.Duration(25+crng.IntN(50)) / 100
-		if r.chaos.Decide(chaos.Reconnect, crng) {
+		if u.Chaos.Decide(chaos.Reconnect, crng) {
 			reconnectAt = at
 		}
 	}
@@ -283,12 +279,12 @@ func (r *run) mediaCall(ctx context.Context, cl *client.Client, plan models.Plan
 	// (a real app does not send what it could not capture while away).
 	rejoin := func(who []*client.Participant) error {
 		switchWG.Wait()
-		if r.chaos != nil {
-			r.chaos.Count.Rejoins.Add(1)
+		if u.Chaos != nil {
+			u.Chaos.Count.Rejoins.Add(1)
 		}
 		if err := call.Rejoin(ctx, who); err != nil {
-			if r.chaos != nil {
-				r.chaos.Count.RejoinFailed.Add(1)
+			if u.Chaos != nil {
+				u.Chaos.Count.RejoinFailed.Add(1)
 			}
 			return err
 		}
@@ -311,7 +307,7 @@ loop:
 		}
 		if plan.SwitchVideo && !switched && el >= plan.SwitchAt {
 			switched = true
-			double := r.chaos.Decide(chaos.DoubleSwitch, crng)
+			double := u.Chaos.Decide(chaos.DoubleSwitch, crng)
 			switchWG.Add(1)
 			go func() {
 				defer switchWG.Done()
@@ -326,26 +322,26 @@ loop:
 		case <-restartC:
 			// The clinic restarted: these peers talk to nobody. Both join
 			// again with new PeerConnections, as real apps do.
-			restarted = r.chaos.LastRestart()
+			restarted = u.Chaos.LastRestart()
 			if err := rejoin(parts); err != nil {
 				return out, err
 			}
-			r.chaos.HitAfter(chaos.PathRejoin, restarted)
-			restartC = r.chaos.RestartSignal()
+			u.Chaos.HitAfter(chaos.PathRejoin, restarted)
+			restartC = u.Chaos.RestartSignal()
 			n = int(time.Since(start) / client.AudioInterval)
 		case <-ctx.Done():
 			return out, ctx.Err()
-		case <-r.stopping:
+		case <-u.Stopping:
 			// Interrupted: end the call now so its recording can still be checked.
 			plan.Abandon = false
 			break loop
 		}
 	}
 	switchWG.Wait()
-	if plan.Abandon || (!r.interrupted() && r.chaos.Decide(chaos.Abandon, crng)) {
+	if plan.Abandon || (!u.Interrupted() && u.Chaos.Decide(chaos.Abandon, crng)) {
 		out.abandoned = true
-		r.cnt.callsAbandoned.Add(1)
-		r.chaos.Hit(chaos.PathAbandon)
+		u.Count.CallsAbandoned.Add(1)
+		u.Chaos.Hit(chaos.PathAbandon)
 		return out, nil
 	}
 	// The frames in flight reach the target before the end, and before a
@@ -354,7 +350,7 @@ loop:
 		return out, err
 	}
 	// switch-racing-end: the switch and the end go out together.
-	if plan.SwitchVideo && !switched && r.chaos.Decide(chaos.SwitchRacingEnd, crng) {
+	if plan.SwitchVideo && !switched && u.Chaos.Decide(chaos.SwitchRacingEnd, crng) {
 		switched = true
 		switchWG.Add(1)
 		go func() {
@@ -362,18 +358,18 @@ loop:
 			call.Switch(ctx, parts, false)
 		}()
 	}
-	if err := r.end(ctx, ps, out); err != nil {
+	if err := u.end(ctx, ps, out); err != nil {
 		return out, err
 	}
 	if restarted != "" {
-		r.chaos.HitAfter(chaos.PathRecovery, restarted)
+		u.Chaos.HitAfter(chaos.PathRecovery, restarted)
 	}
 	// retry: the app sends end again (it never saw the answer); the target
 	// must say it has ended, and nothing else may change.
-	if r.chaos.Decide(chaos.Retry, crng) {
-		r.chaos.Hit(chaos.PathRetry)
+	if u.Chaos.Decide(chaos.Retry, crng) {
+		u.Chaos.Hit(chaos.PathRetry)
 		if err := call.EndAgain(ctx, ps); err != nil {
-			r.noteErr("retried end", err)
+			u.NoteErr("retried end", err)
 		}
 	}
 	return out, nil
@@ -381,13 +377,13 @@ loop:
 
 // probe has s probe a recording harvested from another user's consultation
 // (see client.Client.Probe).
-func (r *run) probe(ctx context.Context, cl *client.Client, s driver.Session, pick uint64) {
-	pt, ok := r.pool.pick(pick, s.ID)
+func (u *Users) probe(ctx context.Context, cl *client.Client, s driver.Session, pick uint64) {
+	pt, ok := u.probes().pick(pick, s.ID)
 	if !ok {
-		r.cnt.probesSkipped.Add(1)
+		u.Count.ProbesSkipped.Add(1)
 		return
 	}
-	r.cnt.probes.Add(1)
+	u.Count.Probes.Add(1)
 	// An unanswered probe is counted as not judged by the client; the run
 	// has nothing more to do with it.
 	_ = cl.Probe(ctx, s, client.ProbeTarget{Recording: pt.recording, Consultation: pt.consultation, Tracks: pt.tracks}, pick)
@@ -396,80 +392,80 @@ func (r *run) probe(ctx context.Context, cl *client.Client, s driver.Session, pi
 // vuHooks are the load path's policy around the client's operations: the
 // chaos retry and reconnect policy, coverage hit points, scheduler events,
 // milestones and counters.
-type vuHooks struct{ r *run }
+type vuHooks struct{ u *Users }
 
-func (h vuHooks) Retry(ctx context.Context, fn func() error) error { return h.r.chaos.Retry(ctx, fn) }
+func (h vuHooks) Retry(ctx context.Context, fn func() error) error { return h.u.Chaos.Retry(ctx, fn) }
 
 // Reconnect: under chaos a connect failure a fault explains (the clinic
 // restarting under the join, ICE cut) is retried twice, once the clinic is up.
 func (h vuHooks) Reconnect(ctx context.Context, attempt int, err error) bool {
-	r := h.r
-	if r.chaos == nil || attempt >= 2 || ctx.Err() != nil || r.interrupted() {
+	u := h.u
+	if u.Chaos == nil || attempt >= 2 || ctx.Err() != nil || u.Interrupted() {
 		return false
 	}
-	r.noteErr("connect (retrying)", err)
-	r.chaos.Count.Retries.Add(1)
-	r.chaos.WaitUp(ctx, 15*time.Second)
+	u.NoteErr("connect (retrying)", err)
+	u.Chaos.Count.Retries.Add(1)
+	u.Chaos.WaitUp(ctx, 15*time.Second)
 	return true
 }
 
 // StoppedByUs: an interrupt or the grace period ending may cause a failure;
 // such failures are not counted against the target.
-func (h vuHooks) StoppedByUs(ctx context.Context) bool { return h.r.interrupted() || ctx.Err() != nil }
+func (h vuHooks) StoppedByUs(ctx context.Context) bool { return h.u.Interrupted() || ctx.Err() != nil }
 
-func (h vuHooks) TargetDown() bool { return h.r.chaos.TargetDown() }
+func (h vuHooks) TargetDown() bool { return h.u.Chaos.TargetDown() }
 
-func (h vuHooks) NoteErr(_, step string, err error) { h.r.noteErr(step, err) }
+func (h vuHooks) NoteErr(_, step string, err error) { h.u.NoteErr(step, err) }
 
 func (h vuHooks) Event(e client.Event) {
-	r := h.r
+	u := h.u
 	switch e.Kind {
 	case client.EventJoining:
-		r.chaos.Event(chaos.EventJoin)
+		u.Chaos.Event(chaos.EventJoin)
 	case client.EventJoined:
-		r.chaos.Hit(chaos.PathJoin)
+		u.Chaos.Hit(chaos.PathJoin)
 		if e.Segment > 1 {
-			r.chaos.Hit(chaos.PathRejoin)
+			u.Chaos.Hit(chaos.PathRejoin)
 		}
 	case client.EventSwitching:
-		r.event(EventSwitching, e.User, e.Consultation, "")
-		r.chaos.Event(chaos.EventSwitch)
+		u.event(EventSwitching, e.User, e.Consultation, "")
+		u.Chaos.Event(chaos.EventSwitch)
 	case client.EventSwitched:
-		r.cnt.switches.Add(1)
-		r.chaos.Hit(chaos.PathSwitch)
-		r.event(EventSwitched, e.User, e.Consultation, "")
+		u.Count.Switches.Add(1)
+		u.Chaos.Hit(chaos.PathSwitch)
+		u.event(EventSwitched, e.User, e.Consultation, "")
 	case client.EventEnding:
-		r.event(EventEnding, e.User, e.Consultation, "")
-		r.chaos.Event(chaos.EventEnd)
+		u.event(EventEnding, e.User, e.Consultation, "")
+		u.Chaos.Event(chaos.EventEnd)
 	case client.EventEndAckLost:
-		if r.chaos != nil {
-			r.chaos.Count.EndAckLost.Add(1)
+		if u.Chaos != nil {
+			u.Chaos.Count.EndAckLost.Add(1)
 		}
 	case client.EventEnded:
-		r.cnt.callsEnded.Add(1)
-		r.chaos.Hit(chaos.PathEnd)
-		r.event(EventEnded, e.User, e.Consultation, e.Recording)
+		u.Count.CallsEnded.Add(1)
+		u.Chaos.Hit(chaos.PathEnd)
+		u.event(EventEnded, e.User, e.Consultation, e.Recording)
 	case client.EventListed:
-		r.cnt.replaysListed.Add(1)
+		u.Count.ReplaysListed.Add(1)
 	case client.EventReplayFetched:
-		r.cnt.replaysFetched.Add(1)
-		r.event(EventFetching, e.User, e.Consultation, e.Recording)
-		r.chaos.Event(chaos.EventFetch)
+		u.Count.ReplaysFetched.Add(1)
+		u.event(EventFetching, e.User, e.Consultation, e.Recording)
+		u.Chaos.Event(chaos.EventFetch)
 	case client.EventTrackFetched:
-		r.cnt.tracksFetched.Add(1)
+		u.Count.TracksFetched.Add(1)
 	case client.EventFetched:
-		r.chaos.Hit(chaos.PathFetch)
+		u.Chaos.Hit(chaos.PathFetch)
 	case client.EventProbe:
 		// Probe requests and their (expected) denials stay out of the
 		// error rate.
-		r.cnt.probeRequests.Add(1)
+		u.Count.ProbeRequests.Add(1)
 		if e.Err != nil {
-			r.cnt.probeDenied.Add(1)
+			u.Count.ProbeDenied.Add(1)
 		}
 	case client.EventUnreadable:
 		// The driver saw a good answer, the content was not one: a failed
 		// request (error_rate).
-		r.cnt.opErrors.Add(1)
+		u.Count.OpErrors.Add(1)
 	}
 }
 
@@ -477,17 +473,17 @@ func (h vuHooks) Event(e client.Event) {
 // counters.
 type vuMetrics struct {
 	met *metrics.Metrics
-	cnt *counters
+	cnt *Counters
 }
 
 func (m vuMetrics) Sent(k models.Kind) {
 	m.met.Sent(k)
-	m.cnt.framesSent.Add(1)
+	m.cnt.FramesSent.Add(1)
 }
 
 func (m vuMetrics) Received(k models.Kind) {
 	m.met.Received(k)
-	m.cnt.framesReceived.Add(1)
+	m.cnt.FramesReceived.Add(1)
 }
 
 func (m vuMetrics) FramesChecked(n int) { m.met.FramesChecked.Add(float64(n)) }
