@@ -42,6 +42,7 @@ import (
 	"telechaos/harness/client"
 	"telechaos/harness/driver"
 	"telechaos/harness/executor"
+	"telechaos/harness/history"
 	"telechaos/harness/load"
 	"telechaos/harness/metrics"
 	"telechaos/harness/oracle"
@@ -208,7 +209,7 @@ type run struct {
 	// control stops and starts the opened target (nil: the harness cannot);
 	// its restarts become a repro trace's target ops.
 	control target.Control
-	oplog   opLog // per-user recent ops, for repro traces
+	oplog   history.Log // per-user recent ops: evidence and repro traces
 }
 
 func (r *run) interrupted() bool { return r.vu.Interrupted() }
@@ -220,7 +221,7 @@ func (r *run) stop() { r.stopOnce.Do(func() { close(r.stopping) }) }
 // traces' source and the oracle's evidence history.
 func (r *run) observe(o driver.Observation) {
 	r.met.Observe(o)
-	logged := r.oplog.add(r.ledger, o)
+	logged := r.oplog.Add(r.ledger, o)
 	r.cnt.Ops.Add(1)
 	ok := o.Err == nil && (o.Status == 0 || o.Status/100 == 2)
 	if !ok {
@@ -310,7 +311,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 		MaxFrameEvidence:    8,
 		DurabilityTolerance: 0.02,
 		RecentOps:           recentOps,
-		History:             func(user string) []oracle.OpNote { return r.oplog.history(user, recentOps) },
+		History:             func(user string) []oracle.OpNote { return r.oplog.Notes(user, recentOps) },
 	})
 	r.vu.Oracle = r.or
 

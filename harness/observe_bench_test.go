@@ -40,7 +40,7 @@ func BenchmarkRunObserve(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			r := &run{ledger: ledger, met: metrics.NewMetrics(prometheus.NewRegistry()), cnt: new(load.Counters)}
 			r.or = oracle.New(r.ledger, oracle.Options{RecentOps: recentOps,
-				History: func(user string) []oracle.OpNote { return r.oplog.history(user, recentOps) }})
+				History: func(user string) []oracle.OpNote { return r.oplog.Notes(user, recentOps) }})
 			b.ReportAllocs()
 			if !par {
 				i := 0

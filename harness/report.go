@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"telechaos/harness/metrics"
+	"telechaos/harness/repro"
 	"telechaos/harness/verdict"
 	"telechaos/reports"
 )
@@ -84,28 +85,21 @@ func targetName(t string) string {
 // repro is the one-line command that replays this run.
 func (r *run) repro() string {
 	sc := r.sc
-	parts := []string{"telechaos", "run", "--scenario", shellQuote(r.cfg.ScenarioRef), "--seed", strconv.FormatUint(sc.Seed, 10),
+	parts := []string{"telechaos", "run", "--scenario", repro.ShellQuote(r.cfg.ScenarioRef), "--seed", strconv.FormatUint(sc.Seed, 10),
 		"--users", strconv.Itoa(sc.Population.Patients)}
 	if sc.Target != "" && sc.Target != TargetEmbedded {
-		parts = append(parts, "--target", shellQuote(sc.Target))
+		parts = append(parts, "--target", repro.ShellQuote(sc.Target))
 	}
 	for _, b := range sc.Bugs {
-		parts = append(parts, "--bug", shellQuote(b))
+		parts = append(parts, "--bug", repro.ShellQuote(b))
 	}
 	if !sc.Media {
 		parts = append(parts, "--media=false")
 	}
 	for _, a := range r.cfg.ReproArgs {
-		parts = append(parts, shellQuote(a))
+		parts = append(parts, repro.ShellQuote(a))
 	}
 	return strings.Join(parts, " ")
-}
-
-func shellQuote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`;&|<>()*?[]{}!#~") {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // writeReport writes the report files for res.

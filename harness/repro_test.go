@@ -16,55 +16,6 @@ import (
 	"telechaos/scenarios"
 )
 
-func TestOpRingKeepsTheLastEntries(t *testing.T) {
-	r := &opRing{cap: 3}
-	for i := range 5 {
-		r.add(opEntry{seq: uint64(i)})
-	}
-	var got []uint64
-	for _, e := range r.entries() {
-		got = append(got, e.seq)
-	}
-	if len(got) != 3 || got[0] != 2 || got[1] != 3 || got[2] != 4 {
-		t.Errorf("ring entries %v, want [2 3 4]", got)
-	}
-}
-
-func TestOpLogBoundsAndSkipsUserless(t *testing.T) {
-	var l opLog
-	ledger := models.NewLedger()
-	ledger.AddUser("c", models.Clinician)
-	ledger.AddUser("p", models.Patient)
-	now := time.Now()
-	l.add(ledger, driver.Observation{Op: driver.OpRegister, Subject: "patient", Start: now, End: now})
-	for range 2 * opLogPatientCap {
-		l.add(ledger, driver.Observation{Op: driver.OpList, User: "p", Start: now, End: now, Status: 200})
-		l.add(ledger, driver.Observation{Op: driver.OpList, User: "c", Start: now, End: now, Status: 200})
-	}
-	if n := len(l.of("p")); n != opLogPatientCap {
-		t.Errorf("patient keeps %d ops, want %d", n, opLogPatientCap)
-	}
-	if n := len(l.of("c")); n != 2*opLogPatientCap {
-		t.Errorf("clinician keeps %d ops, want all %d", n, 2*opLogPatientCap)
-	}
-	if n := l.nUsers.Load(); n != 2 {
-		t.Errorf("users logged %d, want 2 (register has no user)", n)
-	}
-	if e := l.of("p"); e[len(e)-1].seq != l.seq.Load()-1 || !e[0].ok {
-		t.Errorf("last patient entry seq %d (log seq %d), ok %v", e[len(e)-1].seq, l.seq.Load(), e[0].ok)
-	}
-}
-
-func TestFireSeedFiresEveryDecision(t *testing.T) {
-	seed, run := fireSeed([]string{"switch-reuse:0.3"}, 2)
-	if run < 6 {
-		t.Fatalf("best run %d decisions at seed %d, want >= 6", run, seed)
-	}
-	if _, _, prob := probabilistic([]string{"list-scope"}); prob {
-		t.Error("list-scope (p=1) counted as probabilistic")
-	}
-}
-
 // A small list-scope run: the violation is minimised into repro-1.trace,
 // which replays it every time.
 func TestRunWritesMinimisedReproTrace(t *testing.T) {
@@ -140,22 +91,5 @@ func TestRunWritesMinimisedReproTrace(t *testing.T) {
 	n, total, err := trace.Repro(ctx, file, trace.ReproOptions{Options: trace.Options{Media: m, DataDir: t.TempDir()}, Times: 3})
 	if err != nil || n != 3 || total != 3 {
 		t.Errorf("repro: reproduced %d/%d, err %v", n, total, err)
-	}
-}
-
-// Two users whose tags collide keep separate logs.
-func TestOpLogTagCollision(t *testing.T) {
-	var l opLog
-	ledger := models.NewLedger()
-	now := time.Now()
-	tag := models.TagOf("p")
-	s := l.shard(tag)
-	s.users = map[uint64]*opRing{tag: {user: "x", cap: opLogPatientCap}} // "x" as if it hashed like "p"
-	l.add(ledger, driver.Observation{Op: driver.OpList, User: "p", Subject: "p", Start: now, End: now, Status: 200})
-	if got := l.of("p"); len(got) != 1 || got[0].subject != "p" {
-		t.Errorf("p's log = %+v, want its one list", got)
-	}
-	if got := s.users[tag]; got.user != "x" || len(got.buf) != 0 {
-		t.Errorf("x's ring was written: %+v", got)
 	}
 }

@@ -1,4 +1,4 @@
-package harness
+package repro
 
 // Race amplification. A minimised trace of a race (switches of different
 // calls released together as a concurrent group) shows the violation only
@@ -22,12 +22,12 @@ import (
 
 // Amplification bounds.
 const (
-	// raceRoundsSearch is the rounds a race trace gets while it is checked
+	// RaceRoundsSearch is the rounds a race trace gets while it is checked
 	// and minimised (a candidate then shows the race most of the times);
 	// the written trace gets raceRoundsStart, doubled up to raceRoundsMax
 	// until it replays raceVerifyRuns times in a row. The reference clinic's
 	// switch-race shows in about one round in ten.
-	raceRoundsSearch = 16
+	RaceRoundsSearch = 16
 	raceRoundsStart  = 64
 	raceRoundsMax    = 128
 	// raceVerifyRuns: an amplified trace is kept once it reproduces in this
