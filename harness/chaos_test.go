@@ -176,7 +176,7 @@ func TestChaosCoverageShortfallExit4(t *testing.T) {
 	sc := &scenarios.Scenario{
 		Name: "coverage-shortfall", Seed: 1, Media: false, Target: TargetEmbedded,
 		Population: scenarios.Population{Patients: 3, Clinicians: 1},
-		Executor:   scenarios.Executor{Type: ExecClosed, VUs: 3},
+		Executor:   scenarios.Executor{Type: scenarios.Closed, VUs: 3},
 		Duration:   dur(10 * time.Second), Settle: dur(time.Second),
 		Behaviour: scenarios.Behaviour{Replay: 1, CallMin: dur(100 * time.Millisecond), CallMax: dur(100 * time.Millisecond),
 			ThinkMin: dur(0), ThinkMax: dur(0)},
@@ -202,7 +202,7 @@ func TestChaosUnavailableIsConfigError(t *testing.T) {
 	sc := &scenarios.Scenario{
 		Name: "no-media", Seed: 1, Media: false, Target: TargetEmbedded,
 		Population: scenarios.Population{Patients: 1, Clinicians: 1},
-		Executor:   scenarios.Executor{Type: ExecClosed, VUs: 1},
+		Executor:   scenarios.Executor{Type: scenarios.Closed, VUs: 1},
 		Duration:   dur(time.Second),
 		Chaos:      chaos.Profile{Faults: []chaos.FaultSpec{{Kind: chaos.KindMediaLoss, Loss: 0.1}}},
 	}

@@ -22,7 +22,7 @@ func mediaScenario(patients int) *scenarios.Scenario {
 	return &scenarios.Scenario{
 		Name: "harness-media", Seed: 7, Media: true, Target: TargetEmbedded,
 		Population: scenarios.Population{Patients: patients, Clinicians: 4},
-		Executor:   scenarios.Executor{Type: ExecClosed, VUs: 10},
+		Executor:   scenarios.Executor{Type: scenarios.Closed, VUs: 10},
 		Duration:   dur(30 * time.Second),
 		Settle:     dur(5 * time.Second),
 		Behaviour: scenarios.Behaviour{SwitchToVideo: 0.6, Replay: 1, ProbeOther: 0.3,

@@ -5,21 +5,11 @@
 //
 // Run is the one entry point, used by the CLI, by tests and by properties.
 //
-// A patient's plan (call length, switch, abandon, replay, probe) is drawn from a
-// PRNG seeded by the run seed and the patient's index, and patients book with
-// clinicians round robin, so a seed and a scenario fix every decision. What
-// depends on timing is which recording a probe picks (from a bounded pool of
-// recordings other users completed) and the interleaving of calls.
-//
-// The ledger the oracle judges by is built only from what the harness did:
-// users it registered, consultations it booked, recordings the target
-// acknowledged in its answer to end.
-//
-// With media off (Scenario.Media false) nobody joins (the contract has no join
-// without an SDP offer): a patient registers, books, ends the booked
-// consultation, lists and fetches its (empty) recording and probes other
-// users' recordings. List ownership, access control and listing durability are
-// checked; live isolation and frame content are not exercised.
+// Run composes the stages, each a package of its own: the target registry
+// (harness/target), the chaos runtime (harness/chaos), the load stage
+// (harness/load) over the one client (harness/client), the oracle, the
+// run's record (harness/history, harness/metrics), the verdict
+// (harness/verdict) and the repro traces (harness/repro).
 package harness
 
 import (
@@ -36,7 +26,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"telechaos/harness/chaos"
 	"telechaos/harness/client"
@@ -128,20 +117,8 @@ type RunConfig struct {
 	Chaos *ExternalChaos
 }
 
-// Progress is a live snapshot for progress lines.
-type Progress struct {
-	Elapsed        time.Duration
-	UsersActive    int64
-	Patients       int64
-	Calls          int64 // calls that connected media (or were ended, media-free)
-	CallsActive    int64
-	Switches       int64
-	ReplaysChecked int64
-	FramesChecked  int64 // replay frames + live frames
-	Violations     int64
-	Dropped        int64
-	Final          bool
-}
+// Progress is a live snapshot for progress lines (see load.Progress).
+type Progress = load.Progress
 
 // recentOps is how many of a user's last requests a violation's evidence
 // shows.
@@ -203,8 +180,7 @@ type run struct {
 	firstViol atomic.Int64 // nanos since start + 1; 0 = none
 	stopping  chan struct{}
 	stopOnce  sync.Once
-	tlMu      sync.Mutex
-	timeline  []reports.Sample
+	timeline  metrics.Timeline
 	chaos     *chaos.Runtime // nil without a fault profile
 	// control stops and starts the opened target (nil: the harness cannot);
 	// its restarts become a repro trace's target ops.
@@ -256,7 +232,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	if err := target.Validate(targetName(sc.Target), target.Options{Bugs: sc.Bugs}); err != nil {
 		return nil, fmt.Errorf("%w: scenario %s: %w", ErrConfig, sc.Name, err)
 	}
-	exec, err := NewExecutor(sc.Executor)
+	exec, err := executor.New(sc.Executor)
 	if err != nil {
 		return nil, fmt.Errorf("%w: scenario %s: %w", ErrConfig, sc.Name, err)
 	}
@@ -486,15 +462,9 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 	return cleanup, nil
 }
 
-func metricsMux(reg *prometheus.Registry) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return mux
-}
-
 // execute runs the arrival phase and waits for the patients, honouring ctx
 // cancellation (stop arrivals, end calls, grace) and a hard deadline.
-func (r *run) execute(ctx context.Context, exec Executor) error {
+func (r *run) execute(ctx context.Context, exec executor.Executor) error {
 	sc := r.sc
 	// Patients run on work, not ctx: an interrupt ends calls gracefully and
 	// work is cancelled only after the grace period.
@@ -590,51 +560,19 @@ func (r *run) infraVerdict() error {
 }
 
 func (r *run) progress(final bool) {
-	calls := r.cnt.CallsConnected.Load()
-	if r.media == nil {
-		calls = r.cnt.CallsEnded.Load()
-	}
-	st := r.or.Stats()
-	p := Progress{
-		Elapsed:        time.Since(r.start),
-		UsersActive:    r.cnt.UsersActive.Load(),
-		Patients:       r.cnt.Patients.Load(),
-		Calls:          calls,
-		CallsActive:    r.cnt.CallsActive.Load(),
-		Switches:       r.cnt.Switches.Load(),
-		ReplaysChecked: r.cnt.ReplaysFetched.Load(),
-		FramesChecked:  st.FramesChecked + st.LiveFramesChecked,
-		Violations:     r.cnt.Violations.Load(),
-		Dropped:        r.cnt.Dropped.Load(),
-		Final:          final,
-	}
+	p := r.vu.Progress(time.Since(r.start), final)
 	r.sample(p)
 	if r.cfg.Progress != nil {
 		r.cfg.Progress(p)
 	}
 }
 
-// maxSamples bounds the timeline; beyond it every other sample is dropped, so
-// a long run keeps its whole shape at a coarser step.
-const maxSamples = 2000
-
 // sample appends a point to the run's timeline (plots in the HTML report).
 func (r *run) sample(p Progress) {
-	r.tlMu.Lock()
-	defer r.tlMu.Unlock()
-	r.timeline = append(r.timeline, reports.Sample{
+	r.timeline.Add(reports.Sample{
 		T: p.Elapsed.Seconds(), UsersActive: p.UsersActive, CallsActive: p.CallsActive, Calls: p.Calls,
 		Ops: r.cnt.Ops.Load(), OpErrors: r.cnt.OpErrors.Load(), FramesChecked: p.FramesChecked,
 		Violations: p.Violations, Dropped: p.Dropped,
 		FramesSent: r.cnt.FramesSent.Load(), FramesReceived: r.cnt.FramesReceived.Load(), Latency: r.met.LatencyWindow(),
 	})
-	if len(r.timeline) > maxSamples {
-		kept := r.timeline[:0]
-		for i, s := range r.timeline {
-			if i%2 == 0 || i == len(r.timeline)-1 {
-				kept = append(kept, s)
-			}
-		}
-		r.timeline = kept
-	}
 }

@@ -35,7 +35,7 @@ func smallScenario(patients int) *scenarios.Scenario {
 	return &scenarios.Scenario{
 		Name: "test", Seed: 42, Media: false,
 		Population: scenarios.Population{Patients: patients, Clinicians: 3},
-		Executor:   scenarios.Executor{Type: ExecClosed, VUs: 5},
+		Executor:   scenarios.Executor{Type: scenarios.Closed, VUs: 5},
 		Duration:   dur(20 * time.Second),
 		Settle:     dur(2 * time.Second),
 		Behaviour: scenarios.Behaviour{Replay: 1, ProbeOther: 0.5, CallMin: dur(10 * time.Millisecond),
@@ -215,7 +215,7 @@ func TestBadScenarioIsConfigError(t *testing.T) {
 	for name, mod := range map[string]func(*scenarios.Scenario){
 		"no patients":     func(s *scenarios.Scenario) { s.Population.Patients = 0 },
 		"unknown exec":    func(s *scenarios.Scenario) { s.Executor.Type = "bogus" },
-		"bad rate":        func(s *scenarios.Scenario) { s.Executor = scenarios.Executor{Type: ExecConstant} },
+		"bad rate":        func(s *scenarios.Scenario) { s.Executor = scenarios.Executor{Type: scenarios.ConstantArrivalRate} },
 		"bad target":      func(s *scenarios.Scenario) { s.Target = "ftp://x" },
 		"bad threshold":   func(s *scenarios.Scenario) { s.Thresholds = []scenarios.Threshold{{Metric: "latency.nope"}} },
 		"bad probability": func(s *scenarios.Scenario) { s.Behaviour.Replay = 2 },

@@ -41,9 +41,7 @@ func (r *run) finish(ctx context.Context, res *Result, runErr error) {
 	d := verdict.Summarize(in)
 	res.Summary, res.Violations, res.FirstViolation, res.ExitCode = d.Summary, d.Violations, d.FirstViolation, d.Summary.ExitCode
 	r.progress(true)
-	r.tlMu.Lock()
-	d.Summary.Timeline = append([]reports.Sample{}, r.timeline...)
-	r.tlMu.Unlock()
+	d.Summary.Timeline = r.timeline.Samples()
 }
 
 // counts are the run's counters as the summary reports them (the oracle's

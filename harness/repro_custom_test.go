@@ -42,7 +42,7 @@ func TestReproCustomTarget(t *testing.T) {
 	sc := &scenarios.Scenario{
 		Name: "repro-custom-target", Seed: 3, Media: true, Target: ref,
 		Population: scenarios.Population{Patients: 4, Clinicians: 1},
-		Executor:   scenarios.Executor{Type: ExecClosed, VUs: 2},
+		Executor:   scenarios.Executor{Type: scenarios.Closed, VUs: 2},
 		Duration:   dur(20 * time.Second),
 		Settle:     dur(3 * time.Second),
 		Behaviour: scenarios.Behaviour{SwitchToVideo: 0, Replay: 1, ProbeOther: 0,

@@ -27,7 +27,7 @@ func TestRunWritesMinimisedReproTrace(t *testing.T) {
 	sc := &scenarios.Scenario{
 		Name: "repro-list-scope", Seed: 3, Media: true, Target: TargetEmbedded, Bugs: []string{"list-scope:1"},
 		Population: scenarios.Population{Patients: 4, Clinicians: 1},
-		Executor:   scenarios.Executor{Type: ExecClosed, VUs: 2},
+		Executor:   scenarios.Executor{Type: scenarios.Closed, VUs: 2},
 		Duration:   dur(20 * time.Second),
 		Settle:     dur(3 * time.Second),
 		Behaviour: scenarios.Behaviour{SwitchToVideo: 0, Replay: 1, ProbeOther: 0,

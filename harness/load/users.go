@@ -4,6 +4,22 @@
 // runtime acting out client faults and counting coverage. It counts what
 // happened (Counters) and reports call milestones (Event); the run composes
 // it with the target, the oracle and the reports.
+//
+// A patient's plan (call length, switch, abandon, replay, probe) is drawn from a
+// PRNG seeded by the run seed and the patient's index, and patients book with
+// clinicians round robin, so a seed and a scenario fix every decision. What
+// depends on timing is which recording a probe picks (from a bounded pool of
+// recordings other users completed) and the interleaving of calls.
+//
+// The ledger the oracle judges by is built only from what the harness did:
+// users it registered, consultations it booked, recordings the target
+// acknowledged in its answer to end.
+//
+// With media off (Scenario.Media false) nobody joins (the contract has no join
+// without an SDP offer): a patient registers, books, ends the booked
+// consultation, lists and fetches its (empty) recording and probes other
+// users' recordings. List ownership, access control and listing durability are
+// checked; live isolation and frame content are not exercised.
 package load
 
 import (
@@ -175,4 +191,38 @@ func (u *Users) event(kind EventKind, user, consultation, recording string) {
 	c, _ := u.evN.LoadOrStore(kind, new(atomic.Int64))
 	n := c.(*atomic.Int64).Add(1)
 	u.OnEvent(Event{Kind: kind, N: n, User: user, Consultation: consultation, Recording: recording, At: time.Now()})
+}
+
+// Progress is a live snapshot for progress lines.
+type Progress struct {
+	Elapsed        time.Duration
+	UsersActive    int64
+	Patients       int64
+	Calls          int64 // calls that connected media (or were ended, media-free)
+	CallsActive    int64
+	Switches       int64
+	ReplaysChecked int64
+	FramesChecked  int64 // replay frames + live frames
+	Violations     int64
+	Dropped        int64
+	Final          bool
+}
+
+// Progress is the load stage's snapshot elapsed into the run.
+func (u *Users) Progress(elapsed time.Duration, final bool) Progress {
+	c := &u.Count
+	calls := c.CallsConnected.Load()
+	if u.Media == nil {
+		calls = c.CallsEnded.Load()
+	}
+	var checked int64
+	if u.Oracle != nil {
+		st := u.Oracle.Stats()
+		checked = st.FramesChecked + st.LiveFramesChecked
+	}
+	return Progress{
+		Elapsed: elapsed, UsersActive: c.UsersActive.Load(), Patients: c.Patients.Load(), Calls: calls,
+		CallsActive: c.CallsActive.Load(), Switches: c.Switches.Load(), ReplaysChecked: c.ReplaysFetched.Load(),
+		FramesChecked: checked, Violations: c.Violations.Load(), Dropped: c.Dropped.Load(), Final: final,
+	}
 }
