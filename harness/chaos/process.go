@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"telechaos/harness/target"
 	"telechaos/scenarios/faultspec"
 )
 
@@ -18,14 +19,9 @@ type Restartable interface {
 }
 
 // Stoppable is a target that can stay down for a while (ClinicFault's down
-// time): Stop, then Start later. Its method set is target.Control's, the
-// target registry's one control interface (harness/target), so either is
-// the other; it is not an alias only because chaos cannot import target
-// while scenarios imports chaos (scenarios -> chaos -> target -> scenarios).
-type Stoppable interface {
-	Stop(ctx context.Context, crash bool) error
-	Start(ctx context.Context) (newURL string, err error)
-}
+// time): Stop, then Start later. It is the target registry's one control
+// interface.
+type Stoppable = target.Control
 
 // The process fault kinds: a restart or a crash of the target.
 func init() {
