@@ -80,6 +80,7 @@ type Recorder struct {
 	last     *Run
 	smallest *Run
 	runs     int
+	found    int // the check (1-based) that failed first; 0 = none yet
 }
 
 func (r *Recorder) set(run *Run) {
@@ -88,6 +89,9 @@ func (r *Recorder) set(run *Run) {
 	}
 	r.mu.Lock()
 	r.last, r.runs = run, r.runs+1
+	if run.Failure != nil && r.found == 0 {
+		r.found = r.runs
+	}
 	if run.Failure != nil && (r.smallest == nil || len(run.Actions) <= len(r.smallest.Actions)) {
 		r.smallest = run
 	}
@@ -109,6 +113,15 @@ func (r *Recorder) Last() *Run {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.last
+}
+
+// FoundAt is the number of the first check that failed (1-based; shrink
+// attempts come after it), 0 if none failed: how much of a check budget
+// finding a bug took.
+func (r *Recorder) FoundAt() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.found
 }
 
 // Runs counts the checks executed (shrink attempts included).
