@@ -1,4 +1,4 @@
-module telechaos
+module github.com/telechaos/telechaos
 
 go 1.26.8
 

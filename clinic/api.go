@@ -19,8 +19,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"telechaos/clinic/bugs"
-	"telechaos/clinic/media"
+	"github.com/telechaos/telechaos/clinic/bugs"
+	"github.com/telechaos/telechaos/clinic/media"
 )
 
 // Request limits: an SDP offer with gathered candidates is a few kilobytes.

@@ -1,6 +1,6 @@
 package clinic
 
-import "telechaos/clinic/media"
+import "github.com/telechaos/telechaos/clinic/media"
 
 var _ engine = (*media.Engine)(nil)
 

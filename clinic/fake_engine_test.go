@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/clinic/media"
+	"github.com/telechaos/telechaos/clinic/media"
 )
 
 // fakeEngine stands in for the SFU in API tests: each join opens one audio

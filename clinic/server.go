@@ -17,8 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"telechaos/clinic/bugs"
-	"telechaos/clinic/media"
+	"github.com/telechaos/telechaos/clinic/bugs"
+	"github.com/telechaos/telechaos/clinic/media"
 )
 
 // Config configures an embedded clinic.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/clinic/media"
+	"github.com/telechaos/telechaos/clinic/media"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver (CGO_ENABLED=0 images)
 )

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/clinic/media"
+	"github.com/telechaos/telechaos/clinic/media"
 )
 
 // BenchmarkTrackProgress measures the single writer under the engine's

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness/chaos"
-	"telechaos/harness/oracle"
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // Chaos runs against the embedded clinic (issue 5's "done when"), on the

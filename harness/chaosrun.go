@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"telechaos/harness/chaos"
-	"telechaos/harness/oracle"
-	"telechaos/harness/target"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/harness/target"
 )
 
 // Chaos in a run: see chaos.Runtime (docs/design.md section 8).

@@ -10,10 +10,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"telechaos/harness/metrics"
-	"telechaos/harness/oracle"
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // Runs against the embedded clinic with real WebRTC calls.

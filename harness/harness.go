@@ -27,18 +27,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"telechaos/harness/chaos"
-	"telechaos/harness/client"
-	"telechaos/harness/driver"
-	"telechaos/harness/executor"
-	"telechaos/harness/history"
-	"telechaos/harness/load"
-	"telechaos/harness/metrics"
-	"telechaos/harness/oracle"
-	"telechaos/harness/target"
-	"telechaos/models"
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/client"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/executor"
+	"github.com/telechaos/telechaos/harness/history"
+	"github.com/telechaos/telechaos/harness/load"
+	"github.com/telechaos/telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/harness/target"
+	"github.com/telechaos/telechaos/models"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // Sentinel errors Run's callers branch on (exit codes 2 and 3).

@@ -20,12 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"telechaos/harness/driver"
-	"telechaos/harness/drivertest"
-	"telechaos/harness/metrics"
-	"telechaos/harness/oracle"
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/drivertest"
+	"github.com/telechaos/telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 func dur(d time.Duration) scenarios.Duration { return scenarios.Duration{Duration: d} }

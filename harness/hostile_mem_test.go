@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"telechaos/internal/hostile"
+	"github.com/telechaos/telechaos/internal/hostile"
 )
 
 // rssBudget is the documented ceiling of a run's peak resident memory

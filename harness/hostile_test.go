@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/clinic"
-	"telechaos/internal/hostile"
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/clinic"
+	"github.com/telechaos/telechaos/internal/hostile"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // hostileScenario is a small media run against url: every patient replays

@@ -8,11 +8,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"telechaos/harness/driver"
-	"telechaos/harness/load"
-	"telechaos/harness/metrics"
-	"telechaos/harness/oracle"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/load"
+	"github.com/telechaos/telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/models"
 )
 
 // What the checks cost per request: the run's whole observer (metrics,

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/harness/metrics"
-	"telechaos/harness/repro"
-	"telechaos/harness/verdict"
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/harness/repro"
+	"github.com/telechaos/telechaos/harness/verdict"
+	"github.com/telechaos/telechaos/reports"
 )
 
 // finish decides the verdict and fills res.

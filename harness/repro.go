@@ -3,8 +3,8 @@ package harness
 import (
 	"context"
 
-	"telechaos/harness/repro"
-	"telechaos/harness/target"
+	"github.com/telechaos/telechaos/harness/repro"
+	"github.com/telechaos/telechaos/harness/target"
 )
 
 // ReproTrace is one repro trace written after a run (see package repro).

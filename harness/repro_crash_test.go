@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness/chaos"
-	"telechaos/harness/driver"
-	"telechaos/harness/embedded"
-	"telechaos/harness/oracle"
-	"telechaos/harness/trace"
-	"telechaos/models"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/embedded"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/harness/trace"
+	"github.com/telechaos/telechaos/models"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // The bug-lost-on-crash scenario: its recording-durability violation is

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness/driver"
-	"telechaos/harness/target"
-	"telechaos/harness/trace"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/target"
+	"github.com/telechaos/telechaos/harness/trace"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // reproLabOpens counts the opens of the test's registered target.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness/repro"
-	"telechaos/harness/trace"
+	"github.com/telechaos/telechaos/harness/repro"
+	"github.com/telechaos/telechaos/harness/trace"
 )
 
 // Attempts of TestRunWritesReplayableRaceTrace. Whether a run hits the race,

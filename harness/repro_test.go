@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness/driver"
-	"telechaos/harness/trace"
-	"telechaos/models"
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/trace"
+	"github.com/telechaos/telechaos/models"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // A small list-scope run: the violation is minimised into repro-1.trace,

@@ -6,8 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"telechaos/harness/executor"
-	"telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/harness/executor"
+	"github.com/telechaos/telechaos/harness/metrics"
 )
 
 // Sharding splits one run's population over N processes: see

@@ -1,8 +1,8 @@
 package harness
 
 import (
-	"telechaos/harness/target"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness/target"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // A scenario may name any target a driver registered (the spec itself knows

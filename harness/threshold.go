@@ -3,8 +3,8 @@ package harness
 import (
 	"time"
 
-	"telechaos/harness/verdict"
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/harness/verdict"
+	"github.com/telechaos/telechaos/reports"
 )
 
 // evaluateThresholds judges the scenario's thresholds on the run's figures.

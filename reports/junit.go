@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // JUnit XML in the common shape CI parsers (Jenkins, GitLab, GitHub actions)

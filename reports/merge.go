@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // ErrMerge: the summaries cannot be merged (none given, or a histogram layout

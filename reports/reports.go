@@ -16,7 +16,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // Verdicts (models.Decide picks one).

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 const chaosYAML = `name: c

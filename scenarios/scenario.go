@@ -12,7 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // Scenario is one run's description. YAML field names are the snake_case tags.

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/models"
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/models"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // Embedded is the Target value that starts the reference clinic in-process.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v3"
 
-	"telechaos/clinic/bugs"
+	"github.com/telechaos/telechaos/clinic/bugs"
 )
 
 // sendBoth sends n frames of kind from both clients at once.

@@ -20,7 +20,7 @@ import (
 	"github.com/pion/webrtc/v3/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v3/pkg/media/oggreader"
 
-	"telechaos/clinic/bugs"
+	"github.com/telechaos/telechaos/clinic/bugs"
 )
 
 // --- payload marker: our own, so the test does not lean on the harness ---

@@ -5,7 +5,7 @@ import (
 
 	"github.com/pion/rtp"
 
-	"telechaos/clinic/bugs"
+	"github.com/telechaos/telechaos/clinic/bugs"
 )
 
 // videoSlot is a reusable video recorder slot: which recording a participant's

@@ -6,7 +6,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
 
-	"telechaos/clinic/bugs"
+	"github.com/telechaos/telechaos/clinic/bugs"
 )
 
 // onTrack runs in its own pion goroutine per incoming track: it forwards the

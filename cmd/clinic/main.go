@@ -21,8 +21,8 @@ import (
 	"strings"
 	"syscall"
 
-	"telechaos/clinic"
-	"telechaos/clinic/bugs"
+	"github.com/telechaos/telechaos/clinic"
+	"github.com/telechaos/telechaos/clinic/bugs"
 )
 
 // stringList is a repeatable flag.

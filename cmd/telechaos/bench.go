@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"telechaos/harness"
-	"telechaos/internal/bench"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/internal/bench"
 )
 
 const benchUsage = `usage: telechaos bench [--quick] [--out FILE] [--only SECTION,...] [--no-install]

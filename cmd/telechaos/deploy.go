@@ -11,12 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/harness"
-	"telechaos/harness/chaos"
-	"telechaos/harness/deploy"
-	"telechaos/harness/deploy/gate"
-	"telechaos/models"
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/deploy"
+	"github.com/telechaos/telechaos/harness/deploy/gate"
+	"github.com/telechaos/telechaos/models"
+	"github.com/telechaos/telechaos/reports"
 )
 
 // deployFlags are the flags of `telechaos run --deploy`.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness"
-	"telechaos/harness/deploy"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/deploy"
 )
 
 func TestParseDeployFault(t *testing.T) {

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"telechaos/harness/deploy"
-	"telechaos/internal/dockertest"
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/harness/deploy"
+	"github.com/telechaos/telechaos/internal/dockertest"
+	"github.com/telechaos/telechaos/reports"
 )
 
 // A --deploy run whose image is missing fails before anything starts

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // effective is the scenario `telechaos run ARGS` executes: loadScenario,

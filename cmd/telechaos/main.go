@@ -17,8 +17,8 @@ import (
 	"strings"
 	"syscall"
 
-	"telechaos/harness"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 const usage = `telechaos: property/chaos harness and load simulator for telehealth video

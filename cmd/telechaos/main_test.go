@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/reports"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {

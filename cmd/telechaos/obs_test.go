@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/dashboards"
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/dashboards"
+	"github.com/telechaos/telechaos/reports"
 )
 
 // The observability end-to-end test runs Debian's real prometheus and

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/harness"
-	"telechaos/harness/metrics"
-	"telechaos/harness/promverdict"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/harness/promverdict"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // `telechaos report verdict --from-prometheus URL --run-id ID` computes a

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"telechaos/harness"
-	"telechaos/harness/metrics"
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/reports"
 )
 
 // cmdReport is `telechaos report DIR` (redraw a report from its summary.json)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/reports"
 )
 
 // writeShard writes a shard's report whose switch latencies are all lat.

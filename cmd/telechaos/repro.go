@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 
-	"telechaos/harness"
-	"telechaos/harness/trace"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/trace"
 )
 
 const reproUsage = `usage: telechaos repro FILE [--target URL] [--times K]

@@ -17,9 +17,9 @@ import (
 	"sync"
 	"time"
 
-	"telechaos/harness"
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // runFlags are the flags of `telechaos run`.

@@ -9,8 +9,8 @@ import (
 	"log/slog"
 	"time"
 
-	"telechaos/harness"
-	"telechaos/harness/selftest"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/selftest"
 )
 
 // cmdSelftest runs `telechaos selftest`: harness/selftest runs and judges the

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"telechaos/harness"
-	"telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/metrics"
 )
 
 // parseShard reads --shard I/N or --shards N (index from JOB_COMPLETION_INDEX).

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/clinic"
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/clinic"
+	"github.com/telechaos/telechaos/reports"
 )
 
 // The sharding tests run real shard processes: the test binary re-executes

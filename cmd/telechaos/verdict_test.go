@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/reports"
 )
 
 // The verdict block shows each invariant's judgement (a 0 that judged nothing

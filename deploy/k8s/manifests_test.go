@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // kustomization is the subset of kustomize's Kustomization these manifests

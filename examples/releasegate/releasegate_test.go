@@ -12,7 +12,8 @@
 // (--addr, --data, --udp-port, --listen-ip, --advertised-ip); bugs and seed
 // arrive as CLINIC_BUGS and CLINIC_SEED, which it may ignore. Outside this
 // repository, require the telechaos module (a replace directive to a
-// checkout works: the module path is "telechaos").
+// checkout works: the module path is
+// "github.com/telechaos/telechaos").
 package releasegate
 
 import (
@@ -21,11 +22,11 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness"
-	"telechaos/harness/chaos"
-	"telechaos/harness/deploy"
-	"telechaos/harness/deploy/gate"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/deploy"
+	"github.com/telechaos/telechaos/harness/deploy/gate"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 func TestReleaseGate(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sort"
 
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // builder makes the fault of one kind from its spec (a valid one, see

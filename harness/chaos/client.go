@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // ClientFaultKind names a misbehaviour of real client apps that the virtual

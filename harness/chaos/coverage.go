@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // Coverage counts how often each risky path ran under each fault: the "did

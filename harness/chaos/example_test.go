@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 
-	"telechaos/harness/chaos"
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // How a runner uses a profile: build it against what the run has, start the

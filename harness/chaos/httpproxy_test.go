@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // upstream serves /ok ("ok:<tag>") and /big (size bytes of 'x').

@@ -20,7 +20,7 @@ import (
 	"github.com/pion/transport/v2/stdnet"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // Media impairment lives on the client side of the UDP path: MediaImpairment.Net

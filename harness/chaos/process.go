@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"telechaos/harness/target"
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/harness/target"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // Restartable is a target the harness can restart: the embedded clinic now,

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/clinic"
-	"telechaos/harness/driver"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/clinic"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/models"
 
-	"telechaos/harness/embedded"
+	"github.com/telechaos/telechaos/harness/embedded"
 )
 
 // call is one consultation of the process tests, driven through the proxy.

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"telechaos/harness/embedded"
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/harness/embedded"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // TestEveryKindHasABuilder: the spec's kind table and the builders

@@ -14,9 +14,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"telechaos/harness/driver"
-	"telechaos/reports"
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // Chaos in a run (docs/design.md section 8). With a fault profile the run:

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // Quick is implemented by faults whose Inject is cheap and never blocks (a

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // fakeFault records its injections and heals and checks they alternate.

@@ -3,7 +3,7 @@ package chaos
 import (
 	"time"
 
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 // The fault spec moved to telechaos/scenarios/faultspec. These names are

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/scenarios/faultspec"
+	"github.com/telechaos/telechaos/scenarios/faultspec"
 )
 
 func TestLossTolerance(t *testing.T) {

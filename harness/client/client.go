@@ -17,9 +17,9 @@ import (
 	"fmt"
 	"time"
 
-	"telechaos/harness/driver"
-	"telechaos/harness/oracle"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/models"
 )
 
 // Media pacing and frame format, one set for every caller (docs/decisions.md,

@@ -6,9 +6,9 @@ import (
 	"slices"
 	"time"
 
-	"telechaos/harness/driver"
-	"telechaos/harness/oracle"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/models"
 )
 
 // Drain waits DrainTime if frames were sent since the last drain, so they

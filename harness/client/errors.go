@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/driver"
 )
 
 // Sentinel errors callers branch on (errors.Is).

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"sync"
 
-	"telechaos/harness/driver"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/models"
 )
 
 // fakeTarget is a minimal in-memory target without WebRTC, private to these

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/driver"
 )
 
 // ProbeTarget is someone else's data, by real ids: a consultation and, once

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"telechaos/harness/driver"
-	"telechaos/harness/oracle"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/models"
 )
 
 // List lists s's replays (under the retry policy) and judges the list

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"telechaos/harness/chaos"
-	"telechaos/harness/target"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/target"
 )
 
 // Container fault kinds (chaos window parameter "kind").

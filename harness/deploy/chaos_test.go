@@ -5,8 +5,8 @@ import (
 	"errors"
 	"testing"
 
-	"telechaos/harness/chaos"
-	"telechaos/internal/dockertest"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/internal/dockertest"
 )
 
 func TestContainerFaultChecks(t *testing.T) {

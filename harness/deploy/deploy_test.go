@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/internal/dockertest"
+	"github.com/telechaos/telechaos/internal/dockertest"
 
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"telechaos/harness/deploy"
+	"github.com/telechaos/telechaos/harness/deploy"
 )
 
 // A release gate: build the clinic image, run it, kill it mid-run and bring

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/internal/dockertest"
+	"github.com/telechaos/telechaos/internal/dockertest"
 )
 
 func TestImageBuildTimeoutFromEnv(t *testing.T) {

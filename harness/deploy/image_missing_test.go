@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/internal/dockertest"
+	"github.com/telechaos/telechaos/internal/dockertest"
 
 	"github.com/moby/moby/client"
 )

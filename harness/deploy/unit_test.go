@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/internal/dockertest"
+	"github.com/telechaos/telechaos/internal/dockertest"
 
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/client"
@@ -81,15 +81,15 @@ func TestNilDeployment(t *testing.T) {
 
 func TestValidTag(t *testing.T) {
 	for tag, ok := range map[string]bool{
-		"telechaos/clinic:dev":            true,
-		"telechaos/clinic":                true,
-		"localhost:5000/clinic:v1":        true,
-		"localhost:5000/clinic":           true,
-		"telechaos/clinic:Dev":            true, // tags may hold capitals
-		"":                                false,
-		"Telechaos/clinic:dev":            false,
-		"telechaos/clinic:dev with space": false,
-		":dev":                            false,
+		"telechaos/clinic:dev":                  true,
+		"github.com/telechaos/telechaos/clinic": true,
+		"localhost:5000/clinic:v1":              true,
+		"localhost:5000/clinic":                 true,
+		"telechaos/clinic:Dev":                  true, // tags may hold capitals
+		"":                                      false,
+		"Telechaos/clinic:dev":                  false,
+		"telechaos/clinic:dev with space":       false,
+		":dev":                                  false,
 	} {
 		err := validTag(tag)
 		if (err == nil) != ok {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // BenchmarkPeerSetup measures one call's setup against the in-process

@@ -15,7 +15,7 @@ import (
 	"github.com/pion/webrtc/v3/pkg/media/ivfwriter"
 	"github.com/pion/webrtc/v3/pkg/media/oggwriter"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // Frames as virtual users send them: watermarked, assorted sizes.

@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"time"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // Session is a registered user as the target knows it.

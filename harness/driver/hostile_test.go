@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // redirectSink is a second listener a hostile target redirects to; it

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // HTTPOptions configures NewHTTP.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // fakeContract answers every route of docs/api.md with a fixed, valid body

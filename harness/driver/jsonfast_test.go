@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // fastCase is one answer type: a fresh value and its fast path.

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // rawServer answers requests with bytes a test writes itself, to exercise

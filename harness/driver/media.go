@@ -25,7 +25,7 @@ import (
 	"github.com/pion/transport/v2/stdnet"
 	"github.com/pion/webrtc/v3"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // Media constants shared with the contract: Opus 48 kHz stereo and VP8, one

@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 func TestPeerOfferShape(t *testing.T) {

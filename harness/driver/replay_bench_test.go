@@ -3,7 +3,7 @@ package driver
 import (
 	"testing"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // A 20 s call's tracks: 1,000 audio frames of 60 bytes, 300 video frames of

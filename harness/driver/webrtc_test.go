@@ -9,8 +9,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"telechaos/clinic"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/clinic"
+	"github.com/telechaos/telechaos/models"
 )
 
 // frameLog collects what one peer receives live.

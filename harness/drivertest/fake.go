@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"telechaos/harness/driver"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/models"
 )
 
 // ErrNoMedia is what Join and SwitchVideo answer: the fake carries no media.

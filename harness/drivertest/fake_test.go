@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness/driver"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/models"
 )
 
 // status is the HTTP status of a target's answer: 200 for nil, 0 for no

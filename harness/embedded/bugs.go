@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/clinic/bugs"
+	"github.com/telechaos/telechaos/clinic/bugs"
 )
 
 // Bug is one bug of the reference clinic's catalogue (docs/design.md

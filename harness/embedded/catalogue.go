@@ -1,6 +1,6 @@
 package embedded
 
-import "telechaos/clinic/bugs"
+import "github.com/telechaos/telechaos/clinic/bugs"
 
 // BugIDs lists the embedded clinic's catalogue of bugs (the IDs a scenario's
 // bugs: field and --bug take, each with a bug-<ID> scenario) in the

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"telechaos/clinic/bugs"
+	"github.com/telechaos/telechaos/clinic/bugs"
 )
 
 // BugIDs is the clinic's catalogue, in its order, and a copy.

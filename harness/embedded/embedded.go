@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"telechaos/clinic"
+	"github.com/telechaos/telechaos/clinic"
 )
 
 // Config configures an embedded clinic (the clinic's own configuration:

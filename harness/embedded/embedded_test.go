@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"telechaos/harness/embedded"
-	"telechaos/harness/target"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/embedded"
+	"github.com/telechaos/telechaos/harness/target"
+	"github.com/telechaos/telechaos/models"
 )
 
 func TestOpenEmbeddedKeepsAddrAcrossRestarts(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 	neturl "net/url"
 	"os"
 
-	"telechaos/harness/driver"
-	"telechaos/harness/target"
-	"telechaos/internal/tmpdir"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/target"
+	"github.com/telechaos/telechaos/internal/tmpdir"
 )
 
 // Scheme is the target reference of the embedded clinic.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
-	"telechaos/clinic"
+	"github.com/telechaos/telechaos/clinic"
 )
 
 // ServeOptions configures the clinic Serve runs. It mirrors the clinic's

@@ -3,7 +3,7 @@ package executor
 import (
 	"time"
 
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 func init() {

@@ -11,7 +11,7 @@ import (
 	"sort"
 	"time"
 
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // Executor starts patients through a Launcher.

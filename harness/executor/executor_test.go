@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 func stage(d time.Duration, target float64) scenarios.Stage {

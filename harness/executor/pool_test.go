@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 func newExec(t *testing.T, e scenarios.Executor) Executor {

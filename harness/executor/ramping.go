@@ -4,7 +4,7 @@ import (
 	"math"
 	"time"
 
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 func init() {

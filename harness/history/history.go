@@ -9,9 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"telechaos/harness/driver"
-	"telechaos/harness/oracle"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/models"
 )
 
 // Bounds of the log.

@@ -1,8 +1,8 @@
 package history
 
 import (
-	"telechaos/harness/driver"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/models"
 	"testing"
 	"time"
 )

@@ -7,11 +7,11 @@ import (
 	"sync"
 	"time"
 
-	"telechaos/harness/chaos"
-	"telechaos/harness/client"
-	"telechaos/harness/driver"
-	"telechaos/harness/metrics"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/client"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/models"
 )
 
 // What an operation is (the requests, the frame format and pacing, the

@@ -31,11 +31,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"telechaos/harness/chaos"
-	"telechaos/harness/driver"
-	"telechaos/harness/metrics"
-	"telechaos/harness/oracle"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/models"
 )
 
 // Counters are a run's figures (the Prometheus metrics carry fewer labels):

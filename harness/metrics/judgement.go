@@ -1,8 +1,8 @@
 package metrics
 
 import (
-	"telechaos/harness/oracle"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/models"
 
 	"github.com/prometheus/client_golang/prometheus"
 )

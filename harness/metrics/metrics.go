@@ -10,10 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"telechaos/harness/driver"
-	"telechaos/harness/oracle"
-	"telechaos/models"
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/models"
+	"github.com/telechaos/telechaos/reports"
 )
 
 // Outcomes of an operation in telechaos_operations_total.

@@ -12,10 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"telechaos/harness/chaos"
-	"telechaos/harness/driver"
-	"telechaos/harness/oracle"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/models"
 )
 
 // newLintRegistry registers everything a run registers: the harness metrics

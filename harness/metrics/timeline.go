@@ -3,7 +3,7 @@ package metrics
 import (
 	"sync"
 
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/reports"
 )
 
 // MaxSamples bounds a Timeline; beyond it every other sample is dropped, so

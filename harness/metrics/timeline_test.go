@@ -3,7 +3,7 @@ package metrics
 import (
 	"testing"
 
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/reports"
 )
 
 // A long run keeps its whole shape: the first and the last sample, and at

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // CheckList judges a replay list offered to viewer (replay-list-ownership):

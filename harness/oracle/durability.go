@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // The recording-durability rule, per (owner, kind) of an ended consultation

@@ -21,7 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // Invariant ids (stable: used in metrics, reports and exit codes); the table

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 // benchOracle: 1,000 consultations between 1,000 patients and 50 clinicians.

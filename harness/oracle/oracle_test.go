@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/models"
+	"github.com/telechaos/telechaos/models"
 )
 
 var t0 = time.Date(2020, 6, 9, 10, 0, 0, 0, time.UTC)

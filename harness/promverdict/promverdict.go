@@ -36,10 +36,10 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/harness/metrics"
-	"telechaos/models"
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/models"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 var (

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // series maps a metric to its samples: a label set plus "value".

@@ -10,8 +10,8 @@ import (
 
 	"pgregory.net/rapid"
 
-	"telechaos/harness/oracle"
-	"telechaos/harness/trace"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/harness/trace"
 )
 
 // shrunk is what an expected-to-fail rapid check left: the minimal run.

@@ -8,7 +8,7 @@ import (
 
 	"pgregory.net/rapid"
 
-	"telechaos/harness/trace"
+	"github.com/telechaos/telechaos/harness/trace"
 )
 
 // The concurrent property passes on the correct clinic.

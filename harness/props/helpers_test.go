@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/driver"
 )
 
 // chosen are the flags set on the command line, noted before any test sets

@@ -18,11 +18,11 @@ import (
 
 	"pgregory.net/rapid"
 
-	"telechaos/harness/driver"
-	"telechaos/harness/oracle"
-	"telechaos/harness/target"
-	"telechaos/harness/trace"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/harness/target"
+	"github.com/telechaos/telechaos/harness/trace"
+	"github.com/telechaos/telechaos/models"
 )
 
 // Invariant ids the machine reports besides the oracle's (same ids where the

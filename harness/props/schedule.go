@@ -6,8 +6,8 @@ import (
 
 	"pgregory.net/rapid"
 
-	"telechaos/harness/trace"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/trace"
+	"github.com/telechaos/telechaos/models"
 )
 
 // DrawSchedule draws a concurrent schedule on the test goroutine (rapid's

@@ -2,14 +2,14 @@ package repro
 
 import (
 	"bytes"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/history"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/harness/trace"
+	"github.com/telechaos/telechaos/models"
+	"github.com/telechaos/telechaos/scenarios"
 	"strings"
-	"telechaos/harness/chaos"
-	"telechaos/harness/driver"
-	"telechaos/harness/history"
-	"telechaos/harness/oracle"
-	"telechaos/harness/trace"
-	"telechaos/models"
-	"telechaos/scenarios"
 	"testing"
 	"time"
 )

@@ -17,7 +17,7 @@ import (
 	"slices"
 	"time"
 
-	"telechaos/harness/trace"
+	"github.com/telechaos/telechaos/harness/trace"
 )
 
 // Amplification bounds.

@@ -1,9 +1,9 @@
 package repro
 
 import (
+	"github.com/telechaos/telechaos/harness/trace"
 	"slices"
 	"strings"
-	"telechaos/harness/trace"
 	"testing"
 )
 

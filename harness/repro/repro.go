@@ -22,15 +22,15 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/harness/chaos"
-	"telechaos/harness/driver"
-	"telechaos/harness/embedded"
-	"telechaos/harness/history"
-	"telechaos/harness/oracle"
-	"telechaos/harness/trace"
-	"telechaos/models"
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/embedded"
+	"github.com/telechaos/telechaos/harness/history"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/harness/trace"
+	"github.com/telechaos/telechaos/models"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // Run is what a finished run hands over for its repro traces.

@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/harness"
-	"telechaos/harness/embedded"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/embedded"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // ErrUnknownBug: Config.Only names a bug the catalogue does not have.

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness"
-	"telechaos/harness/embedded"
-	"telechaos/reports"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/embedded"
+	"github.com/telechaos/telechaos/reports"
 )
 
 // fakeRuns stands in for harness.Run: each scenario gets the result outcome

@@ -7,7 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 
-	"telechaos/harness/target"
+	"github.com/telechaos/telechaos/harness/target"
 )
 
 // A driver of your own registers its scheme once (in an init function, with

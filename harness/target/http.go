@@ -5,7 +5,7 @@ import (
 	"fmt"
 	neturl "net/url"
 
-	"telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/driver"
 )
 
 // httpOpener opens a running system by its base URL with the HTTP driver

@@ -19,7 +19,7 @@ import (
 	"strings"
 	"sync"
 
-	"telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/driver"
 )
 
 // Control stops and starts a target: the one interface the fault machinery

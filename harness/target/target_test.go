@@ -9,9 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"telechaos/harness/chaos"
-	"telechaos/harness/driver"
-	"telechaos/harness/target"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/target"
 )
 
 // The chaos package's Stoppable is the same interface as Control.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/harness/oracle"
 )
 
 // crashCall: one call, both send audio, the target crashes (or restarts

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness/target"
+	"github.com/telechaos/telechaos/harness/target"
 )
 
 // countingControl is a custom driver's Control: the embedded clinic's,

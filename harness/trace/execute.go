@@ -11,10 +11,10 @@ import (
 	"sync"
 	"time"
 
-	"telechaos/harness/driver"
-	"telechaos/harness/oracle"
-	"telechaos/harness/target"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/harness/target"
+	"github.com/telechaos/telechaos/models"
 )
 
 // opTimeout bounds one op (a join waits up to connectTimeout for ICE+DTLS).

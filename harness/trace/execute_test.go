@@ -10,8 +10,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"telechaos/harness/driver"
-	"telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/oracle"
 )
 
 func TestMain(m *testing.M) {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/harness/oracle"
 )
 
 // recordedTries bounds the replays of one recorded trace: each was written

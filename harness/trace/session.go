@@ -10,11 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"telechaos/harness/chaos"
-	"telechaos/harness/client"
-	"telechaos/harness/driver"
-	"telechaos/harness/oracle"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/client"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/models"
 )
 
 // Frame sizes: one frame per RTP packet, the client's (harness/client), so a

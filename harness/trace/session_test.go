@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness/client"
-	"telechaos/harness/driver"
-	"telechaos/harness/oracle"
-	"telechaos/harness/target"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/client"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/harness/target"
+	"github.com/telechaos/telechaos/models"
 )
 
 // breakingTarget appends bytes that are no container to every media body a

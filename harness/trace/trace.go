@@ -72,8 +72,8 @@ import (
 
 	// The embedded target: what a header's bugs mean, and the "embedded"
 	// scheme registered for RunOnce (traces default to it).
-	"telechaos/harness/embedded"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/embedded"
+	"github.com/telechaos/telechaos/models"
 )
 
 // Version is the format version this package reads and writes.

@@ -2,13 +2,13 @@ package verdict
 
 import (
 	"fmt"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/models"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 	"slices"
 	"sort"
 	"strings"
-	"telechaos/harness/oracle"
-	"telechaos/models"
-	"telechaos/reports"
-	"telechaos/scenarios"
 )
 
 // Judgement builds the per-invariant judgement table of a run and the lines

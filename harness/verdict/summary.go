@@ -7,10 +7,10 @@ import (
 	"slices"
 	"time"
 
-	"telechaos/harness/oracle"
-	"telechaos/models"
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/models"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // MaxEvidence bounds the evidence files of one run; the summary still lists

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness/oracle"
-	"telechaos/models"
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness/oracle"
+	"github.com/telechaos/telechaos/models"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // judgedAll: every invariant judged 100 times, nothing left unjudged.

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // Figures are what a run measured that a threshold can bound.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 func ptr(s string) *string { return &s }

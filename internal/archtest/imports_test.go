@@ -19,7 +19,7 @@ type pkg struct {
 // list returns the module's packages (non-test imports), by import path.
 func list(t *testing.T) map[string]pkg {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-json=ImportPath,Imports,Deps", "telechaos/...")
+	cmd := exec.Command("go", "list", "-json=ImportPath,Imports,Deps", "github.com/telechaos/telechaos/...")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -40,10 +40,13 @@ func list(t *testing.T) map[string]pkg {
 	return pkgs
 }
 
+// module is this repository's module path.
+const module = "github.com/telechaos/telechaos"
+
 func ours(paths []string) []string {
 	var out []string
 	for _, p := range paths {
-		if p == "telechaos" || strings.HasPrefix(p, "telechaos/") {
+		if p == module || strings.HasPrefix(p, module+"/") {
 			out = append(out, p)
 		}
 	}
@@ -58,23 +61,23 @@ func under(p, root string) bool { return p == root || strings.HasPrefix(p, root+
 func TestOracleSideSharesNoCodeWithTheClinic(t *testing.T) {
 	pkgs := list(t)
 	for path, p := range pkgs {
-		if !under(path, "telechaos/clinic") {
+		if !under(path, "github.com/telechaos/telechaos/clinic") {
 			continue
 		}
 		for _, d := range ours(p.Deps) {
-			if !under(d, "telechaos/clinic") {
+			if !under(d, "github.com/telechaos/telechaos/clinic") {
 				t.Errorf("%s depends on %s: the clinic imports nothing of the harness side", path, d)
 			}
 		}
 	}
-	for _, root := range []string{"telechaos/models", "telechaos/harness/oracle", "telechaos/harness/driver", "telechaos/reports", "telechaos/internal/hostile"} {
+	for _, root := range []string{"github.com/telechaos/telechaos/models", "github.com/telechaos/telechaos/harness/oracle", "github.com/telechaos/telechaos/harness/driver", "github.com/telechaos/telechaos/reports", "github.com/telechaos/telechaos/internal/hostile"} {
 		p, ok := pkgs[root]
 		if !ok {
 			t.Errorf("%s: not in the module", root)
 			continue
 		}
 		for _, d := range ours(p.Deps) {
-			if under(d, "telechaos/clinic") {
+			if under(d, "github.com/telechaos/telechaos/clinic") {
 				t.Errorf("%s depends on %s: the oracle side shares no code with the clinic", root, d)
 			}
 		}
@@ -85,11 +88,11 @@ func TestOracleSideSharesNoCodeWithTheClinic(t *testing.T) {
 // reports only models.
 func TestPureVocabularyAndReports(t *testing.T) {
 	pkgs := list(t)
-	if d := ours(pkgs["telechaos/models"].Imports); len(d) > 0 {
+	if d := ours(pkgs["github.com/telechaos/telechaos/models"].Imports); len(d) > 0 {
 		t.Errorf("models imports %v: it is the vocabulary everyone imports, and imports none of ours", d)
 	}
-	for _, d := range ours(pkgs["telechaos/reports"].Imports) {
-		if d != "telechaos/models" {
+	for _, d := range ours(pkgs["github.com/telechaos/telechaos/reports"].Imports) {
+		if d != "github.com/telechaos/telechaos/models" {
 			t.Errorf("reports imports %s: reports read the run's results, in models' vocabulary only", d)
 		}
 	}
@@ -101,18 +104,18 @@ func TestPureVocabularyAndReports(t *testing.T) {
 // the clinic through harness/embedded or harness/target; a test may import
 // it (go list's Imports are non-test).
 var clinicImporters = []string{
-	"telechaos/harness/embedded", // the embedded target
-	"telechaos/cmd/clinic",       // the clinic's own binary
+	"github.com/telechaos/telechaos/harness/embedded", // the embedded target
+	"github.com/telechaos/telechaos/cmd/clinic",       // the clinic's own binary
 }
 
 func TestOnlyTheEmbeddedTargetImportsTheClinic(t *testing.T) {
 	pkgs := list(t)
 	var got []string
 	for path, p := range pkgs {
-		if under(path, "telechaos/clinic") {
+		if under(path, "github.com/telechaos/telechaos/clinic") {
 			continue
 		}
-		if slices.ContainsFunc(p.Imports, func(d string) bool { return under(d, "telechaos/clinic") }) {
+		if slices.ContainsFunc(p.Imports, func(d string) bool { return under(d, "github.com/telechaos/telechaos/clinic") }) {
 			got = append(got, path)
 			if !slices.Contains(clinicImporters, path) {
 				t.Errorf("%s imports the clinic: start it through the packages that already do (%v)", path, clinicImporters)
@@ -130,7 +133,7 @@ func TestOnlyTheEmbeddedTargetImportsTheClinic(t *testing.T) {
 // (scenarios/faultspec). It depends, transitively, on models among our
 // packages and on nothing else of ours, so loading a YAML scenario builds
 // no engine (no pion, no Prometheus, no clinic).
-const specRoot = "telechaos/scenarios"
+const specRoot = "github.com/telechaos/telechaos/scenarios"
 
 // maxSpecDeps bounds the packages (standard library and YAML included)
 // that building the spec takes: 86 when the fault spec moved out of
@@ -146,7 +149,7 @@ func TestScenarioSpecImportsOnlyTheVocabulary(t *testing.T) {
 		}
 		found++
 		for _, d := range ours(p.Deps) {
-			if d != "telechaos/models" && !under(d, specRoot) {
+			if d != "github.com/telechaos/telechaos/models" && !under(d, specRoot) {
 				t.Errorf("%s depends on %s: the spec imports only models among our packages (and its own sub-packages)", path, d)
 			}
 		}
@@ -154,7 +157,7 @@ func TestScenarioSpecImportsOnlyTheVocabulary(t *testing.T) {
 			t.Errorf("%s builds %d packages, over %d: the spec is read without the engine", path, len(p.Deps), maxSpecDeps)
 		}
 	}
-	if found < 2 || !slices.ContainsFunc(pkgs[specRoot].Deps, func(d string) bool { return d == "telechaos/models" }) {
+	if found < 2 || !slices.ContainsFunc(pkgs[specRoot].Deps, func(d string) bool { return d == "github.com/telechaos/telechaos/models" }) {
 		t.Errorf("found %d spec packages, scenarios depends on %v: the rule above would prove nothing", found, ours(pkgs[specRoot].Deps))
 	}
 }
@@ -163,8 +166,8 @@ func TestScenarioSpecImportsOnlyTheVocabulary(t *testing.T) {
 // helpers whose API is for tests. Anything else that imports it drags the
 // test framework (and its flags) into the binaries.
 var testingImporters = []string{
-	"telechaos/internal/dockertest", // Require(tb): skip without Docker, fail in CI
-	"telechaos/harness/deploy/gate", // the release gate as a go test API (gate.Run(t, ...))
+	"github.com/telechaos/telechaos/internal/dockertest", // Require(tb): skip without Docker, fail in CI
+	"github.com/telechaos/telechaos/harness/deploy/gate", // the release gate as a go test API (gate.Run(t, ...))
 }
 
 func TestOnlyTestHelpersImportTesting(t *testing.T) {

@@ -6,8 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"telechaos/harness/metrics"
-	"telechaos/models"
+	"github.com/telechaos/telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/models"
 )
 
 // BenchmarkMetricsLatency: one timed operation (histogram + threshold sample),

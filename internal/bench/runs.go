@@ -14,10 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"telechaos/harness"
-	"telechaos/harness/driver"
-	hmetrics "telechaos/harness/metrics"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/driver"
+	hmetrics "github.com/telechaos/telechaos/harness/metrics"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // parseScenario builds a scenario from YAML text (the loader applies its

@@ -7,7 +7,7 @@ import (
 	"io"
 	"log/slog"
 
-	"telechaos/harness/embedded"
+	"github.com/telechaos/telechaos/harness/embedded"
 )
 
 // ServeClinic runs the reference clinic in this process until ctx ends: the

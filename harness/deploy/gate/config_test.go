@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness/chaos"
-	"telechaos/harness/deploy"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/deploy"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // Configuration mistakes are reported before anything touches Docker, and

@@ -29,13 +29,13 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness"
-	"telechaos/harness/chaos"
-	"telechaos/harness/deploy"
-	"telechaos/harness/driver"
-	"telechaos/internal/dockertest"
-	"telechaos/reports"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/deploy"
+	"github.com/telechaos/telechaos/harness/driver"
+	"github.com/telechaos/telechaos/internal/dockertest"
+	"github.com/telechaos/telechaos/reports"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // ImageClinic as Config.Image builds the reference clinic image from the
@@ -69,7 +69,7 @@ type Config struct {
 	Image string
 	// RepoRoot is the telechaos module root, for ImageClinic; default: the
 	// nearest directory upwards from the working directory with a go.mod
-	// declaring module telechaos.
+	// declaring module github.com/telechaos/telechaos.
 	RepoRoot string
 	// Scenario is a built-in name or a YAML file; default DefaultScenario.
 	Scenario string
@@ -419,7 +419,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) (*Result, error) {
 }
 
 // FindRepoRoot walks up from the working directory to the telechaos module
-// root (a go.mod declaring module telechaos).
+// root (a go.mod declaring module github.com/telechaos/telechaos).
 func FindRepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
@@ -429,7 +429,7 @@ func FindRepoRoot() (string, error) {
 	for {
 		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil {
 			for _, line := range strings.Split(string(b), "\n") {
-				if f := strings.Fields(line); len(f) == 2 && f[0] == "module" && f[1] == "telechaos" {
+				if f := strings.Fields(line); len(f) == 2 && f[0] == "module" && f[1] == "github.com/telechaos/telechaos" {
 					return dir, nil
 				}
 			}

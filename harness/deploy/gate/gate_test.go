@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness"
-	"telechaos/harness/chaos"
-	"telechaos/harness/deploy"
-	"telechaos/internal/dockertest"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/harness/deploy"
+	"github.com/telechaos/telechaos/internal/dockertest"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // One clinic image for the package, built on first use and removed by

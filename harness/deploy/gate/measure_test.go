@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"telechaos/harness"
-	"telechaos/harness/chaos"
-	"telechaos/scenarios"
+	"github.com/telechaos/telechaos/harness"
+	"github.com/telechaos/telechaos/harness/chaos"
+	"github.com/telechaos/telechaos/scenarios"
 )
 
 // TestMeasureContainerFault measures what one container fault does to a
