@@ -167,6 +167,8 @@ type run struct {
 	log    *slog.Logger
 	target driver.Target
 	media  *driver.MediaFactory
+	// mediaOpts is what media was built with (ICE gathering, servers).
+	mediaOpts driver.MediaOptions
 	// allowedRemote: where ICE checks may go (the target's host and network).
 	allowedRemote []netip.Prefix
 	ledger        *models.Ledger
@@ -306,6 +308,18 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	r.chaos.Stop()
 	r.or.Finish(time.Now())
 	r.finish(ctx, res, runErr)
+	if r.media != nil && res.Summary != nil {
+		st := r.media.ICEStats()
+		ice := &reports.ICE{Connected: st.Connected, Relayed: st.Relayed, RelayOnly: r.mediaOpts.RelayOnly}
+		if st.Connected > 0 {
+			ice.RelayedShare = float64(st.Relayed) / float64(st.Connected)
+		}
+		for _, a := range r.mediaOpts.GatherIPs {
+			ice.Gather = append(ice.Gather, a.String())
+		}
+		res.Summary.ICE = ice
+		r.log.Info("media connections", "connected", st.Connected, "relayed", st.Relayed, "gather", ice.Gather)
+	}
 	r.writeReproTraces(ctx, res) // minimised repro-N.trace files, before the report names them
 	if cfg.ReportDir != "" {
 		if err := r.writeReport(res); err != nil {
@@ -414,6 +428,9 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 			mlog = slog.New(slog.DiscardHandler)
 		}
 		mo := driver.MediaOptions{LoopbackOnly: true, Logger: mlog}
+		if err := mediaNetwork(ctx, r.sc.Network, mediaHost, &mo); err != nil {
+			return cleanup, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 		if len(r.sc.ICEAllow) > 0 {
 			// The user's list replaces the default (validated with the scenario).
 			allowed, err := r.sc.ICEPrefixes()
@@ -441,7 +458,7 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		if err != nil {
 			return cleanup, fmt.Errorf("%w: media: %w", ErrTarget, err)
 		}
-		r.media, r.vu.Media = f, f
+		r.media, r.vu.Media, r.mediaOpts = f, f, mo
 	}
 	for _, slot := range r.cfg.Shard.ClinicianSlots(r.sc.Population.Patients, r.sc.Population.Clinicians) {
 		s, err := tgt.Register(ctx, models.Clinician)

@@ -93,6 +93,18 @@ type Summary struct {
 	Seeds  []uint64 `json:"seeds,omitempty"`
 	// Timeline samples the run about once a second (for plots).
 	Timeline []Sample `json:"timeline,omitempty"`
+	// ICE says how the calls' media went (media runs only).
+	ICE *ICE `json:"ice,omitempty"`
+}
+
+// ICE counts the harness' peer connections that connected and, of those,
+// the ones whose selected candidate pair went through a TURN relay.
+type ICE struct {
+	Connected    int64    `json:"connected"`
+	Relayed      int64    `json:"relayed"`
+	RelayedShare float64  `json:"relayed_share"` // relayed / connected; 0 with none connected
+	RelayOnly    bool     `json:"relay_only,omitempty"`
+	Gather       []string `json:"gather,omitempty"` // local addresses host candidates were gathered on ("" = loopback)
 }
 
 // Judgement statuses of an invariant in a run.

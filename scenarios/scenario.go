@@ -28,6 +28,10 @@ type Scenario struct {
 	// for a target whose media server is not on its API host's network.
 	// Empty: the target's host alone if it is loopback, else its /24 (/64).
 	ICEAllow []string `yaml:"ice_allow" json:"ice_allow,omitempty"`
+	// Network is how calls reach the target's media over a real network:
+	// where the harness gathers ICE candidates, its STUN and TURN servers,
+	// and whether every call must go through a relay.
+	Network Network `yaml:"network" json:"network,omitzero"`
 
 	Population Population `yaml:"population" json:"population"`
 	Executor   Executor   `yaml:"executor" json:"executor"`
@@ -46,6 +50,27 @@ type Scenario struct {
 	Chaos faultspec.Profile `yaml:"chaos" json:"chaos,omitzero"`
 
 	src *source // where each field came from (file line or --set), for errors and defaults
+}
+
+// Network configures ICE for a target on another host (docs/extending.md).
+type Network struct {
+	// Gather lists local IPv4 addresses or interface names to gather host
+	// candidates on. Empty: the address that routes to the target, or
+	// loopback for a loopback target.
+	Gather []string `yaml:"gather" json:"gather,omitempty"`
+	// ICEServers are STUN and TURN servers (RTCIceServer's fields).
+	ICEServers []ICEServer `yaml:"ice_servers" json:"ice_servers,omitempty"`
+	// RelayOnly forces every call through a TURN server of ICEServers
+	// (ICE transport policy "relay").
+	RelayOnly bool `yaml:"relay_only" json:"relay_only,omitempty"`
+}
+
+// ICEServer is one STUN or TURN server: URLs such as stun:host:3478,
+// turn:host:3478 (UDP), turn:host:3478?transport=tcp, turns:host:5349 (TLS).
+type ICEServer struct {
+	URLs       []string `yaml:"urls" json:"urls"`
+	Username   string   `yaml:"username" json:"username,omitempty"`
+	Credential string   `yaml:"credential" json:"-"` // never written to a report
 }
 
 // Population: how many patients the run creates in total and how many clinicians

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -152,6 +153,7 @@ func (s *Scenario) Validate() error {
 			bad(fmt.Sprintf("ice_allow[%d]", i), "%v", err)
 		}
 	}
+	s.validateNetwork(bad)
 	// Bugs are the embedded clinic's: a run against a URL cannot switch them
 	// on. A target a driver registered says itself whether it takes them
 	// (harness/target.Validate).
@@ -446,5 +448,57 @@ func (s *Scenario) ModelBehaviour() models.Behaviour {
 		SwitchMin: b.SwitchMin, SwitchMax: b.SwitchMax,
 		ThinkMin: b.ThinkMin.Duration, ThinkMax: b.ThinkMax.Duration,
 		Replays: b.Replays,
+	}
+}
+
+// validateNetwork checks the network section: gather entries are IPv4
+// addresses or interface names, ICE server URLs have a known scheme and a
+// host, TURN has credentials, relay_only has a TURN server.
+func (s *Scenario) validateNetwork(bad func(path, format string, args ...any)) {
+	n := s.Network
+	for i, g := range n.Gather {
+		g = strings.TrimSpace(g)
+		path := fmt.Sprintf("network.gather[%d]", i)
+		if a, err := netip.ParseAddr(g); err == nil {
+			if !a.Unmap().Is4() || a.IsUnspecified() || a.IsMulticast() {
+				bad(path, "%q: want a local IPv4 address or an interface name", g)
+			}
+			continue
+		}
+		if g == "" || len(g) > 15 || strings.ContainsAny(g, " /:") {
+			bad(path, "%q: want a local IPv4 address or an interface name", g)
+		}
+	}
+	turn := false
+	for i, srv := range n.ICEServers {
+		path := fmt.Sprintf("network.ice_servers[%d]", i)
+		if len(srv.URLs) == 0 {
+			bad(path+".urls", "required: at least one stun:, turn: or turns: url")
+		}
+		for j, u := range srv.URLs {
+			upath := fmt.Sprintf("%s.urls[%d]", path, j)
+			scheme, rest, ok := strings.Cut(strings.TrimSpace(u), ":")
+			host, _, _ := strings.Cut(rest, "?")
+			switch {
+			case !ok || !slices.Contains([]string{"stun", "stuns", "turn", "turns"}, scheme):
+				bad(upath, "%q: want stun:HOST[:PORT], turn:HOST[:PORT][?transport=udp|tcp] or turns:HOST[:PORT]", u)
+				continue
+			case host == "" || strings.HasPrefix(host, "//"):
+				bad(upath, "%q: no host (write turn:host:3478, without //)", u)
+				continue
+			}
+			if _, q, hasQ := strings.Cut(rest, "?"); hasQ && q != "transport=udp" && q != "transport=tcp" {
+				bad(upath, "%q: unknown query %q (want transport=udp or transport=tcp)", u, q)
+			}
+			if strings.HasPrefix(scheme, "turn") {
+				turn = true
+				if srv.Username == "" || srv.Credential == "" {
+					bad(path, "%s needs username and credential", u)
+				}
+			}
+		}
+	}
+	if n.RelayOnly && !turn {
+		bad("network.relay_only", "needs a turn: or turns: server in network.ice_servers")
 	}
 }

@@ -60,6 +60,20 @@ type MediaOptions struct {
 	LoopbackOnly bool
 	// AllInterfaces gathers host candidates on every interface (IPv4, UDP).
 	AllInterfaces bool
+	// GatherIPs gathers host candidates on exactly these local IPv4
+	// addresses (and the interfaces that hold them); it overrides
+	// LoopbackOnly and AllInterfaces. For a target on another host, the
+	// address that routes to it (RouteLocalIP) is what a run uses by
+	// default. An address on no local interface is an error.
+	GatherIPs []netip.Addr
+	// ICEServers are STUN and TURN servers every call may use (srflx and
+	// relay candidates). Their addresses are allowed to the socket guard
+	// beside AllowedRemote: the user named them.
+	ICEServers []ICEServer
+	// RelayOnly gathers relay candidates only (ICE transport policy
+	// "relay"): every call goes through a TURN server of ICEServers, which
+	// it then needs.
+	RelayOnly bool
 	// Logger receives pion's warnings and errors; nil discards them.
 	Logger *slog.Logger
 	// ICEDisconnectedTimeout and ICEFailedTimeout override pion's defaults
@@ -261,6 +275,22 @@ type MediaFactory struct {
 	log     *slog.Logger
 	allowed []netip.Prefix // remote ICE candidates outside these are dropped
 	guard   *remoteGuard   // the same list, enforced on every socket
+	servers []webrtc.ICEServer
+	policy  webrtc.ICETransportPolicy
+
+	connected, relayed atomic.Int64 // peers connected; of them, over a relay candidate
+}
+
+// ICEStats counts the factory's peers that connected and, of those, the
+// ones whose selected candidate pair goes through a TURN relay (either
+// side's candidate of type relay).
+type ICEStats struct {
+	Connected, Relayed int64
+}
+
+// ICEStats returns the counts so far.
+func (f *MediaFactory) ICEStats() ICEStats {
+	return ICEStats{Connected: f.connected.Load(), Relayed: f.relayed.Load()}
 }
 
 // NewMediaFactory builds the shared WebRTC client side.
@@ -297,6 +327,20 @@ func NewMediaFactory(opts MediaOptions) (*MediaFactory, error) {
 		allowed = defaultAllowedRemote
 	}
 	allowed = append([]netip.Prefix(nil), allowed...)
+	servers, err := pionServers(opts.ICEServers)
+	if err != nil {
+		return nil, err
+	}
+	if opts.RelayOnly && !hasTURN(opts.ICEServers) {
+		return nil, errors.New("media: relay-only needs a TURN server (ICEServers)")
+	}
+	srvAllowed, err := serverPrefixes(context.Background(), opts.ICEServers)
+	if err != nil {
+		return nil, err
+	}
+	// The guard allows the servers; the answer filter (f.allowed) does not:
+	// the target's answer may not point the harness at them.
+	guardAllowed := append(append([]netip.Prefix(nil), allowed...), srvAllowed...)
 	for i, p := range allowed {
 		if !p.IsValid() {
 			return nil, fmt.Errorf("media: allowed remote prefix %d is invalid", i)
@@ -312,7 +356,10 @@ func NewMediaFactory(opts MediaOptions) (*MediaFactory, error) {
 		}
 		base = std
 	}
-	guard := &remoteGuard{allowed: allowed, log: logger}
+	for i, p := range guardAllowed {
+		guardAllowed[i] = netip.PrefixFrom(p.Addr().Unmap().WithZone(""), p.Bits()).Masked()
+	}
+	guard := &remoteGuard{allowed: guardAllowed, log: logger}
 	s.SetNet(guardNet{Net: base, g: guard})
 	if opts.ICEDisconnectedTimeout > 0 || opts.ICEFailedTimeout > 0 {
 		d, f := opts.ICEDisconnectedTimeout, opts.ICEFailedTimeout
@@ -324,7 +371,14 @@ func NewMediaFactory(opts MediaOptions) (*MediaFactory, error) {
 		}
 		s.SetICETimeouts(d, f, 2*time.Second)
 	}
-	if !opts.AllInterfaces {
+	if len(opts.GatherIPs) > 0 {
+		ifOK, ipOK, err := gatherFilter(opts.GatherIPs)
+		if err != nil {
+			return nil, err
+		}
+		s.SetInterfaceFilter(ifOK)
+		s.SetIPFilter(ipOK)
+	} else if !opts.AllInterfaces {
 		lo, err := loopbackInterfaces()
 		if err != nil {
 			return nil, err
@@ -348,7 +402,22 @@ func NewMediaFactory(opts MediaOptions) (*MediaFactory, error) {
 		webrtc.WithSettingEngine(s),
 		webrtc.WithInterceptorRegistry(&interceptor.Registry{}), // none: they cost memory and goroutines per peer
 	)
-	return &MediaFactory{api: api, cert: *cert, log: logger, allowed: allowed, guard: guard}, nil
+	f := &MediaFactory{api: api, cert: *cert, log: logger, allowed: allowed, guard: guard, servers: servers, policy: webrtc.ICETransportPolicyAll}
+	if opts.RelayOnly {
+		f.policy = webrtc.ICETransportPolicyRelay
+	}
+	return f, nil
+}
+
+func hasTURN(servers []ICEServer) bool {
+	for _, s := range servers {
+		for _, raw := range s.URLs {
+			if strings.HasPrefix(raw, "turn:") || strings.HasPrefix(raw, "turns:") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // remoteGuard enforces AllowedRemote on pion's sockets, behind the answer
@@ -543,6 +612,7 @@ type Peer struct {
 	connState webrtc.PeerConnectionState
 
 	audioSent, videoSent, audioRecv, videoRecv atomic.Int64
+	paired                                     atomic.Bool // counted in the factory's ICEStats
 
 	mu      sync.Mutex // guards closed, readers.Add, negotiation steps
 	closed  bool
@@ -556,7 +626,7 @@ type Peer struct {
 // payload descriptor, one frame per packet. It is called from the peer's
 // reader goroutines; payload is a copy the callee may keep.
 func (f *MediaFactory) NewPeer(onFrame func(kind models.Kind, payload []byte, at time.Time)) (*Peer, error) {
-	pc, err := f.api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{f.cert}})
+	pc, err := f.api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{f.cert}, ICEServers: f.servers, ICETransportPolicy: f.policy})
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
@@ -671,6 +741,7 @@ func (p *Peer) WaitConnected(ctx context.Context) error {
 		p.stateMu.Unlock()
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
+			p.countPair()
 			return p.waitSRTP(ctx)
 		case webrtc.PeerConnectionStateFailed:
 			return fmt.Errorf("wait connected: %w", errors.New("connection failed"))
@@ -684,6 +755,29 @@ func (p *Peer) WaitConnected(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("wait connected (state %s): %w", s, ctx.Err())
 		}
+	}
+}
+
+// countPair counts the peer's first connection in its factory's ICEStats,
+// with whether the selected pair goes through a relay.
+func (p *Peer) countPair() {
+	if p.paired.Swap(true) {
+		return
+	}
+	p.f.connected.Add(1)
+	for _, t := range p.pc.GetTransceivers() {
+		snd := t.Sender()
+		if snd == nil || snd.Transport() == nil {
+			continue
+		}
+		pair, err := snd.Transport().ICETransport().GetSelectedCandidatePair()
+		if err != nil || pair == nil {
+			continue
+		}
+		if pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
+			p.f.relayed.Add(1)
+		}
+		return
 	}
 }
 

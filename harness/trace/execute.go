@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"log/slog"
 	"slices"
 	"strings"
@@ -345,6 +346,11 @@ func newMedia(ctx context.Context, host string) (*driver.MediaFactory, error) {
 			return nil, err
 		}
 		mo.AllowedRemote = allowed
+		// A target on another host: gather on the address that routes to
+		// it, as a run does (loopback stays loopback).
+		if a, err := driver.RouteLocalIP(ctx, host); err == nil && !a.IsLoopback() {
+			mo.GatherIPs = []netip.Addr{a}
+		}
 	}
 	return driver.NewMediaFactory(mo)
 }
