@@ -15,3 +15,14 @@ image: ## build the static clinic binary and the FROM scratch image $(IMAGE); pr
 image-clean: ## remove $(IMAGE) and build/out
 	-docker rmi $(IMAGE)
 	rm -rf build/out
+
+HARNESS_IMAGE ?= telechaos/telechaos:dev
+CA_BUNDLE     ?= /etc/ssl/certs/ca-certificates.crt
+
+.PHONY: image-harness
+image-harness: ## build the static telechaos CLI and its FROM scratch image $(HARNESS_IMAGE), with the CA bundle; prints its id
+	@test -f $(CA_BUNDLE) || { echo "image-harness: no CA bundle at $(CA_BUNDLE) (apt-get install ca-certificates, or CA_BUNDLE=FILE)"; exit 2; }
+	@mkdir -p build/out/tc/tmp
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o build/out/tc/telechaos ./cmd/telechaos
+	@cp $(CA_BUNDLE) build/out/tc/ca-certificates.crt
+	@docker build -q --label $(IMAGE_LABEL) -t $(HARNESS_IMAGE) -f build/telechaos.Dockerfile build/out/tc
