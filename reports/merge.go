@@ -93,6 +93,11 @@ func Merge(sums []*Summary, dirs []string) (*Summary, error) {
 			}
 			m.Violations = append(m.Violations, v)
 		}
+		for _, f := range s.TraceFiles {
+			if safeRelPath(f) {
+				m.TraceFiles = append(m.TraceFiles, dirs[i]+"/"+f)
+			}
+		}
 		for _, w := range s.FaultWindows {
 			w.Shard = dirs[i]
 			m.FaultWindows = append(m.FaultWindows, w)

@@ -50,9 +50,8 @@ const SchemaVersion = 1
 // docs/report-schema.md (a test keeps the two in step).
 type Summary struct {
 	// SchemaVersion is set to SchemaVersion whenever a summary is written.
-	SchemaVersion   int    `json:"schema_version"`
-	Verdict         string `json:"verdict"`
-	string          `json:"verdict"`
+	SchemaVersion   int       `json:"schema_version"`
+	Verdict         string    `json:"verdict"`
 	ExitCode        int       `json:"exit_code"`
 	Error           string    `json:"error,omitempty"`
 	RunID           string    `json:"run_id"`
