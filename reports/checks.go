@@ -108,3 +108,18 @@ func traceLinks(s *Summary) []string {
 	}
 	return out
 }
+
+// linkable: a relative path (".." allowed: merged shards live beside the
+// merged report) of letters, digits and ._-/ only, so no scheme, query or
+// markup can ride in it.
+func linkable(p string) bool {
+	if p == "" || strings.HasPrefix(p, "/") {
+		return false
+	}
+	for _, r := range p {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' || r == '/') {
+			return false
+		}
+	}
+	return true
+}
