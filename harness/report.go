@@ -108,7 +108,13 @@ func (r *run) repro() string {
 // report itself is written).
 func (r *run) writeReport(res *Result) error {
 	linkTraces(r.cfg.ReportDir, res.Summary)
-	if err := reports.Write(r.cfg.ReportDir, res.Summary, verdict.Evidence(r.cfg.RunID, res.Summary, res.Violations)); err != nil {
+	ev := verdict.Evidence(r.cfg.RunID, res.Summary, res.Violations)
+	for i := range ev {
+		if n := ev[i].N - 1; n >= 0 && n < len(res.Summary.Violations) {
+			ev[i].TraceFile = res.Summary.Violations[n].TraceFile
+		}
+	}
+	if err := reports.Write(r.cfg.ReportDir, res.Summary, ev); err != nil {
 		return err
 	}
 	if err := reports.AppendStepSummary(os.Getenv(reports.StepSummaryEnv), res.Summary); err != nil {

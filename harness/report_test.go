@@ -112,6 +112,20 @@ func TestReportLinksTracesRelative(t *testing.T) {
 			}
 		}
 	}
+	linked := 0
+	for _, v := range s.Violations {
+		if v.TraceFile == "" || v.Evidence == "" {
+			continue
+		}
+		linked++
+		b, err := os.ReadFile(filepath.Join(dir, v.Evidence))
+		if err != nil || !strings.Contains(string(b), `"trace_file": "`+v.TraceFile+`"`) {
+			t.Errorf("%s does not name its trace %s relative (%v)", v.Evidence, v.TraceFile, err)
+		}
+	}
+	if linked == 0 {
+		t.Error("no violation with evidence names its trace")
+	}
 	html, _ := os.ReadFile(filepath.Join(dir, reports.HTMLFile))
 	if !strings.Contains(string(html), `href="`+s.TraceFiles[0]+`"`) {
 		t.Errorf("index.html does not link %s", s.TraceFiles[0])

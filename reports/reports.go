@@ -290,7 +290,9 @@ type Evidence struct {
 	Repro     string `json:"repro"`
 	// ReproTrace replays the violation's minimised trace (when one was written).
 	ReproTrace string `json:"repro_trace,omitempty"`
-	Violation  any    `json:"violation"`
+	// TraceFile is that trace, relative to the report directory.
+	TraceFile string `json:"trace_file,omitempty"`
+	Violation any    `json:"violation"`
 }
 
 // Write writes summary.json, junit.xml and the evidence files into dir (created
