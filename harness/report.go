@@ -3,6 +3,9 @@ package harness
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -100,10 +103,54 @@ func (r *run) repro() string {
 	return strings.Join(parts, " ")
 }
 
-// writeReport writes the report files for res.
+// writeReport writes the report files for res, then appends summary.md to
+// $GITHUB_STEP_SUMMARY when that is set (a failure there is a warning: the
+// report itself is written).
 func (r *run) writeReport(res *Result) error {
-	if err := reports.Write(r.cfg.ReportDir, res.Summary, verdict.Evidence(r.cfg.RunID, res.Summary, res.Violations)); err != nil {
+	linkTraces(r.cfg.ReportDir, res.Summary)
+	ev := verdict.Evidence(r.cfg.RunID, res.Summary, res.Violations)
+	for i := range ev {
+		if n := ev[i].N - 1; n >= 0 && n < len(res.Summary.Violations) {
+			ev[i].TraceFile = res.Summary.Violations[n].TraceFile
+		}
+	}
+	if err := reports.Write(r.cfg.ReportDir, res.Summary, ev); err != nil {
 		return err
 	}
+	if err := reports.AppendStepSummary(os.Getenv(reports.StepSummaryEnv), res.Summary); err != nil {
+		r.log.Warn("job summary not written", "env", reports.StepSummaryEnv, "err", err)
+	}
 	return r.writeChaos()
+}
+
+// linkTraces records, beside the repro commands package repro put in s, the
+// minimised trace files relative to the report directory dir, which is what
+// the report files link (the commands keep the path the run was given, for
+// the terminal). repro writes dir/repro-N.trace and the command
+// "telechaos repro " + ShellQuote(that path) + " ..."; a command of another
+// shape is left unlinked rather than guessed at.
+func linkTraces(dir string, s *reports.Summary) {
+	if dir == "" || s == nil {
+		return
+	}
+	s.TraceFiles = nil
+	file := func(cmd string) string {
+		for n := 1; n <= len(s.ReproTraces)+repro.MaxTraces; n++ {
+			name := fmt.Sprintf("repro-%d.trace", n)
+			if strings.HasPrefix(cmd, "telechaos repro "+repro.ShellQuote(filepath.Join(dir, name))+" ") {
+				return name
+			}
+		}
+		return ""
+	}
+	for _, cmd := range s.ReproTraces {
+		if f := file(cmd); f != "" {
+			s.TraceFiles = append(s.TraceFiles, f)
+		}
+	}
+	for i := range s.Violations {
+		if c := s.Violations[i].ReproTrace; c != "" {
+			s.Violations[i].TraceFile = file(c)
+		}
+	}
 }

@@ -38,7 +38,9 @@ type view struct {
 	Started    string
 	Duration   string
 	Pass       bool
-	Headline   string
+	Class      string // the kind of verdict in words
+	Headline   string // why
+	Traces     []string
 	Ops        []latencyRow
 	Charts     []template.HTML
 	LatCharts  []template.HTML
@@ -65,6 +67,7 @@ type invRow struct {
 	// too little was: the row then fails even with no violation.
 	Judged string
 	Short  bool
+	NotRun bool   // the run failed before this check judged anything
 	Why    string // the reasons of what was not judged
 }
 
@@ -74,6 +77,7 @@ type violRow struct {
 	T     string
 	Link  string
 	Repro string
+	Trace string // minimal trace, relative to the report directory
 }
 
 type faultRow struct {
@@ -88,6 +92,7 @@ type covRow struct {
 type thrRow struct {
 	Name, Value, Limit, Note string
 	Pass                     bool
+	NotRun                   bool
 }
 
 // rel is t in seconds since the run's start.
@@ -101,19 +106,8 @@ func rel(s *Summary, t time.Time) float64 {
 func htmlView(s *Summary) view {
 	v := view{S: s, Started: s.StartedAt.UTC().Format(time.RFC3339), Duration: secs(s.DurationSeconds),
 		Pass: s.Verdict == VerdictPass}
-	switch s.Verdict {
-	case VerdictPass:
-		v.Headline = "every checked invariant held and every threshold passed"
-	case VerdictViolation:
-		v.Headline = fmt.Sprintf("%d distinct invariant violation(s)", len(s.Violations))
-	case VerdictThresholdsFailed:
-		v.Headline = "invariants held; thresholds failed"
-	default:
-		v.Headline = s.Error
-	}
-	if s.Reason != "" {
-		v.Headline = s.Reason
-	}
+	v.Class, v.Headline = verdictClass(s), VerdictReason(s)
+	v.Traces = traceLinks(s)
 	for _, op := range slices.Sorted(maps.Keys(s.Latency)) {
 		l := s.Latency[op]
 		v.Ops = append(v.Ops, latencyRow{op, l.Count, dur(l.P50), dur(l.P90), dur(l.P95), dur(l.P99), dur(l.Max)})
@@ -121,6 +115,7 @@ func htmlView(s *Summary) view {
 	for _, inv := range AllInvariants {
 		checked := len(s.Invariants) == 0 || slices.Contains(s.Invariants, inv)
 		row := invRow{ID: inv, N: s.ViolationsByInvariant[inv], Checked: checked}
+		row.NotRun = checked && row.N == 0 && !invariantRan(s, inv)
 		if j, ok := s.Judgement[inv]; ok && checked {
 			switch {
 			case j.Status == JudgementNotExercised:
@@ -146,10 +141,13 @@ func htmlView(s *Summary) view {
 		if r.Repro == "" {
 			r.Repro = s.Repro
 		}
+		if tl := TraceLink(vi); linkable(tl) {
+			r.Trace = tl
+		}
 		v.Violations = append(v.Violations, r)
 	}
 	for _, t := range s.Thresholds {
-		v.Thresholds = append(v.Thresholds, thrRow{thresholdName(t), thresholdValue(t), t.Limit, t.Note, t.Pass})
+		v.Thresholds = append(v.Thresholds, thrRow{thresholdName(t), thresholdValue(t), t.Limit, t.Note, t.Pass, !thresholdRan(s, t)})
 	}
 	var bands []band
 	for _, w := range s.FaultWindows {
@@ -395,7 +393,9 @@ figure{margin:.8em 0}figcaption{font-weight:600;font-size:.95em;margin-bottom:.2
 </style></head><body>
 <div class="verdict {{if .Pass}}ok{{else}}bad{{end}}" id="verdict">
 <h1>{{if .Pass}}PASS{{else}}{{.S.Verdict}}{{end}} <small>(exit {{.S.ExitCode}})</small></h1>
-<div>{{.Headline}}</div>
+<div id="reason"><b>{{.Class}}</b>: {{.Headline}}</div>
+{{range .S.Also}}<div>also: {{.}}</div>{{end}}
+{{if .Traces}}<div id="traces">minimal trace{{if gt (len .Traces) 1}}s{{end}}: {{range $i, $t := .Traces}}{{if $i}}, {{end}}<a href="{{$t}}">{{$t}}</a>{{end}} <small>(<code>telechaos repro REPORT_DIR/FILE</code> replays one)</small></div>{{end}}
 </div>
 <table class="meta">
 <tr><td>scenario</td><td><b>{{.S.Scenario}}</b></td></tr>
@@ -407,18 +407,17 @@ figure{margin:.8em 0}figcaption{font-weight:600;font-size:.95em;margin-bottom:.2
 {{if and .S.Expect (ne .S.Expect "pass")}}<tr><td>expect</td><td>{{.S.Expect}}: {{if .S.ExpectMet}}<span class="pass">met</span>{{else}}<span class="fail">not met</span>{{end}}</td></tr>{{end}}
 </table>
 {{if .S.Error}}<p class="fail">{{.S.Error}}</p>{{end}}
-{{range .S.Also}}<p class="fail">also: {{.}}</p>{{end}}
 <h2>Checks</h2>
 <table id="checks"><tr><th>invariant</th><th>distinct violations</th><th>judged</th><th>not judged, why</th></tr>
-{{range .Invariants}}<tr><td>{{.ID}}</td><td class="{{if or .N .Short}}fail{{else}}pass{{end}}">{{if .Checked}}{{.N}}{{else}}not checked{{end}}</td><td>{{.Judged}}</td><td>{{.Why}}</td></tr>{{end}}
+{{range .Invariants}}<tr><td>{{.ID}}</td><td class="{{if or .N .Short}}fail{{else if .NotRun}}{{else}}pass{{end}}">{{if not .Checked}}not checked{{else if .NotRun}}not run{{else}}{{.N}}{{end}}</td><td>{{.Judged}}</td><td>{{.Why}}</td></tr>{{end}}
 </table>
 {{if .Thresholds}}<table id="thresholds"><tr><th>threshold</th><th>value</th><th>limit</th><th>result</th><th>note</th></tr>
-{{range .Thresholds}}<tr><td>{{.Name}}</td><td class="num">{{.Value}}</td><td>{{.Limit}}</td><td class="{{if .Pass}}pass{{else}}fail{{end}}">{{if .Pass}}ok{{else}}failed{{end}}</td><td>{{.Note}}</td></tr>{{end}}
+{{range .Thresholds}}<tr><td>{{.Name}}</td><td class="num">{{.Value}}</td><td>{{.Limit}}</td><td class="{{if not .Pass}}fail{{else if not .NotRun}}pass{{end}}">{{if not .Pass}}failed{{else if .NotRun}}not run{{else}}ok{{end}}</td><td>{{.Note}}</td></tr>{{end}}
 </table>{{end}}
 {{if .Violations}}<h2>Violations</h2>
 <table id="violations" class="wide"><colgroup><col style="width:2.5em"><col style="width:11em"><col style="width:4.5em"><col style="width:15em"><col><col style="width:8em"></colgroup>
 <tr><th>#</th><th>invariant</th><th>at</th><th>who</th><th>detail and repro</th><th>evidence</th></tr>
-{{range .Violations}}<tr><td>{{.N}}</td><td>{{.Invariant}}</td><td>{{.T}}</td><td class="ids">{{if .Viewer}}viewer {{.Viewer}}<br>{{end}}{{if .Owner}}owner {{.Owner}}<br>{{end}}{{if .Recording}}recording {{.Recording}}<br>{{end}}{{if .Consultation}}consultation {{.Consultation}}{{end}}</td><td>{{.Detail}}<br><code>{{.Repro}}</code></td><td>{{if .Link}}<a href="{{.Link}}">{{.Link}}</a>{{end}}</td></tr>{{end}}
+{{range .Violations}}<tr><td>{{.N}}</td><td>{{.Invariant}}</td><td>{{.T}}</td><td class="ids">{{if .Viewer}}viewer {{.Viewer}}<br>{{end}}{{if .Owner}}owner {{.Owner}}<br>{{end}}{{if .Recording}}recording {{.Recording}}<br>{{end}}{{if .Consultation}}consultation {{.Consultation}}{{end}}</td><td>{{.Detail}}<br><code>{{.Repro}}</code></td><td>{{if .Link}}<a href="{{.Link}}">{{.Link}}</a>{{end}}{{if .Trace}}<br>trace <a href="{{.Trace}}">{{.Trace}}</a>{{end}}</td></tr>{{end}}
 </table>{{end}}
 <h2>Plots</h2>
 {{if .Charts}}<p>x axis: seconds since the start{{if .Faults}}; shaded: fault windows (hover for the fault){{end}}{{if .Violations}}; red markers: violations{{end}}.</p>{{end}}

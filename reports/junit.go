@@ -43,6 +43,7 @@ type (
 		Failure   *JUnitFailure `xml:"failure,omitempty"`
 		Error     *JUnitFailure `xml:"error,omitempty"`
 		Skipped   *JUnitSkipped `xml:"skipped,omitempty"`
+		SystemOut string        `xml:"system-out,omitempty"`
 	}
 	JUnitFailure struct {
 		Message string `xml:"message,attr"`
@@ -93,6 +94,10 @@ func JUnit(s *Summary) JUnitSuites {
 				j.Judged, j.Judged+j.NotJudged, 100*j.Share, 100*j.Required)
 			c.Error = &JUnitFailure{Message: msg, Type: "not-judged", Text: judgementText(j)}
 			suite.Errors++
+		case n == 0 && !invariantRan(s, inv):
+			// The run failed before this check could judge anything.
+			c.Skipped = &JUnitSkipped{Message: "not run: " + notRunCause(s)}
+			suite.Skipped++
 		case n == 0 && hasJ && j.Status == JudgementNotExercised:
 			c.Skipped = &JUnitSkipped{Message: "not exercised: the run observed nothing this invariant judges"}
 			suite.Skipped++
@@ -108,6 +113,9 @@ func JUnit(s *Summary) JUnitSuites {
 				if v.Repro != "" && v.Repro != s.Repro {
 					fmt.Fprintf(&b, "  repro: %s\n", v.Repro)
 				}
+				if tf := TraceLink(v); tf != "" {
+					fmt.Fprintf(&b, "  minimal trace: %s (relative to the report directory; telechaos repro REPORT_DIR/%s replays it)\n", tf, tf)
+				}
 			}
 			fmt.Fprintf(&b, "repro: %s\n", s.Repro)
 			if hasJ && j.NotJudged > 0 {
@@ -118,15 +126,27 @@ func JUnit(s *Summary) JUnitSuites {
 		}
 		suite.Cases = append(suite.Cases, c)
 	}
+	names := map[string]int{}
 	for _, t := range s.Thresholds {
-		name := t.Metric
-		if t.Stat != "" {
-			name += " " + t.Stat
+		// The name is the metric and stat only: the limit and the value go
+		// in the message, so tightening a limit keeps the test's history.
+		name := ThresholdCaseName(t)
+		if names[name]++; names[name] > 1 {
+			name += fmt.Sprintf(" #%d", names[name]) // a min and a max of one metric
 		}
-		c := JUnitCase{Name: name + " " + t.Limit, Classname: "telechaos.threshold"}
-		if !t.Pass {
-			c.Failure = &JUnitFailure{Message: fmt.Sprintf("%s = %g, want %s", name, t.Value, t.Limit), Type: "threshold", Text: t.Note}
+		c := JUnitCase{Name: name, Classname: "telechaos.threshold",
+			SystemOut: fmt.Sprintf("value %s, limit %s", thresholdValue(t), t.Limit)}
+		if t.Note != "" {
+			c.SystemOut += "\n" + t.Note
+		}
+		switch {
+		case !t.Pass:
+			c.Failure = &JUnitFailure{Message: fmt.Sprintf("%s = %s, limit %s", thresholdName(t), thresholdValue(t), t.Limit),
+				Type: "threshold", Text: c.SystemOut}
 			suite.Failures++
+		case !thresholdRan(s, t):
+			c.Skipped = &JUnitSkipped{Message: "not run: " + notRunCause(s)}
+			suite.Skipped++
 		}
 		suite.Cases = append(suite.Cases, c)
 	}
@@ -160,6 +180,10 @@ func JUnit(s *Summary) JUnitSuites {
 	return JUnitSuites{Name: "telechaos", Tests: suite.Tests, Failures: suite.Failures, Errors: suite.Errors,
 		Time: suite.Time, Suites: []JUnitSuite{suite}}
 }
+
+// ThresholdCaseName is a threshold's JUnit test name: "threshold " and the
+// metric and stat, never the limit.
+func ThresholdCaseName(t Threshold) string { return "threshold " + thresholdName(t) }
 
 // judgementText lists why observations were not judged, one reason a line.
 func judgementText(j Judgement) string {

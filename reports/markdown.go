@@ -2,9 +2,12 @@ package reports
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/telechaos/telechaos/models"
 )
 
 // maxMarkdownViolations keeps summary.md short: CI job summaries are read at a
@@ -21,7 +24,16 @@ func Markdown(s *Summary) string {
 	if s.Verdict != VerdictPass {
 		icon = "❌"
 	}
-	fmt.Fprintf(&b, "### %s telechaos %s: **%s** (exit %d)\n\n", icon, mdCode(s.Scenario, false), s.Verdict, s.ExitCode)
+	fmt.Fprintf(&b, "### %s telechaos %s: **%s** (exit %d)\n\n", icon, mdCode(s.Scenario, false), dash(s.Verdict), s.ExitCode)
+	// The verdict's reason first: what an on-call engineer acts on.
+	fmt.Fprintf(&b, "> **%s**: %s\n", verdictClass(s), mdCode(truncateRunes(VerdictReason(s), 400), false))
+	for _, a := range s.Also {
+		fmt.Fprintf(&b, "> also: %s\n", mdCode(truncateRunes(a, 300), false))
+	}
+	if s.Error != "" && !strings.Contains(s.Reason, s.Error) {
+		fmt.Fprintf(&b, "> error: %s\n", mdCode(truncateRunes(s.Error, 400), false))
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "seed %d · target %s · %s · run %s", s.Seed, mdCode(s.Target, false), secs(s.DurationSeconds), mdCode(s.RunID, false))
 	if len(s.Bugs) > 0 {
 		fmt.Fprintf(&b, " · bugs %s", mdCode(strings.Join(s.Bugs, ","), false))
@@ -30,16 +42,6 @@ func Markdown(s *Summary) string {
 		fmt.Fprintf(&b, " · %d shards", len(s.Shards))
 	}
 	b.WriteString("\n\n")
-	if s.Reason != "" {
-		fmt.Fprintf(&b, "> why: %s\n", mdCode(truncateRunes(s.Reason, 400), false))
-		for _, a := range s.Also {
-			fmt.Fprintf(&b, "> also: %s\n", mdCode(truncateRunes(a, 300), false))
-		}
-		b.WriteString("\n")
-	}
-	if s.Error != "" && s.Reason == "" {
-		fmt.Fprintf(&b, "> %s\n\n", mdCode(s.Error, false))
-	}
 	c := s.Counts
 	fmt.Fprintf(&b, "patients %d · calls %d ended, %d failed · switches %d · replays %d · frames checked %d+%d live · requests %d (%d non-2xx, %d of them probes rightly denied)\n\n",
 		c.Patients, c.CallsEnded, c.CallsFailed, c.Switches, c.ReplaysFetched, c.FramesChecked, c.LiveFramesChecked,
@@ -56,6 +58,8 @@ func Markdown(s *Summary) string {
 			r = fmt.Sprintf("❌ %d", n)
 		case hasJ && j.Status == JudgementShort:
 			r = fmt.Sprintf("❌ not judged: %d of %d (%.0f%%, %.0f%% required)", j.Judged, j.Judged+j.NotJudged, 100*j.Share, 100*j.Required)
+		case !invariantRan(s, inv):
+			r = "⏹ not run"
 		case hasJ && j.Status == JudgementNotExercised:
 			r = "➖ not exercised"
 		}
@@ -65,13 +69,25 @@ func Markdown(s *Summary) string {
 		fmt.Fprintf(&b, "| %s | %s |\n", inv, r)
 	}
 	for _, t := range s.Thresholds {
-		r := "✅"
-		if !t.Pass {
-			r = "❌"
+		r := "✅ " + thresholdValue(t)
+		switch {
+		case !t.Pass:
+			r = "❌ " + thresholdValue(t)
+		case !thresholdRan(s, t):
+			r = "⏹ not run"
 		}
-		fmt.Fprintf(&b, "| %s | %s %s (%s) |\n", mdCode(thresholdName(t), true), r, thresholdValue(t), mdCode(t.Limit, true))
+		fmt.Fprintf(&b, "| %s | %s (%s) |\n", mdCode(thresholdName(t), true), r, mdCode(t.Limit, true))
 	}
 	b.WriteString("\n")
+	if len(s.Latency) > 0 {
+		b.WriteString("**Latency**\n\n| operation | count | p50 | p90 | p95 | p99 | max |\n|---|--:|--:|--:|--:|--:|--:|\n")
+		for _, op := range slices.Sorted(maps.Keys(s.Latency)) {
+			l := s.Latency[op]
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s |\n", mdCode(op, true), l.Count,
+				dur(l.P50), dur(l.P90), dur(l.P95), dur(l.P99), dur(l.Max))
+		}
+		b.WriteString("\n")
+	}
 	if len(s.Violations) > 0 {
 		b.WriteString("**Violations**\n\n")
 		for i, v := range s.Violations {
@@ -83,11 +99,21 @@ func Markdown(s *Summary) string {
 			if v.Shard != "" {
 				where = v.Shard + "/" + where
 			}
-			fmt.Fprintf(&b, "- %s %s (evidence %s)\n", mdCode(v.Invariant, false), mdCode(truncateRunes(v.Detail, 160), false), mdCode(where, false))
+			fmt.Fprintf(&b, "- %s %s (evidence %s", mdCode(v.Invariant, false), mdCode(truncateRunes(v.Detail, 160), false), mdCode(where, false))
+			if tl := TraceLink(v); tl != "" {
+				fmt.Fprintf(&b, ", minimal trace %s", mdLink(tl))
+			}
+			b.WriteString(")\n")
 		}
 		fmt.Fprintf(&b, "\nrepro:\n%s\n", mdFence(s.Repro))
 	}
-	if len(s.FaultWindows) > 0 {
+	if tl := traceLinks(s); len(tl) > 0 {
+		b.WriteString("\n**Minimal traces** (paths relative to the report directory; `telechaos repro REPORT_DIR/FILE` replays one)\n\n")
+		for _, f := range tl {
+			fmt.Fprintf(&b, "- %s\n", mdLink(f))
+		}
+	}
+	if len(s.FaultWindows) > 0 || len(s.CoverageShortfalls) > 0 {
 		failed := 0
 		for _, w := range s.FaultWindows {
 			if w.Err != "" {
@@ -101,6 +127,72 @@ func Markdown(s *Summary) string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// verdictClass names the kind of verdict in words for the top line.
+func verdictClass(s *Summary) string {
+	switch s.Verdict {
+	case VerdictPass:
+		return "pass"
+	case VerdictViolation:
+		return "invariant violation"
+	case VerdictThresholdsFailed:
+		if len(s.CoverageShortfalls) > 0 && !slices.ContainsFunc(s.Thresholds, func(t Threshold) bool { return !t.Pass }) {
+			return "chaos coverage shortfall"
+		}
+		return "thresholds failed"
+	case VerdictNotJudged:
+		return "not judged"
+	case VerdictError:
+		if s.ExitCode == models.ExitUsage {
+			return "configuration error"
+		}
+		return "infrastructure failure"
+	case VerdictInterrupted:
+		return "interrupted"
+	}
+	return dash(s.Verdict)
+}
+
+// VerdictReason is the one line saying why the verdict is what it is: the
+// summary's reason, or for a summary written without one, a line derived
+// from its figures (the violations, the failed thresholds and coverage
+// shortfalls, the run's first error).
+func VerdictReason(s *Summary) string {
+	if s.Reason != "" {
+		return s.Reason
+	}
+	switch s.Verdict {
+	case VerdictPass:
+		return "every checked invariant held and every threshold passed"
+	case VerdictViolation:
+		return fmt.Sprintf("%d distinct invariant violation(s)", len(s.Violations))
+	case VerdictThresholdsFailed:
+		var failed []string
+		for _, t := range s.Thresholds {
+			if !t.Pass {
+				failed = append(failed, t.FailureLine())
+			}
+		}
+		failed = append(failed, s.CoverageShortfalls...)
+		return "failed: " + strings.Join(failed, "; ")
+	case VerdictInterrupted:
+		return "interrupted"
+	}
+	if s.Error != "" {
+		return s.Error
+	}
+	return dash(s.Verdict)
+}
+
+// mdLink links a relative path of the report directory; a path with other
+// characters than letters, digits and ._-/ (no scheme, no markup) is shown
+// as code, never linked.
+func mdLink(p string) string {
+	if !linkable(p) {
+		return mdCode(p, false)
+	}
+	return "[`" + p + "`](" + p + ")"
 }
 
 // WriteMarkdown writes Markdown(s) to path.

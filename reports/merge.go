@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path"
 	"reflect"
 	"regexp"
 	"slices"
@@ -32,9 +33,15 @@ func Merge(sums []*Summary, dirs []string) (*Summary, error) {
 	if len(dirs) != len(sums) {
 		return nil, fmt.Errorf("%w: %d summaries but %d directories", ErrMerge, len(sums), len(dirs))
 	}
+	for i, s := range sums {
+		if err := CheckSchema(path.Join(dirs[i], SummaryFile), s); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrMerge, err)
+		}
+	}
 	first := sums[0]
 	m := &Summary{
-		RunID: "merged-" + first.RunID, Seed: first.Seed, Target: first.Target, StartedAt: first.StartedAt,
+		SchemaVersion: SchemaVersion,
+		RunID:         "merged-" + first.RunID, Seed: first.Seed, Target: first.Target, StartedAt: first.StartedAt,
 		ViolationsByInvariant: map[string]int{}, Latency: map[string]Latency{}, Violations: []Violation{},
 		Expect: first.Expect, Shards: slices.Clone(dirs),
 	}
@@ -85,6 +92,11 @@ func Merge(sums []*Summary, dirs []string) (*Summary, error) {
 				v.Repro = s.Repro
 			}
 			m.Violations = append(m.Violations, v)
+		}
+		for _, f := range s.TraceFiles {
+			if safeRelPath(f) {
+				m.TraceFiles = append(m.TraceFiles, dirs[i]+"/"+f)
+			}
 		}
 		for _, w := range s.FaultWindows {
 			w.Shard = dirs[i]

@@ -40,8 +40,17 @@ const (
 // EvidenceFile names the evidence file of the n-th (1-based) distinct violation.
 func EvidenceFile(n int) string { return fmt.Sprintf("evidence-%d.json", n) }
 
-// Summary is summary.json.
+// SchemaVersion is the major version of summary.json's schema
+// (docs/report-schema.md). It changes only when a field is removed, renamed
+// or changes meaning; added fields keep it. A summary without the field
+// (written before it existed) reads as version 1.
+const SchemaVersion = 1
+
+// Summary is summary.json. Every field is documented in
+// docs/report-schema.md (a test keeps the two in step).
 type Summary struct {
+	// SchemaVersion is set to SchemaVersion whenever a summary is written.
+	SchemaVersion   int       `json:"schema_version"`
 	Verdict         string    `json:"verdict"`
 	ExitCode        int       `json:"exit_code"`
 	Error           string    `json:"error,omitempty"`
@@ -57,6 +66,9 @@ type Summary struct {
 	Repro           string    `json:"repro"`
 	// ReproTraces are the commands replaying the minimised repro-N.trace files.
 	ReproTraces []string `json:"repro_traces,omitempty"`
+	// TraceFiles are the minimised repro-N.trace files, relative to the
+	// report directory (slash-separated), in the order they were written.
+	TraceFiles []string `json:"trace_files,omitempty"`
 	// Reason says in one line why the verdict is what it is; Also lists the
 	// other conditions that held, which the verdict outranks (an interrupted
 	// run that found a violation is a violation, and says it was interrupted).
@@ -237,6 +249,9 @@ type Violation struct {
 	Shard        string    `json:"shard,omitempty"`       // merged summaries: the run directory it came from
 	Repro        string    `json:"repro,omitempty"`       // merged summaries: the shard's repro command
 	ReproTrace   string    `json:"repro_trace,omitempty"` // command replaying the minimised trace, when one was written
+	// TraceFile is the minimised trace of this violation, relative to the
+	// report directory (merged summaries: to the shard's directory, Shard).
+	TraceFile string `json:"trace_file,omitempty"`
 }
 
 // Threshold is one evaluated threshold.
@@ -287,7 +302,9 @@ type Evidence struct {
 	Repro     string `json:"repro"`
 	// ReproTrace replays the violation's minimised trace (when one was written).
 	ReproTrace string `json:"repro_trace,omitempty"`
-	Violation  any    `json:"violation"`
+	// TraceFile is that trace, relative to the report directory.
+	TraceFile string `json:"trace_file,omitempty"`
+	Violation any    `json:"violation"`
 }
 
 // Write writes summary.json, junit.xml and the evidence files into dir (created
@@ -333,7 +350,7 @@ func Write(dir string, s *Summary, evidence []Evidence) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := writeJSON(filepath.Join(dir, SummaryFile), s); err != nil {
+	if err := WriteSummary(dir, s); err != nil {
 		errs = append(errs, err)
 	}
 	if err := Render(dir, s); err != nil {
@@ -358,9 +375,34 @@ func Render(dir string, s *Summary) error {
 	return errors.Join(errs...)
 }
 
-// WriteSummary writes s as summary.json into dir.
+// WriteSummary writes s as summary.json into dir, stamped with the current
+// SchemaVersion.
 func WriteSummary(dir string, s *Summary) error {
+	s.SchemaVersion = SchemaVersion
 	return writeJSON(filepath.Join(dir, SummaryFile), s)
+}
+
+// ErrSchema: a summary.json of a schema major version this build does not
+// read.
+var ErrSchema = errors.New("unsupported summary.json schema_version")
+
+// Schema returns s's schema major version (1 for summaries written before
+// the field existed).
+func (s *Summary) Schema() int {
+	if s.SchemaVersion == 0 {
+		return 1
+	}
+	return s.SchemaVersion
+}
+
+// CheckSchema fails with ErrSchema, naming path, when s is of another major
+// schema version than this build writes.
+func CheckSchema(path string, s *Summary) error {
+	if v := s.Schema(); v != SchemaVersion {
+		return fmt.Errorf("%w: %s has schema_version %d, this telechaos reads %d (redo the run or use the telechaos that wrote it)",
+			ErrSchema, path, v, SchemaVersion)
+	}
+	return nil
 }
 
 // ReadSummary reads a summary.json.

@@ -105,8 +105,15 @@ func TestJUnitSkipsUncheckedAndErrorsRun(t *testing.T) {
 	s.Verdict, s.Error = VerdictError, "target unreachable"
 	doc := JUnit(s)
 	su := doc.Suites[0]
-	if su.Skipped != len(AllInvariants)-1 {
+	// The unchecked ones are skipped as such; the checked one judged
+	// nothing before the target failed: "not run", never a pass.
+	if su.Skipped != len(AllInvariants) {
 		t.Errorf("skipped %d", su.Skipped)
+	}
+	for _, c := range su.Cases {
+		if c.Name == "replay-access-control" && (c.Skipped == nil || !strings.Contains(c.Skipped.Message, "not run: the run failed: target unreachable")) {
+			t.Errorf("checked invariant of a failed run: %+v", c)
+		}
 	}
 	if su.Errors != 1 || su.Cases[len(su.Cases)-1].Error == nil {
 		t.Errorf("run error not reported: %+v", su)
