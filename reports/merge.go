@@ -98,6 +98,17 @@ func Merge(sums []*Summary, dirs []string) (*Summary, error) {
 				m.TraceFiles = append(m.TraceFiles, dirs[i]+"/"+f)
 			}
 		}
+		if s.ICE != nil {
+			if m.ICE == nil {
+				m.ICE = &ICE{RelayOnly: s.ICE.RelayOnly}
+			}
+			m.ICE.Connected += s.ICE.Connected
+			m.ICE.Relayed += s.ICE.Relayed
+			m.ICE.RelayOnly = m.ICE.RelayOnly && s.ICE.RelayOnly
+			if m.ICE.Connected > 0 {
+				m.ICE.RelayedShare = float64(m.ICE.Relayed) / float64(m.ICE.Connected)
+			}
+		}
 		for _, w := range s.FaultWindows {
 			w.Shard = dirs[i]
 			m.FaultWindows = append(m.FaultWindows, w)

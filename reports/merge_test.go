@@ -125,9 +125,14 @@ func TestMergeAddsAndReevaluates(t *testing.T) {
 	b.ViolationsByInvariant["replay-access-control"] = 1
 	b.Verdict, b.ExitCode = VerdictViolation, 1
 	b.FaultWindows = []FaultWindow{{Fault: "http-latency", Start: t0.Add(5 * time.Second), End: t0.Add(8 * time.Second)}}
+	a.ICE = &ICE{Connected: 30, Relayed: 30, RelayedShare: 1, RelayOnly: true}
+	b.ICE = &ICE{Connected: 10, Relayed: 0}
 	m, err := Merge([]*Summary{a, b}, []string{"shard-0", "shard-1"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if m.ICE == nil || m.ICE.Connected != 40 || m.ICE.Relayed != 30 || m.ICE.RelayedShare != 0.75 || m.ICE.RelayOnly {
+		t.Errorf("ice not added across shards: %+v", m.ICE)
 	}
 	if m.Counts.Patients != 20 || m.Counts.Operations != 200 || m.Counts.FramesSent != 2000 {
 		t.Errorf("counts not added: %+v", m.Counts)
