@@ -349,6 +349,9 @@ func cmdHelp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printGlobalUsage(stdout)
 		return 0
 	}
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		args = []string{"help"}
+	}
 	c, rest := lookup(commands, args)
 	if c == nil || len(rest) > 0 {
 		fmt.Fprintf(stderr, "telechaos help: unknown command %q\n", strings.Join(args, " "))
