@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -331,5 +332,53 @@ func TestScenariosListing(t *testing.T) {
 		if strings.HasPrefix(n, "bug-") && (sc.Expect == scenarios.ExpectPass || cell(6) == "-") {
 			t.Errorf("%s: a bug scenario expecting %q with bugs %q", n, sc.Expect, cell(6))
 		}
+	}
+}
+
+// A binary built from a git checkout says its commit and whether the tree
+// was modified. Git worktrees carry no VCS stamp (go looks for a .git
+// directory), so the test builds from a fresh clone of this checkout's HEAD,
+// then again with an edited file.
+func TestVersionOfABuiltBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary twice")
+	}
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("no git: cannot make a checkout to build from")
+	}
+	run := func(dir string, name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOFLAGS=-buildvcs=true", "GIT_CONFIG_GLOBAL=/dev/null")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %q: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+	root := strings.TrimSpace(run(".", git, "rev-parse", "--show-toplevel"))
+	head := strings.TrimSpace(run(".", git, "rev-parse", "HEAD"))
+	clone := filepath.Join(t.TempDir(), "src")
+	run(".", git, "clone", "--quiet", "--no-checkout", root, clone)
+	run(clone, git, "-c", "advice.detachedHead=false", "checkout", "--quiet", head)
+	bin := filepath.Join(t.TempDir(), "telechaos")
+	run(clone, "go", "build", "-trimpath", "-o", bin, "./cmd/telechaos")
+	out := run(clone, bin, "version")
+	t.Logf("clean:\n%s", out)
+	if !strings.Contains(out, "commit    "+head+"\n") || !strings.Contains(out, "modified  false\n") ||
+		!strings.Contains(out, "go        "+runtime.Version()) {
+		t.Errorf("clean build of %s:\n%s", head, out)
+	}
+	if err := os.WriteFile(filepath.Join(clone, "README.md"), []byte("edited\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(clone, "go", "build", "-trimpath", "-o", bin, "./cmd/telechaos")
+	out = run(clone, bin, "--version")
+	t.Logf("edited:\n%s", out)
+	if !strings.Contains(out, "commit    "+head+"\n") || !strings.Contains(out, "modified  true\n") ||
+		!strings.Contains(out, "+dirty") && !strings.Contains(out, "(devel)") {
+		t.Errorf("build of an edited tree:\n%s", out)
 	}
 }
