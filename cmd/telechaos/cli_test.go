@@ -382,3 +382,30 @@ func TestVersionOfABuiltBinary(t *testing.T) {
 		t.Errorf("build of an edited tree:\n%s", out)
 	}
 }
+
+// Flags and positional arguments in any order; "--" ends the flags.
+func TestParseArgsInterspersed(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		pos       []string
+		times     int
+		deprecate bool
+	}{
+		{[]string{"a", "--times", "3", "b"}, []string{"a", "b"}, 3, false},
+		{[]string{"--times=2", "a"}, []string{"a"}, 2, false},
+		{[]string{"a", "--", "--times", "-x"}, []string{"a", "--times", "-x"}, 1, false},
+		{[]string{"--count", "4", "a"}, []string{"a"}, 4, true},
+	} {
+		fs := newFlagSet("repro", nil)
+		times := fs.Int("times", 1, "")
+		aliasFlag(fs, "count", "times")
+		var errb strings.Builder
+		pos, err := parseArgs(fs, tc.args, &errb)
+		if err != nil || strings.Join(pos, " ") != strings.Join(tc.pos, " ") || *times != tc.times {
+			t.Errorf("%q: pos %q times %d err %v, want %q %d", tc.args, pos, *times, err, tc.pos, tc.times)
+		}
+		if got := strings.Contains(errb.String(), "--count is deprecated, use --times"); got != tc.deprecate {
+			t.Errorf("%q: deprecation warning %v: %q", tc.args, got, errb.String())
+		}
+	}
+}

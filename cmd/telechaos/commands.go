@@ -324,7 +324,7 @@ func usageHint(w io.Writer, c *command) {
 		fmt.Fprint(w, "Run 'telechaos help' for usage.\n")
 		return
 	}
-	fmt.Fprintf(w, "usage: telechaos %s %s\nRun 'telechaos help %s' for details.\n", c.path(), c.args, c.path())
+	fmt.Fprintf(w, "usage: %s\nRun 'telechaos help %s' for details.\n", strings.TrimSpace("telechaos "+c.path()+" "+c.args), c.path())
 }
 
 // usageError prints a usage mistake the flag package did not catch (a
