@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,37 +12,36 @@ import (
 	"github.com/telechaos/telechaos/internal/bench"
 )
 
-const benchUsage = `usage: telechaos bench [--quick] [--out FILE] [--only SECTION,...] [--no-install]
-
-Runs the performance suite and writes its figures as JSON (default
-bench-out/bench.json; profiles go next to it) and as a table on stdout.
+var benchCommand = &command{
+	name: "bench", args: "[--quick] [--out FILE] [--only SECTION,...] [--no-install]",
+	summary: "the performance suite, side by side with k6/vegeta/wrk",
+	doc: `Runs the performance suite and writes its figures as JSON to --out (profiles
+go next to it) and as a table on stdout.
 Sections: floor, cpu, oracle, users, mixed, media, setup, detect.
 --quick runs smaller, shorter sizes (under 5 minutes when k6, vegeta and wrk
 are already installed: make bench-tools).
-`
+`,
+	run: cmdBench,
+	subs: []*command{{name: "serve-clinic", hidden: true, summary: "the clinic process the suite starts from this binary",
+		run: func(ctx context.Context, args []string, _, stderr io.Writer) int {
+			return bench.ServeClinic(ctx, args, stderr)
+		}}},
+}
 
-// cmdBench runs `telechaos bench`; `telechaos bench serve-clinic` is the
-// clinic process the suite starts from this same binary.
+// cmdBench runs `telechaos bench`; `telechaos bench serve-clinic` (a hidden
+// subcommand) is the clinic process the suite starts from this same binary.
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "serve-clinic" {
-		return bench.ServeClinic(ctx, args[1:], stderr)
-	}
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, benchUsage) }
+	fs := newFlagSet("bench", stderr)
 	quick := fs.Bool("quick", false, "smaller, shorter runs")
-	out := fs.String("out", filepath.Join("bench-out", "bench.json"), "JSON report file")
-	only := fs.String("only", "", "comma-separated sections to run")
+	out := fs.String("out", filepath.Join("bench-out", "bench.json"), "JSON results `FILE`")
+	only := fs.String("only", "", "comma-separated `SECTIONS` to run")
 	noInstall := fs.Bool("no-install", false, "do not install missing comparison tools")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return harness.ExitUsage
+	pos, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return flagsDone(fs, err, stdout, stderr)
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "telechaos bench: unexpected arguments %q\n", fs.Args())
-		return harness.ExitUsage
+	if len(pos) > 0 {
+		return usageError(stderr, "bench", "unexpected arguments %q", pos)
 	}
 	self, err := os.Executable()
 	if err != nil {

@@ -28,10 +28,10 @@ type deployFlags struct {
 }
 
 func (d *deployFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&d.image, "deploy", "", "start IMAGE[:TAG] (or \"clinic\": build the reference image) in Docker and run against it")
-	fs.Var(&d.env, "deploy-env", "container environment KEY=VALUE for --deploy, repeatable")
-	fs.IntVar(&d.udpPort, "deploy-udp-port", 0, "pin the deployment's media UDP port (default: a free one)")
-	fs.Var(&d.faults, "deploy-fault", "container fault KIND@AT[+FOR] for --deploy (kill, stop, pause, disconnect), repeatable")
+	fs.StringVar(&d.image, "deploy", "", "start `IMAGE[:TAG]` in Docker and run against it (\"clinic\": build the\nreference image); --bug goes to the container; all is removed at the end")
+	fs.Var(&d.env, "deploy-env", "container environment `KEY=VALUE` for --deploy, repeatable")
+	fs.IntVar(&d.udpPort, "deploy-udp-port", 0, "pin the deployment's media UDP port `N` (default: a free one)")
+	fs.Var(&d.faults, "deploy-fault", "container fault `KIND@AT[+FOR]` for --deploy: kill, stop, pause or\ndisconnect AT into the run, healed FOR later, repeatable")
 }
 
 // gateConfig turns the flags into a gate configuration; errors are usage errors.

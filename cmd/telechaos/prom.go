@@ -24,21 +24,31 @@ type promVerdictFlags struct {
 	shards               int
 }
 
+var reportVerdictCommand = &command{
+	name: "verdict", args: "--from-prometheus URL --run-id ID [flags]",
+	summary: "the verdict of a sharded run from what Prometheus holds of its shards",
+	doc: `Give the run's --scenario and --set as given to run: they hold its
+thresholds and invariants. Exits with the verdict's code, as run does, or 3
+when Prometheus cannot be read.
+`,
+	run: cmdReportVerdict,
+}
+
 func cmdReportVerdict(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f := promVerdictFlags{}
 	fs := newFlagSet("report verdict", stderr)
-	fs.StringVar(&f.url, "from-prometheus", "", "Prometheus base URL, e.g. http://prometheus:9090")
-	fs.StringVar(&f.runID, "run-id", "", "the run id the shards shared")
-	fs.StringVar(&f.scenario, "scenario", "smoke", "the run's scenario (its thresholds and invariants)")
-	fs.Var(&f.sets, "set", "override a scenario field KEY=VALUE, as given to run")
-	fs.DurationVar(&f.window, "window", promverdict.DefaultWindow, "how far back to look for the run's series")
-	fs.IntVar(&f.shards, "shards", 0, "fail unless this many shards reported")
-	if err := fs.Parse(args); err != nil {
-		return harness.ExitUsage
+	fs.StringVar(&f.url, "from-prometheus", "", "Prometheus base `URL`, e.g. http://prometheus:9090")
+	fs.StringVar(&f.runID, "run-id", "", "the run `ID` the shards shared")
+	fs.StringVar(&f.scenario, "scenario", scenarios.Default, "the run's scenario `NAME|FILE` (its thresholds and invariants)")
+	fs.Var(&f.sets, "set", "override a scenario field `KEY=VALUE`, as given to run")
+	fs.DurationVar(&f.window, "window", promverdict.DefaultWindow, "how far back `D` to look for the run's series")
+	fs.IntVar(&f.shards, "shards", 0, "fail unless `N` shards reported")
+	pos, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return flagsDone(fs, err, stdout, stderr)
 	}
-	if f.url == "" || f.runID == "" || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "telechaos report verdict: want --from-prometheus URL --run-id ID [--scenario S] [--set K=V] [--window D] [--shards N]\n")
-		return harness.ExitUsage
+	if f.url == "" || f.runID == "" || len(pos) > 0 {
+		return usageError(stderr, "report verdict", "want --from-prometheus URL --run-id ID [--scenario S] [--set K=V] [--window D] [--shards N]")
 	}
 	if err := checkRunID(f.runID); err != nil { // it goes into every PromQL selector
 		fmt.Fprintf(stderr, "telechaos report verdict: %v\n", err)

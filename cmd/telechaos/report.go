@@ -6,28 +6,44 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/telechaos/telechaos/harness"
 	"github.com/telechaos/telechaos/harness/metrics"
 	"github.com/telechaos/telechaos/reports"
 )
 
-// cmdReport is `telechaos report DIR` (redraw a report from its summary.json)
-// and `telechaos report merge DIR... --out DIR` (one verdict for shards). Both
-// exit with the verdict's code, as run does, so CI can gate on either.
-func cmdReport(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "merge" {
-		return cmdReportMerge(args[1:], stdout, stderr)
+var reportCommand = &command{
+	name: "report", args: "DIR",
+	summary: "redraw index.html, summary.md, junit.xml from DIR/summary.json",
+	doc: `Exits with the verdict's code, as run does, so CI can gate on it.
+`,
+	run:  cmdReport,
+	subs: []*command{reportMergeCommand, reportVerdictCommand},
+}
+
+var reportMergeCommand = &command{
+	name: "merge", args: "DIR... --report DIR",
+	summary: "merge shard reports into one verdict (exit code as run)",
+	doc: `Reads each shard's DIR/summary.json and writes the merged summary and
+report under --report (evidence links point into the shards' directories,
+relative to it). Exits with the merged verdict's code.
+`,
+	run: cmdReportMerge,
+}
+
+// cmdReport is `telechaos report DIR` (redraw a report from its
+// summary.json); its subcommands merge and verdict are dispatched before.
+// Both exit with the verdict's code, as run does, so CI can gate on either.
+func cmdReport(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("report", stderr)
+	pos, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return flagsDone(fs, err, stdout, stderr)
 	}
-	if len(args) > 0 && args[0] == "verdict" { // prom.go: --from-prometheus
-		return cmdReportVerdict(context.Background(), args[1:], stdout, stderr)
+	if len(pos) != 1 {
+		return usageError(stderr, "report", "want one report directory (or: report merge DIR... --report DIR)")
 	}
-	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintf(stderr, "telechaos report: want one report directory (or: report merge DIR... --out DIR)\n")
-		return harness.ExitUsage
-	}
-	dir := args[0]
+	dir := pos[0]
 	s, err := reports.ReadSummary(filepath.Join(dir, reports.SummaryFile))
 	if err != nil {
 		fmt.Fprintf(stderr, "telechaos report: %v\n", err)
@@ -41,31 +57,17 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 	return s.ExitCode
 }
 
-func cmdReportMerge(args []string, stdout, stderr io.Writer) int {
-	var dirs []string
-	out := ""
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--out" || a == "-out":
-			if i+1 >= len(args) {
-				fmt.Fprintf(stderr, "telechaos report merge: --out needs a directory\n")
-				return harness.ExitUsage
-			}
-			out = args[i+1]
-			i++
-		case strings.HasPrefix(a, "--out=") || strings.HasPrefix(a, "-out="):
-			_, out, _ = strings.Cut(a, "=")
-		case strings.HasPrefix(a, "-"):
-			fmt.Fprintf(stderr, "telechaos report merge: unknown flag %s\n", a)
-			return harness.ExitUsage
-		default:
-			dirs = append(dirs, a)
-		}
+func cmdReportMerge(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("report merge", stderr)
+	var out string
+	fs.StringVar(&out, "report", "", "write the merged report to `DIR`")
+	aliasFlag(fs, "out", "report") // the name before the flags were made consistent (deploy/k8s)
+	dirs, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return flagsDone(fs, err, stdout, stderr)
 	}
 	if out == "" || len(dirs) == 0 {
-		fmt.Fprintf(stderr, "telechaos report merge: want DIR... --out DIR\n")
-		return harness.ExitUsage
+		return usageError(stderr, "report merge", "want DIR... --report DIR")
 	}
 	sums := make([]*reports.Summary, 0, len(dirs))
 	names := make([]string, 0, len(dirs))

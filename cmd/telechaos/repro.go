@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -11,9 +10,10 @@ import (
 	"github.com/telechaos/telechaos/harness/trace"
 )
 
-const reproUsage = `usage: telechaos repro FILE [--target URL] [--times K]
-
-Replays a trace file K times (default 1), each against a fresh embedded clinic
+var reproCommand = &command{
+	name: "repro", args: "FILE [--target URL] [--times K]",
+	summary: `replay a minimised trace K times: "reproduced N/K"`,
+	doc: `Replays a trace file K times (default 1), each against a fresh embedded clinic
 (or the --target URL, with new users), and prints how often the trace's
 expected violation reproduced. Exit 1 if it reproduced at least once, 0 if
 never, 2 for usage errors or a bad trace, 3 if the target is unreachable.
@@ -21,35 +21,30 @@ never, 2 for usage errors or a bad trace, 3 if the target is unreachable.
 A trace with crash_target or restart_target ops (the clinic crashes or
 restarts mid-trace and comes back on the same data) needs the embedded
 target: with --target URL it is refused before anything runs (exit 2).
-`
+`,
+	run: cmdRepro,
+}
 
 // cmdRepro is `telechaos repro FILE [--target URL] [--times K]`.
 func cmdRepro(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("repro", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	target := fs.String("target", "", "target base URL (default: the trace's)")
-	times := fs.Int("times", 1, "executions")
+	fs := newFlagSet("repro", stderr)
+	target := fs.String("target", "", "target base `URL` (default: the trace's)")
+	times := fs.Int("times", 1, "executions `K` (1..10000)")
 	// FILE may come before or after the flags.
+	pos, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return flagsDone(fs, err, stdout, stderr)
+	}
 	var file string
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			fmt.Fprintf(stderr, "telechaos repro: %v\n\n%s", err, reproUsage)
-			return harness.ExitUsage
-		}
-		rest = fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if file != "" {
-			fmt.Fprintf(stderr, "telechaos repro: one trace file, got %q and %q\n\n%s", file, rest[0], reproUsage)
-			return harness.ExitUsage
-		}
-		file, rest = rest[0], rest[1:]
+	switch len(pos) {
+	case 0:
+	case 1:
+		file = pos[0]
+	default:
+		return usageError(stderr, "repro", "one trace file, got %q", pos)
 	}
 	if file == "" {
-		fmt.Fprintf(stderr, "telechaos repro: no trace file\n\n%s", reproUsage)
-		return harness.ExitUsage
+		return usageError(stderr, "repro", "no trace file")
 	}
 	if *times < 1 || *times > 10000 {
 		fmt.Fprintf(stderr, "telechaos repro: --times %d: want 1..10000\n", *times)

@@ -39,31 +39,53 @@ type runFlags struct {
 	deploy                                deployFlags
 }
 
+var runCommand = &command{
+	name: "run", args: "[flags]",
+	summary: "run a scenario (default smoke) and write a report",
+	doc: `Runs the scenario against its target (the in-process clinic unless
+--target or --deploy says otherwise), judges every answer and frame, and
+writes the report (index.html, summary.json, summary.md, junit.xml,
+evidence and minimal traces) under --report. Scenario fields are set by
+--set KEY=VALUE ('telechaos validate' checks a file without running it);
+--seed, --users, --duration, --media, --target and --bug set theirs the
+same way, after every --set. The exit code is the verdict's.
+`,
+	run: cmdRun,
+}
+
+// runFlagSet defines the flags of run into f.
+func runFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
+	fs := newFlagSet("run", stderr)
+	fs.StringVar(&f.scenario, "scenario", scenarios.Default, "scenario `NAME|FILE`: a built-in ('telechaos scenarios') or a YAML file")
+	fs.StringVar(&f.target, "target", "", "target base `URL` (default: the scenario's, usually the embedded clinic)")
+	fs.Var(&f.bugs, "bug", "enable clinic bug `ID[:P]` with probability P (embedded target or --deploy),\nrepeatable")
+	fs.Uint64Var(&f.seed, "seed", 0, "PRNG seed `N`, fixes every decision of the run (default: the scenario's)")
+	fs.DurationVar(&f.duration, "duration", 0, "bound `D` on the arrival phase, e.g. 90s (default: the scenario's)")
+	fs.IntVar(&f.users, "users", 0, "number `N` of patients (default: the scenario's)")
+	fs.StringVar(&f.report, "report", "", "report directory `DIR` (default ./telechaos-report/RUN-ID;\nsharded: DIR/RUN-ID/shard-I)")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on `ADDR` during the run, e.g. 127.0.0.1:9464")
+	fs.StringVar(&f.push, "push", "", "push the final metrics to the Pushgateway at `URL` (job telechaos)")
+	fs.BoolVar(&f.media, "media", false, "real WebRTC calls, --media=false for none (default: the scenario's)")
+	fs.Var(&f.sets, "set", "override a scenario field `KEY=VALUE`, repeatable")
+	fs.BoolVar(&f.verbose, "v", false, "verbose logs on stderr")
+	fs.StringVar(&f.shard, "shard", "", "run shard `I/N` of the population (users never shared; needs --run-id)")
+	fs.IntVar(&f.shards, "shards", 0, "run shard $JOB_COMPLETION_INDEX of `N` (Kubernetes Indexed Job)")
+	fs.StringVar(&f.runID, "run-id", "", "run `ID`: letters, digits, . _ - (it names the report directory);\nthe shards of one run must share it")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE`")
+	f.deploy.register(fs)
+	return fs
+}
+
+// parseRunFlags parses run's arguments; flag.ErrHelp for -h/--help.
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	f := &runFlags{given: map[string]bool{}, values: map[string]string{}}
-	fs := newFlagSet("run", stderr)
-	fs.StringVar(&f.scenario, "scenario", "smoke", "built-in scenario name or YAML file")
-	fs.StringVar(&f.target, "target", "", "target base URL")
-	fs.Var(&f.bugs, "bug", "clinic bug ID[:P], repeatable")
-	fs.Uint64Var(&f.seed, "seed", 0, "PRNG seed")
-	fs.DurationVar(&f.duration, "duration", 0, "bound on the arrival phase")
-	fs.IntVar(&f.users, "users", 0, "number of patients")
-	fs.StringVar(&f.report, "report", "", "report directory")
-	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics on this address during the run")
-	fs.StringVar(&f.push, "push", "", "push the final metrics to this Pushgateway URL")
-	fs.BoolVar(&f.media, "media", true, "real WebRTC calls")
-	fs.Var(&f.sets, "set", "override a scenario field KEY=VALUE, repeatable")
-	fs.BoolVar(&f.verbose, "v", false, "verbose logs")
-	fs.StringVar(&f.shard, "shard", "", "run shard I/N of the population (harness/shard.go)")
-	fs.IntVar(&f.shards, "shards", 0, "run shard $JOB_COMPLETION_INDEX of N (Kubernetes Indexed Job)")
-	fs.StringVar(&f.runID, "run-id", "", "run id (shards of one run must share it)")
-	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
-	f.deploy.register(fs)
-	if err := fs.Parse(args); err != nil {
+	fs := runFlagSet(f, stderr)
+	pos, err := parseArgs(fs, args, stderr)
+	if err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	if len(pos) > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", pos)
 	}
 	fs.Visit(func(fl *flag.Flag) { f.given[fl.Name], f.values[fl.Name] = true, fl.Value.String() })
 	if f.given["users"] && f.users <= 0 {
@@ -188,10 +210,7 @@ func (f *runFlags) loadScenario(ctx context.Context) (*scenarios.Scenario, error
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f, err := parseRunFlags(args, stderr)
 	if err != nil {
-		if err != flag.ErrHelp {
-			fmt.Fprintf(stderr, "telechaos run: %v\n", err)
-		}
-		return harness.ExitUsage
+		return flagsDone(runFlagSet(&runFlags{}, stderr), err, stdout, stderr)
 	}
 	sc, err := f.loadScenario(ctx)
 	if err != nil {
