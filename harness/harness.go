@@ -115,6 +115,9 @@ type RunConfig struct {
 	// deployment) into the run, for URL and NewTarget targets too (see
 	// ExternalChaos); nil: only the scenario's profile.
 	Chaos *ExternalChaos
+	// CAFile: a PEM file of CA certificates an https target may chain to,
+	// besides the system roots (driver.HTTPOptions.CAFile).
+	CAFile string
 }
 
 // Progress is a live snapshot for progress lines (see load.Progress).
@@ -386,7 +389,7 @@ func (r *run) setup(ctx context.Context) (func(), error) {
 		// The scenario's target through the target registry: the embedded
 		// clinic (package harness/embedded), a URL, or a registered scheme.
 		op, err := target.Open(ctx, targetName(r.sc.Target), target.Options{
-			HTTP: driver.HTTPOptions{Observer: r.observe, Timeout: 15 * time.Second},
+			HTTP: driver.HTTPOptions{Observer: r.observe, Timeout: 15 * time.Second, CAFile: r.cfg.CAFile},
 			Bugs: r.sc.Bugs, BugSeed: r.sc.Seed, DataDir: r.cfg.DataDir, Logger: r.cfg.ClinicLogger,
 		})
 		if errors.Is(err, target.ErrBadRef) {

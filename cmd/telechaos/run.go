@@ -27,7 +27,7 @@ type runFlags struct {
 	scenario, target, report, metricsAddr string
 	push                                  string
 	shard, runID                          string
-	cpuProfile                            string
+	cpuProfile, caFile                    string
 	shards                                int
 	bugs, sets                            multiFlag
 	seed                                  uint64
@@ -71,6 +71,7 @@ func runFlagSet(f *runFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.shard, "shard", "", "run shard `I/N` of the population (users never shared; needs --run-id)")
 	fs.IntVar(&f.shards, "shards", 0, "run shard $JOB_COMPLETION_INDEX of `N` (Kubernetes Indexed Job)")
 	fs.StringVar(&f.runID, "run-id", "", "run `ID`: letters, digits, . _ - (it names the report directory);\nthe shards of one run must share it")
+	fs.StringVar(&f.caFile, "ca-file", "", "PEM `FILE` of CA certificates an https target may chain to, besides the system roots")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE`")
 	f.deploy.register(fs)
 	return fs
@@ -252,7 +253,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := harness.RunConfig{
 		Scenario: sc, ScenarioRef: f.scenario, RunID: runID, ReportDir: dir, MetricsAddr: f.metricsAddr,
-		Logger: logger, Progress: pr.update, Shard: shard,
+		Logger: logger, Progress: pr.update, Shard: shard, CAFile: f.caFile,
 	}
 	if shard.Sharded() {
 		cfg.ReproArgs = append(cfg.ReproArgs, "--shard", shard.String())
