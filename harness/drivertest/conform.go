@@ -821,10 +821,27 @@ func (s *suite) deny(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
+	var first *Exchange
+	served := map[driver.Op]int{}
+	var ops []driver.Op
 	for _, ex := range s.rec.since(mark, func(e Exchange) bool { return e.User == s.other.ID }) {
-		if !driver.IsDenied(ex.Err) {
-			return "", failAt(ex, "another user's %s was not denied (want 401, 403 or 404)", ex.Op)
+		if driver.IsDenied(ex.Err) {
+			continue
 		}
+		if first == nil {
+			first = &ex
+		}
+		if served[ex.Op] == 0 {
+			ops = append(ops, ex.Op)
+		}
+		served[ex.Op]++
+	}
+	if first != nil {
+		var what []string
+		for _, op := range ops {
+			what = append(what, fmt.Sprintf("%s (%d requests)", op, served[op]))
+		}
+		return "", failAt(*first, "another user's ids were not denied (want 401, 403 or 404): %s", strings.Join(what, ", "))
 	}
 	lm := s.rec.mark()
 	items, err := s.cl.List(ctx, s.other)

@@ -131,7 +131,7 @@ func TestConformBroken(t *testing.T) {
 		}, drivertest.ClauseSecondEnd, []string{"want 409", "end "}, nil},
 		{"foreign replay served", func(t driver.Target) driver.Target {
 			return &foreignReplayServed{Target: t, reader: map[string]driver.Session{}}
-		}, drivertest.ClauseDeny, []string{"get replay", "other patient"}, nil},
+		}, drivertest.ClauseDeny, []string{"were not denied", "replay (", "get replay", "other patient"}, nil},
 		{"list misses the recording", func(t driver.Target) driver.Target { return listMissesRecordings{t} },
 			drivertest.ClauseList, []string{"not in the list", "list replays as patient", "ok: 0 replays"}, nil},
 		{"garbage answer SDP", func(t driver.Target) driver.Target { return garbageAnswer{t} },
