@@ -125,23 +125,25 @@ func TestConformBroken(t *testing.T) {
 		clause string
 		want   []string // in the failure's detail, request or answer
 		notRun []string // clauses that must be reported not run
+		settle time.Duration
 	}{
 		{"second end accepted", func(t driver.Target) driver.Target {
 			return &secondEndAccepted{Target: t, ended: map[string]driver.EndResult{}}
-		}, drivertest.ClauseSecondEnd, []string{"want 409", "end "}, nil},
+		}, drivertest.ClauseSecondEnd, []string{"want 409", "end "}, nil, 0},
 		{"foreign replay served", func(t driver.Target) driver.Target {
 			return &foreignReplayServed{Target: t, reader: map[string]driver.Session{}}
-		}, drivertest.ClauseDeny, []string{"were not denied", "replay (", "get replay", "other patient"}, nil},
+		}, drivertest.ClauseDeny, []string{"were not denied", "replay (", "get replay", "other patient"}, nil, 0},
 		{"list misses the recording", func(t driver.Target) driver.Target { return listMissesRecordings{t} },
-			drivertest.ClauseList, []string{"not in the list", "list replays as patient", "ok: 0 replays"}, nil},
+			drivertest.ClauseList, []string{"not in the list", "list replays as patient", "ok: 0 replays"}, nil,
+			time.Second}, // it never lists: waiting longer proves nothing more
 		{"garbage answer SDP", func(t driver.Target) driver.Target { return garbageAnswer{t} },
 			drivertest.ClauseJoin, []string{"accept join answer", "join ", "not an answer"},
-			[]string{drivertest.ClauseForward, drivertest.ClauseSwitch, drivertest.ClauseEnd, drivertest.ClauseFetch, drivertest.ClauseSecondEnd}},
+			[]string{drivertest.ClauseForward, drivertest.ClauseSwitch, drivertest.ClauseEnd, drivertest.ClauseFetch, drivertest.ClauseSecondEnd}, 0},
 		{"rejoin reuses the segment", func(t driver.Target) driver.Target { return &sameSegment{Target: t, first: map[string]int{}} },
-			drivertest.ClauseRejoin, []string{"segment", "again"}, nil},
+			drivertest.ClauseRejoin, []string{"segment", "again"}, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := drivertest.Check(t.Context(), broken(tc.wrap), drivertest.Options{Settle: time.Second})
+			res := drivertest.Check(t.Context(), broken(tc.wrap), drivertest.Options{Settle: tc.settle})
 			var failed []string
 			for _, r := range res {
 				if r.Result == drivertest.Fail {
@@ -199,6 +201,30 @@ func TestCheckOpenFails(t *testing.T) {
 	for _, r := range res[1:] {
 		if r.Result != drivertest.NotRun {
 			t.Errorf("%s is %s after open failed, want not run", r.Clause, r.Result)
+		}
+	}
+}
+
+// TestCheckFakeHasNoMedia: the in-memory Fake registers, books and answers
+// health, but cannot join (no media): join fails naming the request, and
+// what needs a call is not run.
+func TestCheckFakeHasNoMedia(t *testing.T) {
+	fake := drivertest.New(nil)
+	res := drivertest.Check(t.Context(), drivertest.OpenTarget(func(context.Context) (driver.Target, error) { return fake, nil }), drivertest.Options{})
+	want := map[string]drivertest.Result{
+		drivertest.ClauseOpen: drivertest.Pass, drivertest.ClauseHealth: drivertest.Pass, drivertest.ClauseRegister: drivertest.Pass,
+		drivertest.ClauseBook: drivertest.Pass, drivertest.ClauseJoin: drivertest.Fail,
+	}
+	for _, r := range res {
+		w, ok := want[r.Clause]
+		if !ok {
+			w = drivertest.NotRun
+		}
+		if r.Result != w {
+			t.Errorf("%s: %s, want %s\n%s", r.Clause, r.Result, w, r)
+		}
+		if r.Clause == drivertest.ClauseJoin && (!strings.Contains(r.Request, "join ") || !strings.Contains(r.Answer, "no media")) {
+			t.Errorf("join failure does not quote the join and its answer:\n%s", r)
 		}
 	}
 }
