@@ -111,6 +111,11 @@ type Options struct {
 	// LiveWait bounds how long forwarded media may take to arrive (default
 	// 10 s; polled too).
 	LiveWait time.Duration
+	// Media configures the client side of the calls. The zero value is what
+	// a run uses: loopback gathering, ICE checks allowed to the opened
+	// target's MediaHost (driver.DefaultAllowedRemote) when AllowedRemote
+	// is empty.
+	Media driver.MediaOptions
 }
 
 func (o Options) withDefaults() Options {
@@ -373,8 +378,8 @@ func (s *suite) open(ctx context.Context) (string, error) {
 		return "", failNoEx("open: the opener returned no target")
 	}
 	s.opened = op
-	var mo driver.MediaOptions
-	if op.MediaHost != "" {
+	mo := s.opts.Media
+	if len(mo.AllowedRemote) == 0 && op.MediaHost != "" {
 		allowed, err := driver.DefaultAllowedRemote(ctx, op.MediaHost)
 		if err != nil {
 			return "", failNoEx("media: allowed ICE remotes of %s: %v", op.MediaHost, err)
