@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/pion/webrtc/v3"
@@ -128,20 +127,37 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// T is what Run needs of a test: *testing.T satisfies it (T = *testing.T,
+// inferred). The package takes it as a type parameter rather than importing
+// testing, so the CLI's telechaos conform links the same checks without the
+// test framework (internal/archtest keeps testing out of the binaries).
+type T[Self any] interface {
+	Helper()
+	Cleanup(func())
+	Context() context.Context
+	Run(name string, f func(Self)) bool
+	Error(args ...any)
+	Skip(args ...any)
+	Logf(format string, args ...any)
+}
+
 // Run runs every clause against the target open opens, each as a subtest
-// named after it: a failing clause fails with what is wrong, the request
-// and the answer; a clause that could not run (one it needs failed) is
-// skipped, saying why.
-func Run(t *testing.T, open Opener) { RunWith(t, open, Options{}) }
+// named after it (call it as drivertest.Run(t, open) with a *testing.T): a
+// failing clause fails with what is wrong, the request and the answer; a
+// clause that could not run (one it needs failed) is skipped, saying why.
+func Run[Test T[Test]](t Test, open Opener) {
+	t.Helper()
+	RunWith(t, open, Options{})
+}
 
 // RunWith is Run with options.
-func RunWith(t *testing.T, open Opener, opts Options) {
+func RunWith[Test T[Test]](t Test, open Opener, opts Options) {
 	t.Helper()
 	s := newSuite(open, opts)
 	t.Cleanup(s.close)
 	ctx := t.Context()
 	for _, c := range clauses {
-		t.Run(c.name, func(t *testing.T) {
+		t.Run(c.name, func(t Test) {
 			r := s.do(ctx, c)
 			switch r.Result {
 			case Fail:
