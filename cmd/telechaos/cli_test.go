@@ -36,7 +36,7 @@ func allCommands() []*command {
 var ownFlags = map[string]struct{ own, notOwn []string }{
 	"run": {own: []string{"--scenario", "--target", "--bug", "--seed", "--duration", "--users", "--report", "--metrics-addr",
 		"--push", "--media", "--set", "-v", "--shard", "--shards", "--run-id", "--deploy", "--deploy-env", "--deploy-fault",
-		"--deploy-udp-port", "--cpuprofile"}, notOwn: []string{"--chaos-seeds", "--times", "--from-prometheus"}},
+		"--deploy-udp-port", "--cpuprofile", "--ca-file"}, notOwn: []string{"--chaos-seeds", "--times", "--from-prometheus"}},
 	"selftest":       {own: []string{"--seeds", "--chaos-seeds", "--quick", "--only", "--report", "-v"}, notOwn: []string{"--scenario"}},
 	"repro":          {own: []string{"--target", "--times"}, notOwn: []string{"--scenario", "--seeds"}},
 	"report":         {own: []string{"report merge", "report verdict"}, notOwn: []string{"--scenario"}},
@@ -46,6 +46,7 @@ var ownFlags = map[string]struct{ own, notOwn []string }{
 	"validate":       {own: []string{"--set", "FILE"}, notOwn: []string{"--seeds"}},
 	"scenarios":      {own: []string{"USERS", "DURATION", "EXECUTOR", "EXPECT"}, notOwn: []string{"--seeds"}},
 	"version":        {own: []string{"commit", "Go version"}, notOwn: []string{"--scenario"}},
+	"conform":        {own: []string{"--target", "--bug", "--settle", "--timeout", "--ca-file"}, notOwn: []string{"--scenario", "--times"}},
 	"help":           {own: []string{"COMMAND"}},
 }
 

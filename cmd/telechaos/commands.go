@@ -41,6 +41,7 @@ func init() {
 		reproCommand,
 		reportCommand,
 		benchCommand,
+		conformCommand,
 		versionCommand,
 		helpCommand,
 	}

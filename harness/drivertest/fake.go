@@ -1,11 +1,18 @@
-// Package drivertest is a shared in-memory driver.Target for media-free
-// tests: the target contract (docs/api.md) without HTTP or WebRTC, enforcing
-// ownership as the reference clinic does, with knobs that plant the
-// catalogue's access bugs so oracle and harness tests have something to
-// catch.
+// Package drivertest is the driver kit's test side, in the spirit of
+// testing/fstest and golang.org/x/net/nettest:
 //
-// Join and SwitchVideo always fail (no media); a finished consultation's
-// recording has no tracks, so FetchMedia is denied to everyone.
+//   - Run (and Check, for the CLI's telechaos conform) is the conformance
+//     suite: every clause of the target contract the oracle relies on,
+//     exercised against a driver.Target with real WebRTC calls through
+//     harness/client, each clause a named subtest that fails naming the
+//     request and the answer. See docs/extending.md.
+//   - Fake is a shared in-memory driver.Target for media-free tests: the
+//     target contract (docs/api.md) without HTTP or WebRTC, enforcing
+//     ownership as the reference clinic does, with knobs that plant the
+//     catalogue's access bugs so oracle and harness tests have something to
+//     catch. Join and SwitchVideo always fail (no media); a finished
+//     consultation's recording has no tracks, so FetchMedia is denied to
+//     everyone. (It does not pass the conformance suite: it has no media.)
 package drivertest
 
 import (
