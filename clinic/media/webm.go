@@ -170,8 +170,12 @@ func scanWebM(data []byte) (frames, valid int64, err error) {
 	hook := func(e *ebml.Element) {
 		switch e.Type {
 		case ebml.ElementSimpleBlock:
-			frames++
-			valid = cr.n
+			// A block cut right after its header comes back with no
+			// frame at all (the library's unlacer meets EOF at once).
+			if blk, ok := e.Value.(ebml.Block); ok && len(blk.Data) > 0 {
+				frames++
+				valid = cr.n
+			}
 		case ebml.ElementTracks:
 			tracksEnd = cr.n
 		}
