@@ -125,9 +125,6 @@ func TestWebMRecordingCleanCall(t *testing.T) {
 // acknowledged is missing: recording-durability). The control, the same ops
 // against the correct clinic recording WebM, violates nothing.
 func TestWebMRecordingFindsContentBugs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three recorded bug traces with real calls, twice each: slow; make test runs them")
-	}
 	for _, bug := range []string{"preroll-leak", "switch-reuse", "lost-on-crash"} {
 		t.Run(bug, func(t *testing.T) {
 			tr, err := ParseFile("testdata/bugs/" + bug + ".trace")
