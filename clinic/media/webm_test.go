@@ -54,7 +54,7 @@ func TestWebMWriterAudio(t *testing.T) {
 	for i := range 2000 {
 		p := []byte(fmt.Sprintf("opus frame %d", i))
 		want = append(want, p)
-		if err := w.WriteRTP(&rtp.Packet{Header: rtp.Header{Timestamp: uint32(1<<32-48000 + i*960)}, Payload: p}); err != nil {
+		if err := w.WriteRTP(&rtp.Packet{Header: rtp.Header{Timestamp: uint32(1<<32 - 48000 + i*960)}, Payload: p}); err != nil {
 			t.Fatal(err)
 		}
 	}
