@@ -50,6 +50,13 @@ func (f *formatsSeen) FetchMedia(ctx context.Context, s driver.Session, rid, tid
 // client was shown.
 func runWebM(t *testing.T, tr *Trace) (Outcome, *formatsSeen) {
 	t.Helper()
+	return runWebMVia(t, tr, nil)
+}
+
+// runWebMVia is runWebM with the client talking to front(the clinic's URL)
+// instead (a hostile front), when front is not nil.
+func runWebMVia(t *testing.T, tr *Trace, front func(url string) string) (Outcome, *formatsSeen) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	op, err := target.Open(ctx, TargetEmbedded, target.Options{
@@ -61,6 +68,14 @@ func runWebM(t *testing.T, tr *Trace) (Outcome, *formatsSeen) {
 		t.Fatal(err)
 	}
 	defer op.Close()
+	if front != nil {
+		fop, err := target.Open(ctx, front(op.URL), target.Options{HTTP: driver.HTTPOptions{Timeout: 15 * time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fop.Close()
+		op.Target = fop.Target
+	}
 	m, err := newMedia(ctx, op.MediaHost)
 	if err != nil {
 		t.Fatal(err)
