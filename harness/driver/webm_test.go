@@ -3,6 +3,8 @@ package driver
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -243,6 +245,21 @@ func FuzzReadWebM(f *testing.F) {
 	f.Add(writeMKVBlockGroups(f, testAudioFrames(4)))
 	f.Add(writeWebM(f, "A_OPUS", nil))
 	f.Add([]byte(ebmlMagic))
+	// Tracks the clinic recorded as WebM in a real call (--record-format webm).
+	seeds, _ := filepath.Glob("testdata/webm/*.webm")
+	if len(seeds) == 0 {
+		f.Fatal("no recorded WebM seeds in testdata/webm")
+	}
+	for _, p := range seeds {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if fr, err := ReadWebM(b); err != nil || len(fr) == 0 {
+			f.Fatalf("%s: %d frames, %v", p, len(fr), err)
+		}
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		frames, err := ReadWebM(b)
 		if errors.Is(err, errParserPanic) {
