@@ -754,7 +754,7 @@ func (s *Server) getReplay(w http.ResponseWriter, r *http.Request, u user) {
 		Participants: rep.Participants, StartedAt: rep.StartedAt, EndedAt: rep.EndedAt, Tracks: tracks})
 }
 
-var contentTypes = map[string]string{"ogg": "audio/ogg", "ivf": "video/x-ivf"}
+var contentTypes = map[string]string{"ogg": "audio/ogg", "ivf": "video/x-ivf", "webm": "video/webm"}
 
 func (s *Server) getMedia(w http.ResponseWriter, r *http.Request, u user) {
 	tid, e := parseTrackQuery(r.URL.Query())

@@ -10,6 +10,7 @@ func realEngine(c engineConfig, cat media.Catalog) (engine, error) {
 		UDPPort:      c.UDPPort,
 		ListenIP:     c.ListenIP,
 		AdvertisedIP: c.AdvertisedIP,
+		RecordFormat: c.RecordFormat,
 		Bugs:         c.Bugs,
 		Logger:       c.Logger,
 		Registerer:   c.Registerer,

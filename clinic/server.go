@@ -28,6 +28,7 @@ type Config struct {
 	UDPPort      int      // the one media port (0 picks a free one)
 	ListenIP     string   // media listen IP ("" = all)
 	AdvertisedIP string   // IP in the answer's host candidate ("" = 127.0.0.1)
+	RecordFormat string   // "" (Ogg audio, IVF video) or "webm"
 	Bugs         []string // bug specs ID or ID:P (see clinic/bugs)
 	Seed         uint64   // fixes the bugs' firing decisions
 	Logger       *slog.Logger
@@ -54,6 +55,7 @@ type engineConfig struct {
 	UDPPort      int
 	ListenIP     string
 	AdvertisedIP string
+	RecordFormat string
 	Bugs         *bugs.Set
 	Logger       *slog.Logger
 	Registerer   prometheus.Registerer
@@ -139,6 +141,7 @@ func start(ctx context.Context, cfg Config, newEngine engineFactory) (*Server, e
 		UDPPort:      cfg.UDPPort,
 		ListenIP:     cfg.ListenIP,
 		AdvertisedIP: cfg.AdvertisedIP,
+		RecordFormat: cfg.RecordFormat,
 		Bugs:         bs,
 		Logger:       cfg.Logger.With("component", "media"),
 		Registerer:   s.reg,

@@ -30,6 +30,7 @@ type Config struct {
 	UDPPort      int    // one UDP port for all media (ICE UDP mux); 0 = ephemeral
 	ListenIP     string // default "127.0.0.1"; "0.0.0.0" in a container
 	AdvertisedIP string // 1:1 NAT host candidate, default 127.0.0.1
+	RecordFormat string // FormatNative ("": Ogg audio, IVF video) or FormatWebM
 	Bugs         *bugs.Set
 	Logger       *slog.Logger
 	Registerer   prometheus.Registerer // may be nil; clinic_media_* metrics go here
@@ -86,6 +87,9 @@ func New(cfg Config, cat Catalog) (*Engine, error) {
 	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("media: new engine: empty data directory")
+	}
+	if cfg.RecordFormat != FormatNative && cfg.RecordFormat != FormatWebM {
+		return nil, fmt.Errorf("media: new engine: record format %q (want %q or %q)", cfg.RecordFormat, FormatNative, FormatWebM)
 	}
 	if cfg.ListenIP == "" {
 		cfg.ListenIP = "127.0.0.1"

@@ -48,7 +48,7 @@ type TrackRecord struct {
 	Owner       string // user id of the sender
 	Kind        string // "audio" | "video"
 	Codec       string // "opus" | "vp8"
-	Format      string // "ogg" | "ivf"
+	Format      string // "ogg" | "ivf" | "webm"
 	Segment     int    // 1 for the first join, +1 per rejoin of that participant
 	Path        string // absolute path of the file in the data directory
 	Frames      int64  // frames written so far

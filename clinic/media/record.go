@@ -125,10 +125,14 @@ func (e *Engine) openTrack(p *peer, k kind, recordingID string) *recorder {
 		return nil
 	}
 	tr := TrackRecord{ID: id, RecordingID: recordingID, Owner: p.user, Kind: k.String(), Segment: p.segment, Started: time.Now().UTC()}
-	if k == kindAudio {
+	switch {
+	case k == kindAudio:
 		tr.Codec, tr.Format = "opus", "ogg"
-	} else {
+	default:
 		tr.Codec, tr.Format = "vp8", "ivf"
+	}
+	if e.cfg.RecordFormat == FormatWebM {
+		tr.Format = FormatWebM
 	}
 	dir := filepath.Join(e.dir, recordingID)
 	tr.Path = filepath.Join(dir, id+"."+tr.Format)
@@ -154,9 +158,12 @@ func (e *Engine) create(tr TrackRecord, k kind) (*recorder, error) {
 	}
 	s := &sink{f: f, m: e.m, k: k}
 	var w rtpWriter
-	if k == kindAudio {
+	switch {
+	case tr.Format == FormatWebM:
+		w, err = newWebMWriter(s, k)
+	case k == kindAudio:
 		w, err = oggwriter.NewWith(s, opusRate, opusChannels)
-	} else {
+	default:
 		w, err = ivfwriter.NewWith(s)
 	}
 	if err != nil {
@@ -227,7 +234,7 @@ func (r *recorder) finalise() error {
 	err := r.sink.flush()
 	r.sink.held = nil
 	err = errors.Join(err, r.w.Close()) // IVF: patches the frame count through sink.Seek
-	if r.k == kindAudio && r.frames.Load() > 0 {
+	if r.k == kindAudio && r.rec.Format == "ogg" && r.frames.Load() > 0 {
 		err = errors.Join(err, markOggEOS(r.sink.f, r.lastPage))
 	}
 	err = errors.Join(err, r.sink.f.Close())

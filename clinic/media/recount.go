@@ -55,8 +55,10 @@ func scan(data []byte, format string) (frames, valid int64, err error) {
 		return scanOgg(data)
 	case "ivf":
 		return scanIVF(data)
+	case FormatWebM:
+		return scanWebM(data)
 	}
-	return 0, 0, fmt.Errorf("unknown format %q (want ogg or ivf)", format)
+	return 0, 0, fmt.Errorf("unknown format %q (want ogg, ivf or webm)", format)
 }
 
 // scanOgg walks Ogg pages. Only the tail may be incomplete or torn.

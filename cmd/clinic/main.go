@@ -53,6 +53,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		advertise = fs.String("advertised-ip", "127.0.0.1", "IPv4 address put in the answer's host candidate")
 		seed      = fs.Uint64("seed", 1, "seed for the bugs' firing decisions")
 		level     = fs.String("log-level", "info", "log level: debug, info, warn or error")
+		recFormat = fs.String("record-format", "native", "track recording container: native (Ogg/Opus audio, IVF/VP8 video) or webm (WebM for both)")
 	)
 	fs.Var(&bugSpecs, "bug", "enable a catalogue bug, ID or ID:PROBABILITY (repeatable; known: "+knownBugs()+")")
 	fs.Usage = func() {
@@ -85,12 +86,20 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if err := o.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return o, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, *level)
 	}
+	var recordFormat string
+	switch *recFormat {
+	case "native", "":
+	case "webm":
+		recordFormat = "webm"
+	default:
+		return o, fmt.Errorf("%w: --record-format %q: want native or webm", errUsage, *recFormat)
+	}
 	if _, err := bugs.Parse(bugSpecs, *seed); err != nil {
 		return o, fmt.Errorf("%w: --bug: %v", errUsage, err)
 	}
 	o.cfg = clinic.Config{
 		Addr: *addr, DataDir: *data, UDPPort: *udpPort, ListenIP: *listenIP, AdvertisedIP: *advertise,
-		Bugs: bugSpecs, Seed: *seed,
+		Bugs: bugSpecs, Seed: *seed, RecordFormat: recordFormat,
 	}
 	return o, nil
 }

@@ -271,6 +271,11 @@ func ReadTrack(t driver.TrackInfo, b []byte) ([][]byte, error) {
 			return nil, fmt.Errorf("ivf: %d bytes, not even the file header", len(b))
 		}
 		return driver.ReadIVF(b)
+	case t.Format == "webm" || t.Format == "mka" || t.Format == "mkv" || t.Format == "matroska":
+		if len(b) < 4 || string(b[:4]) != "\x1a\x45\xdf\xa3" {
+			return nil, fmt.Errorf("%s: %d bytes, no EBML header", t.Format, len(b))
+		}
+		return driver.ReadWebM(b)
 	}
 	return nil, fmt.Errorf("unknown track format %q", t.Format)
 }

@@ -39,6 +39,9 @@ func (opener) Validate(ref string, opts target.Options) error {
 	if err := CheckBugs(opts.Bugs); err != nil {
 		return fmt.Errorf("bugs: %w", err)
 	}
+	if f := opts.RecordFormat; f != "" && f != "webm" {
+		return fmt.Errorf("embedded clinic: record format %q (want \"\" or \"webm\")", f)
+	}
 	return nil
 }
 
@@ -68,7 +71,7 @@ func (o opener) Open(ctx context.Context, ref string, opts target.Options) (*tar
 		logger = slog.New(slog.DiscardHandler)
 	}
 	cfg := Config{Addr: "127.0.0.1:0", DataDir: dir, UDPPort: 0, AdvertisedIP: "127.0.0.1",
-		Bugs: opts.Bugs, Seed: opts.BugSeed, Logger: logger}
+		Bugs: opts.Bugs, Seed: opts.BugSeed, Logger: logger, RecordFormat: opts.RecordFormat}
 	c, err := Start(ctx, cfg)
 	if err != nil {
 		removeDir()

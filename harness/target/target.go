@@ -94,6 +94,9 @@ type Options struct {
 	// replay); otherwise ports may move (a run fronts the target with a
 	// proxy that follows).
 	KeepAddr bool
+	// RecordFormat is the embedded clinic's track container: "" (Ogg/Opus
+	// audio, IVF/VP8 video) or "webm"; other targets ignore it.
+	RecordFormat string
 }
 
 // Opened is an open target. Close releases it (the embedded clinic stops,
