@@ -93,6 +93,10 @@ type Summary struct {
 	Seeds  []uint64 `json:"seeds,omitempty"`
 	// Timeline samples the run about once a second (for plots).
 	Timeline []Sample `json:"timeline,omitempty"`
+	// Authz is the authorization matrix's tally per route x identity x
+	// variant; status "not-run" when the target's driver declares none
+	// (absent when the scenario never probed).
+	Authz *models.AuthzMatrix `json:"authz,omitempty"`
 }
 
 // Judgement statuses of an invariant in a run.

@@ -154,8 +154,11 @@ func (o *Oracle) AuthzMatrix() *models.AuthzMatrix {
 		return nil
 	}
 	m := &models.AuthzMatrix{Status: models.AuthzRun}
-	if !t.declared && len(t.cells) == 0 {
+	switch {
+	case !t.declared && len(t.cells) == 0:
 		m.Status, m.Reason = models.AuthzNotRun, t.notRun
+	case len(t.cells) == 0:
+		m.Reason = "declared, but no probe found another user's consultation: nothing was tried"
 	}
 	for _, k := range t.order {
 		m.Cells = append(m.Cells, *t.cells[k])
