@@ -122,7 +122,8 @@ type MatrixResult struct {
 // Matrix runs one bounded round of the authorization matrix as r.Prober,
 // who takes no part in the victims' consultations: at most r.Max requests,
 // from cell r.Start on (wrapping), each judged by the oracle
-// (CheckAuthz). A target whose driver is not an AuthzProber runs no matrix:
+// (CheckAuthz); the round ends at the first request without an answer
+// or while the target is down (Hooks.TargetDown). A target whose driver is not an AuthzProber runs no matrix:
 // the oracle is told so (the summary says "not run") and ErrNoMatrix is
 // returned. Requests that got no answer are counted, not judged.
 func (c *Client) Matrix(ctx context.Context, r MatrixRound) (MatrixResult, error) {
@@ -141,18 +142,24 @@ func (c *Client) Matrix(ctx context.Context, r MatrixRound) (MatrixResult, error
 	var errs []error
 	n := min(r.Max, len(cells))
 	for k := range n {
-		if ctx.Err() != nil {
+		// A target the harness took down answers nothing: the rest of
+		// the round would only be counted as not judged.
+		if ctx.Err() != nil || c.hooks.TargetDown() {
 			break
 		}
 		cell := cells[(int(r.Start%uint64(len(cells)))+k)%len(cells)]
 		ans, err := p.ProbeRequest(ctx, cell.req)
 		res.Sent++
+		stop := false
 		if err != nil && ans.Status == 0 {
 			res.Unanswered++
 			errs = append(errs, err)
 			if c.hooks.StoppedByUs(ctx) {
-				continue // cut short by the caller: not judged either way
+				break // cut short by the caller: not judged either way
 			}
+			// Unanswered once: counted as not judged, and the round
+			// ends (more requests to an unreachable target say nothing).
+			stop = true
 		}
 		c.or.CheckAuthz(oracle.AuthzProbe{
 			Route: cell.req.Route.Name, Identity: identity, Variant: cell.variant, Write: cell.req.Route.Write,
@@ -160,6 +167,9 @@ func (c *Client) Matrix(ctx context.Context, r MatrixRound) (MatrixResult, error
 			Recording: cell.req.IDs.Recording, Track: cell.req.IDs.Track, Claim: cell.req.Claim,
 			Status: ans.Status, Bytes: ans.Bytes, At: time.Now(),
 		})
+		if stop {
+			break
+		}
 	}
 	return res, errors.Join(errs...)
 }

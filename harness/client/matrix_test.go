@@ -290,3 +290,29 @@ func TestMatrixNotRunWithoutProber(t *testing.T) {
 		t.Fatalf("matrix %+v, want not-run with a reason", m)
 	}
 }
+
+// unansweringTarget gives no answer to any probe.
+type unansweringTarget struct{ *driver.HTTPTarget }
+
+func (unansweringTarget) ProbeRequest(context.Context, driver.AuthzRequest) (driver.AuthzAnswer, error) {
+	return driver.AuthzAnswer{}, driver.ErrUnreachable
+}
+
+// An unanswered probe is not judged (never denied, never passed) and ends
+// the round.
+func TestMatrixUnansweredEndsRound(t *testing.T) {
+	w := newMatrixWorld(t, nil, func(h *driver.HTTPTarget) driver.Target { return unansweringTarget{h} })
+	p := w.tgt.(driver.AuthzProber)
+	res, err := w.cl.Matrix(context.Background(), MatrixRound{Prober: w.a,
+		Read: MatrixVictim{Consultation: w.c2.ID, Patient: w.b.ID, Recording: w.rec2}, Max: MatrixSize(p)})
+	if err == nil || res.Sent != 1 || res.Unanswered != 1 {
+		t.Fatalf("res %+v err %v: want one unanswered request", res, err)
+	}
+	tot := w.or.AuthzMatrix().Totals()
+	if tot.Tried != 1 || tot.NotJudged != 1 || tot.Denied != 0 {
+		t.Fatalf("totals %+v", tot)
+	}
+	if j := w.or.Stats().Judgement[models.ReplayAccessControl]; j.NotJudged != 1 || j.Judged != 0 {
+		t.Fatalf("judgement %+v", j)
+	}
+}
