@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/telechaos/telechaos/harness/client"
 	"github.com/telechaos/telechaos/harness/driver"
@@ -87,7 +88,7 @@ func (u *Users) matrix(ctx context.Context, cl *client.Client, s driver.Session,
 		Prober: s,
 		Read:   client.MatrixVictim{Consultation: pt.consultation, Patient: pt.patient, Clinician: pt.clinician, Recording: pt.recording, Tracks: pt.tracks},
 		Own:    client.MatrixOwn{Recording: own},
-		Start:  u.matrixCursor.Add(MatrixPerRound) - MatrixPerRound,
+		Start:  u.cursorOf(s.Role).Add(MatrixPerRound) - MatrixPerRound,
 		Max:    MatrixPerRound,
 	}
 	if c, ok := u.live.pick(pick>>16, s.ID); ok {
@@ -96,4 +97,13 @@ func (u *Users) matrix(ctx context.Context, cl *client.Client, s driver.Session,
 	// Unanswered requests are counted as not judged by the oracle's tally;
 	// a target without a matrix is reported "not run" by the client.
 	_, _ = cl.Matrix(ctx, r)
+}
+
+// cursorOf is the matrix cursor of role's probers: each role walks the
+// whole matrix on its own, whatever the interleaving of rounds.
+func (u *Users) cursorOf(role models.Role) *atomic.Uint64 {
+	if role == models.Clinician {
+		return &u.matrixCursor[1]
+	}
+	return &u.matrixCursor[0]
 }

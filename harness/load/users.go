@@ -78,9 +78,9 @@ type Users struct {
 
 	poolOnce     sync.Once
 	pool         *probePool
-	live         livePool      // booked, not yet ended: the matrix's write victims
-	matrixCursor atomic.Uint64 // the next matrix cell a round starts at
-	evN          sync.Map      // EventKind -> *atomic.Int64
+	live         livePool         // booked, not yet ended: the matrix's write victims
+	matrixCursor [2]atomic.Uint64 // per prober role (patient, clinician): the next matrix cell a round starts at
+	evN          sync.Map         // EventKind -> *atomic.Int64
 	errMu        sync.Mutex
 	lastErrs     []string
 }
