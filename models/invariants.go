@@ -23,7 +23,7 @@ type Invariant struct {
 var Invariants = []Invariant{
 	{ReplayListOwnership, "everything offered in a user's replay list belongs to a consultation they took part in", "replay list answer"},
 	{ReplayContentOwnership, "every frame of a fetched replay carries the watermark of that consultation and one of its participants", "fetched track"},
-	{ReplayAccessControl, "fetching another user's recording by a real id is denied, with no bytes", "probe"},
+	{ReplayAccessControl, "reading or writing another user's consultation or recording by a real id is denied, with no bytes, whatever the route, credential or identity override", "probe"},
 	{LiveMediaIsolation, "during a call a user receives frames only from the other participant", "participant in a call"},
 	{RecordingDurability, "every acknowledged recording is listed for both participants and holds the acknowledged frames", "participant's look at a recording"},
 }

@@ -88,6 +88,13 @@ func Markdown(s *Summary) string {
 		}
 		b.WriteString("\n")
 	}
+	if m := AuthzMarkdown(s.Authz); m != "" {
+		b.WriteString(m)
+		b.WriteString("\n")
+	}
+	if s.ICE != nil {
+		fmt.Fprintf(&b, "**Media connections**: %d connected, %d through a TURN relay (%.0f%%)\n\n", s.ICE.Connected, s.ICE.Relayed, 100*s.ICE.RelayedShare)
+	}
 	if len(s.Violations) > 0 {
 		b.WriteString("**Violations**\n\n")
 		for i, v := range s.Violations {

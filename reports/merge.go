@@ -98,6 +98,9 @@ func Merge(sums []*Summary, dirs []string) (*Summary, error) {
 				m.TraceFiles = append(m.TraceFiles, dirs[i]+"/"+f)
 			}
 		}
+		if s.Authz != nil {
+			m.Authz = mergeAuthz(m.Authz, s.Authz)
+		}
 		if s.ICE != nil {
 			if m.ICE == nil {
 				m.ICE = &ICE{RelayOnly: s.ICE.RelayOnly}
@@ -452,4 +455,34 @@ func mergeTimelines(sums []*Summary, start time.Time, duration float64) []Sample
 			return out
 		}
 	}
+}
+
+// mergeAuthz adds b's matrix cells into a's (a new one if nil): the merged
+// matrix ran if any shard's did.
+func mergeAuthz(a, b *models.AuthzMatrix) *models.AuthzMatrix {
+	if a == nil {
+		a = &models.AuthzMatrix{Status: b.Status, Reason: b.Reason}
+	}
+	if b.Status == models.AuthzRun {
+		a.Status, a.Reason = models.AuthzRun, ""
+	}
+	idx := map[[3]string]int{}
+	for i, c := range a.Cells {
+		idx[[3]string{c.Route, c.Identity, c.Variant}] = i
+	}
+	for _, c := range b.Cells {
+		k := [3]string{c.Route, c.Identity, c.Variant}
+		i, ok := idx[k]
+		if !ok {
+			idx[k] = len(a.Cells)
+			a.Cells = append(a.Cells, models.AuthzCell{Route: c.Route, Identity: c.Identity, Variant: c.Variant})
+			i = len(a.Cells) - 1
+		}
+		a.Cells[i].Tried += c.Tried
+		a.Cells[i].Denied += c.Denied
+		a.Cells[i].Leaked += c.Leaked
+		a.Cells[i].NotJudged += c.NotJudged
+	}
+	a.SortCells()
+	return a
 }

@@ -1,6 +1,8 @@
 package reports
 
 import (
+	"github.com/telechaos/telechaos/models"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,11 +127,16 @@ func TestMergeAddsAndReevaluates(t *testing.T) {
 	b.ViolationsByInvariant["replay-access-control"] = 1
 	b.Verdict, b.ExitCode = VerdictViolation, 1
 	b.FaultWindows = []FaultWindow{{Fault: "http-latency", Start: t0.Add(5 * time.Second), End: t0.Add(8 * time.Second)}}
+	a.Authz = &models.AuthzMatrix{Status: models.AuthzRun, Cells: []models.AuthzCell{{Route: "GET /r", Identity: "patient", Variant: "token", Tried: 3, Denied: 3}}}
+	b.Authz = &models.AuthzMatrix{Status: models.AuthzRun, Cells: []models.AuthzCell{{Route: "GET /r", Identity: "patient", Variant: "token", Tried: 2, Denied: 1, Leaked: 1}, {Route: "GET /c", Identity: "clinician", Variant: "no-token", Tried: 1, Denied: 1}}}
 	a.ICE = &ICE{Connected: 30, Relayed: 30, RelayedShare: 1, RelayOnly: true}
 	b.ICE = &ICE{Connected: 10, Relayed: 0}
 	m, err := Merge([]*Summary{a, b}, []string{"shard-0", "shard-1"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if m.Authz == nil || len(m.Authz.Cells) != 2 || m.Authz.Totals().Tried != 6 || m.Authz.Totals().Leaked != 1 {
+		t.Errorf("authz not added across shards: %+v", m.Authz)
 	}
 	if m.ICE == nil || m.ICE.Connected != 40 || m.ICE.Relayed != 30 || m.ICE.RelayedShare != 0.75 || m.ICE.RelayOnly {
 		t.Errorf("ice not added across shards: %+v", m.ICE)

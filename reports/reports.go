@@ -107,6 +107,10 @@ type Summary struct {
 	Timeline []Sample `json:"timeline,omitempty"`
 	// ICE says how the calls' media went (media runs only).
 	ICE *ICE `json:"ice,omitempty"`
+	// Authz is the authorization matrix's tally per route x identity x
+	// variant; status "not-run" when the target's driver declares none
+	// (absent when the scenario never probed).
+	Authz *models.AuthzMatrix `json:"authz,omitempty"`
 }
 
 // ICE counts the harness' peer connections that connected and, of those,

@@ -77,6 +77,9 @@ func (u *Users) Patient(ctx context.Context, i int) {
 		return
 	}
 	u.Count.Consultations.Add(1)
+	u.live.add(cons)
+	liveDone := func() { u.live.remove(cons.ID) }
+	defer liveDone()
 	u.think(ctx, plan.Think)
 
 	var c *callOutcome
@@ -88,6 +91,7 @@ func (u *Users) Patient(ctx context.Context, i int) {
 	if err != nil {
 		fail("call", err)
 	}
+	liveDone()
 	if c != nil && c.ended {
 		u.settleRecording(cons, c.call)
 	}
@@ -116,7 +120,20 @@ func (u *Users) Patient(ctx context.Context, i int) {
 		}
 	}
 	if plan.ProbeOther && !u.Interrupted() {
-		u.probe(ctx, cl, ps, probePick)
+		// The patient and its clinician probe other users' consultations:
+		// the plain probes, then a bounded round of the matrix each.
+		own := ""
+		if c != nil && c.ended {
+			own, _ = c.call.Recording()
+		}
+		for k, s := range []driver.Session{ps, doc} {
+			if k > 0 && u.Interrupted() {
+				break
+			}
+			pick := probePick ^ uint64(k)*0x9e3779b97f4a7c15
+			u.probe(ctx, cl, s, pick)
+			u.matrix(ctx, cl, s, own, pick)
+		}
 	}
 }
 

@@ -76,11 +76,13 @@ type Users struct {
 
 	Count Counters
 
-	poolOnce sync.Once
-	pool     *probePool
-	evN      sync.Map // EventKind -> *atomic.Int64
-	errMu    sync.Mutex
-	lastErrs []string
+	poolOnce     sync.Once
+	pool         *probePool
+	live         livePool         // booked, not yet ended: the matrix's write victims
+	matrixCursor [2]atomic.Uint64 // per prober role (patient, clinician): the next matrix cell a round starts at
+	evN          sync.Map         // EventKind -> *atomic.Int64
+	errMu        sync.Mutex
+	lastErrs     []string
 }
 
 // Interrupted says whether the run is being interrupted.

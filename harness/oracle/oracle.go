@@ -133,6 +133,8 @@ type Stats struct {
 	// Judgement counts, per invariant id, what was judged and what should
 	// have been but could not be (see NotJudged).
 	Judgement map[string]Judgement
+	// Authz is the authorization matrix's tally (nil: not declared, not run).
+	Authz *models.AuthzMatrix
 }
 
 // Judgement is one invariant's judged share: the observations the oracle
@@ -171,6 +173,8 @@ type Oracle struct {
 	shards [nShards]shard
 
 	lists, probes atomic.Int64
+
+	authz authzTally
 
 	jmu    sync.Mutex
 	judged map[string]*Judgement
@@ -433,6 +437,7 @@ func (o *Oracle) Stats() Stats {
 	}
 	st.ListsChecked = o.lists.Load()
 	st.ProbesChecked = o.probes.Load()
+	st.Authz = o.AuthzMatrix()
 	o.vmu.Lock()
 	for k, v := range o.byInv {
 		st.ByInvariant[k] = v

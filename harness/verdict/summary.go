@@ -110,6 +110,7 @@ func Summarize(in Inputs) Decided {
 	s.Counts.LiveFramesChecked = int(in.Stats.LiveFramesChecked)
 	s.Counts.UntaggedFrames = int(in.Stats.UntaggedFrames)
 	s.Counts.DurabilityChecked = int(in.Stats.DurabilityChecked)
+	s.Authz = in.Stats.Authz
 
 	s.Thresholds = Thresholds(sc.Thresholds, in.Figures)
 	var failed []string
