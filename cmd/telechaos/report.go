@@ -106,6 +106,10 @@ func cmdReportMerge(_ context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "telechaos report merge: %v\n", err)
 		return harness.ExitTarget
 	}
+	// The merged verdict is the one a CI job shows (GitHub Actions).
+	if err := reports.AppendStepSummary(os.Getenv(reports.StepSummaryEnv), m); err != nil {
+		fmt.Fprintf(stderr, "telechaos report merge: warning: %v\n", err)
+	}
 	printVerdict(stdout, m, out)
 	return m.ExitCode
 }

@@ -71,6 +71,9 @@ func cmdRepro(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return harness.ExitUsage
 	}
 	fmt.Fprintf(stdout, "reproduced %d/%d\n", n, total)
+	if tr, perr := trace.ParseFile(file); perr == nil {
+		fmt.Fprint(stdout, trace.Explain(tr, *target, n, total))
+	}
 	if n > 0 {
 		return harness.ExitViolation
 	}

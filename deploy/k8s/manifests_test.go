@@ -234,7 +234,7 @@ func TestKustomizationsAgreeOnShards(t *testing.T) {
 			for i := range int(completions) {
 				want = append(want, fmt.Sprintf("/reports/$(RUN_ID)/shard-%d", i))
 			}
-			want = append(append([]string{"report", "merge"}, want...), "--out", "/reports/$(RUN_ID)/merged")
+			want = append(append([]string{"report", "merge"}, want...), "--report", "/reports/$(RUN_ID)/merged")
 			if !slices.Equal(args, want) {
 				t.Errorf("merge args %q, want %q", args, want)
 			}
