@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -629,14 +630,57 @@ func (d *Deployment) createVolume(ctx context.Context, name string) error {
 	return nil
 }
 
-// freeUDPPort asks the kernel for a UDP port that is free on 127.0.0.1.
+// freeUDPPort picks a UDP port free on 127.0.0.1 below the kernel's
+// ephemeral range (ip_local_port_range, default 32768-60999). A port from
+// that range can be handed to any process's next outgoing socket (the
+// harness' own WebRTC peers open dozens a second) in the moment the
+// engine republishes it after a partition heals, which failed a CI run
+// with "address already in use"; below it only a listener that asks for
+// the port by number can take it. Falls back to a kernel-picked port when
+// no port below the range is free after a bounded number of tries.
 func freeUDPPort() (int, error) {
+	lo, _ := ephemeralRange()
+	const floor = 20000
+	if lo-1 > floor {
+		span := lo - floor
+		start := floor + int(randUint32()%uint32(span))
+		for i := range 64 {
+			port := floor + (start-floor+i*7919)%span
+			pc, err := net.ListenPacket("udp4", net.JoinHostPort(loopback, strconv.Itoa(port)))
+			if err == nil {
+				pc.Close()
+				return port, nil
+			}
+		}
+	}
 	pc, err := net.ListenPacket("udp4", net.JoinHostPort(loopback, "0"))
 	if err != nil {
 		return 0, err
 	}
 	defer pc.Close()
 	return pc.LocalAddr().(*net.UDPAddr).Port, nil
+}
+
+// ephemeralRange is the kernel's range for automatically assigned ports
+// (Linux; the IANA default 49152-65535 elsewhere or when unreadable).
+func ephemeralRange() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			l, err1 := strconv.Atoi(f[0])
+			h, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && l > 1024 && l <= h {
+				return l, h
+			}
+		}
+	}
+	return 49152, 65535
+}
+
+func randUint32() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }
 
 // portTaken recognises the engine's "port already in use" start errors.

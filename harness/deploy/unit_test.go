@@ -165,9 +165,16 @@ func TestOwnerAlive(t *testing.T) {
 }
 
 func TestFreeUDPPort(t *testing.T) {
-	p, err := freeUDPPort()
-	if err != nil || p <= 0 || p > 65535 {
-		t.Fatalf("freeUDPPort() = %d, %v", p, err)
+	lo, _ := ephemeralRange()
+	for range 20 {
+		p, err := freeUDPPort()
+		if err != nil || p <= 0 || p > 65535 {
+			t.Fatalf("freeUDPPort() = %d, %v", p, err)
+		}
+		// Below the ephemeral range: no outgoing socket is given it.
+		if lo > 20001 && (p < 20000 || p >= lo) {
+			t.Errorf("freeUDPPort() = %d, want it in [20000, %d)", p, lo)
+		}
 	}
 }
 
