@@ -117,16 +117,9 @@ func DefaultAllowedRemote(ctx context.Context, targetHost string) ([]netip.Prefi
 	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}, nil
 	}
-	var addrs []netip.Addr
-	if a, err := netip.ParseAddr(host); err == nil {
-		addrs = []netip.Addr{a}
-	} else {
-		if addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
-			return nil, fmt.Errorf("allowed remote: resolve %q: %w", host, err)
-		}
-		if len(addrs) == 0 {
-			return nil, fmt.Errorf("allowed remote: %q resolves to no address", host)
-		}
+	addrs, err := resolveHost(ctx, host)
+	if err != nil {
+		return nil, fmt.Errorf("allowed remote: %w", err)
 	}
 	var out []netip.Prefix
 	seen := map[netip.Prefix]bool{}
